@@ -1,0 +1,109 @@
+"""Commands and replies on the wire: parsing (pure) and building."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from lecis.errors import CommandInvalid
+
+MAX_ID_LENGTH = 128
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class ReplyStatus(str, Enum):
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+FINAL_STATUSES = frozenset({ReplyStatus.DONE, ReplyStatus.FAILED, ReplyStatus.REJECTED})
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    cmd: str
+    args: dict[str, Any] = field(default_factory=dict)
+    lease: str | None = None
+
+
+class CommandPayloadInvalid(CommandInvalid):
+    """A payload that is not a command at all; `command_id` is what could be read of its id."""
+
+    def __init__(self, message: str, param: str | None = None, command_id: str | None = None) -> None:
+        super().__init__(message, param)
+        self.command_id = command_id
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_command(payload: bytes) -> Command:
+    """Parse a `cmd` payload; raises CommandPayloadInvalid saying what is wrong.
+
+    Nothing here evaluates anything: JSON in, a frozen dataclass out.
+    NaN and Infinity are refused because they are not JSON.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CommandPayloadInvalid(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandPayloadInvalid(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise CommandPayloadInvalid(f"payload is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CommandPayloadInvalid(f"payload must be a JSON object, got {type(obj).__name__}")
+    raw_id = obj.get("id")
+    if not isinstance(raw_id, str) or not raw_id or len(raw_id) > MAX_ID_LENGTH:
+        raise CommandPayloadInvalid(
+            f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters", "id"
+        )
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str) or not cmd:
+        raise CommandPayloadInvalid("'cmd' must be a non-empty string", "cmd", raw_id)
+    args = obj.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise CommandPayloadInvalid("'args' must be a JSON object", "args", raw_id)
+    lease = obj.get("lease")
+    if lease is not None and not isinstance(lease, str):
+        raise CommandPayloadInvalid("'lease' must be a string token", "lease", raw_id)
+    return Command(id=raw_id, cmd=cmd, args=args, lease=lease)
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def command_payload(command: Command) -> bytes:
+    body: dict[str, Any] = {"id": command.id, "cmd": command.cmd, "args": command.args}
+    if command.lease is not None:
+        body["lease"] = command.lease
+    return json.dumps(body).encode()
+
+
+def reply_payload(
+    command_id: str | None,
+    status: ReplyStatus,
+    ts: str,
+    error: dict[str, str | None] | None = None,
+    result: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": command_id,
+        "status": status.value,
+        "error": error,
+        "result": result if result is not None else {},
+        "ts": ts,
+    }

@@ -1,0 +1,73 @@
+"""The one place MQTT topic names are built and parsed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+UNIT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+MODULE_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
+TOPIC_ROOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/-]{0,63}$")
+
+UNIT_CMD = "$cmd"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under one installation's root (default `lab`)."""
+
+    root: str = "lab"
+
+    def unit_state(self, unit: str) -> str:
+        return f"{self.root}/{unit}/$state"
+
+    def birth(self, unit: str) -> str:
+        return f"{self.root}/{unit}/$birth"
+
+    def unit_cmd(self, unit: str) -> str:
+        return f"{self.root}/{unit}/$cmd"
+
+    def unit_reply(self, unit: str) -> str:
+        return f"{self.root}/{unit}/$reply"
+
+    def button(self, unit: str) -> str:
+        return f"{self.root}/{unit}/$button"
+
+    def module_state(self, unit: str, module: str) -> str:
+        return f"{self.root}/{unit}/{module}/state"
+
+    def data(self, unit: str, module: str) -> str:
+        return f"{self.root}/{unit}/{module}/data"
+
+    def event(self, unit: str, module: str) -> str:
+        return f"{self.root}/{unit}/{module}/event"
+
+    def cmd(self, unit: str, module: str) -> str:
+        return f"{self.root}/{unit}/{module}/cmd"
+
+    def reply(self, unit: str, module: str) -> str:
+        return f"{self.root}/{unit}/{module}/reply"
+
+    def module_cmd_filter(self, unit: str) -> str:
+        return f"{self.root}/{unit}/+/cmd"
+
+    def hub_state(self) -> str:
+        return f"{self.root}/hub/$state"
+
+    def hub_session(self, unit: str) -> str:
+        return f"{self.root}/hub/sessions/{unit}"
+
+    def split(self, topic: str) -> tuple[str, str, str] | None:
+        """(unit, module or '$…', leaf) for a unit topic under this root, else None.
+
+        `lab/u/$state` gives ("u", "$state", ""); `lab/u/ph1/data` gives ("u", "ph1", "data").
+        """
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix):].split("/")
+        if len(parts) == 2 and parts[1].startswith("$"):
+            return parts[0], parts[1], ""
+        if len(parts) == 3:
+            return parts[0], parts[1], parts[2]
+        return None
