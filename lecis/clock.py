@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -27,7 +27,7 @@ class SystemClock:
     """Real time."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -43,7 +43,7 @@ class ScaledClock:
         if factor <= 0:
             raise ValueError(f"clock factor must be above 0, got {factor}")
         self.factor = factor
-        self._start_wall = start or datetime.now(timezone.utc)
+        self._start_wall = start or datetime.now(UTC)
         self._start_mono = time.monotonic()
 
     def now(self) -> datetime:
@@ -60,7 +60,7 @@ class ScaledClock:
 
 def iso_ts(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and `Z`, as the contract requires."""
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 

@@ -30,7 +30,9 @@ ALL_STATES = frozenset(S)
 LIVE_STATES = ALL_STATES - {S.SHUTDOWN}
 NORMAL_OPERATION = frozenset({S.IDLE, S.BUSY, S.PAUSED})
 
-STANDARD_COMMANDS = ("INIT", "PAUSE", "RESUME", "ABORT", "ESTOP", "CLEAR", "RESET", "STATUS", "LOCAL", "REMOTE")
+STANDARD_COMMANDS = (
+    "INIT", "PAUSE", "RESUME", "ABORT", "ESTOP", "CLEAR", "RESET", "STATUS", "LOCAL", "REMOTE",
+)
 
 # Where each standard command may be given. Device commands (the DCD's own)
 # are allowed in IDLE only: one command at a time per module.

@@ -1,0 +1,47 @@
+# labedge: `make run` starts the one-machine lab, `make test` runs every check.
+# Both set up everything first: system packages (apt-get, via sudo when not root)
+# and the virtual environment in .venv.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench soak deps system-deps clean
+
+deps: system-deps $(STAMP)
+
+system-deps:
+	@sh provisioning/scripts/install-system-packages.sh
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+run: deps
+	$(VENV)/bin/labedge lab
+
+test: deps lint typecheck pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+pytest:
+	$(VENV)/bin/pytest -q
+
+bench: deps
+	$(PY) -m bench.outbox_bench
+	$(PY) -m bench.unit_bench
+	$(PY) -m bench.command_bench
+
+soak: deps
+	$(PY) -m bench.outbox_bench --messages 5000000
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

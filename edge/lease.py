@@ -1,0 +1,131 @@
+"""Exclusive control of a unit: one controller at a time, granted by the unit itself.
+
+The unit is the authority (CONTRACT.md "Commands: validated, leased, answered
+once"): competing controllers never race on retained messages, they ask here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lecis.clock import Clock
+from lecis.commands import is_finite_number
+from lecis.errors import CommandInvalid, LeaseDenied
+
+MAX_HOLDER_LENGTH = 64
+
+
+@dataclass
+class Lease:
+    holder: str
+    token: str
+    ttl_s: float
+    expires_at: float  # on the clock's monotonic scale
+
+
+class LeaseManager:
+    """Grants, checks, extends and expires the unit's control lease.
+
+    `on_expired(holder)` is called once when a lease runs out without renewal.
+    """
+
+    def __init__(self, clock: Clock, max_ttl_s: float, on_expired: Callable[[str], None]) -> None:
+        self.clock = clock
+        self.max_ttl_s = max_ttl_s
+        self.on_expired = on_expired
+        self.current: Lease | None = None
+        self.changed: Callable[[], None] = lambda: None
+
+    def _live(self) -> Lease | None:
+        lease = self.current
+        if lease is not None and self.clock.monotonic() >= lease.expires_at:
+            return None
+        return lease
+
+    def acquire(self, args: dict[str, Any]) -> dict[str, Any]:
+        holder = args.get("holder")
+        if not isinstance(holder, str) or not holder.strip() or len(holder) > MAX_HOLDER_LENGTH:
+            raise CommandInvalid(
+                f"holder must be a non-empty name of at most {MAX_HOLDER_LENGTH} characters", "holder"
+            )
+        ttl = args.get("ttl_s")
+        if not is_finite_number(ttl) or ttl <= 0 or ttl > self.max_ttl_s:
+            raise CommandInvalid(f"ttl_s must be a number above 0 and at most {self.max_ttl_s:g}", "ttl_s")
+        unknown = set(args) - {"holder", "ttl_s"}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise CommandInvalid(f"lease.acquire takes holder and ttl_s, not {name!r}", name)
+        live = self._live()
+        if live is not None and live.holder != holder:
+            remaining = live.expires_at - self.clock.monotonic()
+            raise LeaseDenied(
+                f"unit is controlled by {live.holder!r} for another {remaining:.1f} s; "
+                "wait for it to release or expire"
+            )
+        # The same holder asking again (say, after a restart that lost its token) gets a fresh lease.
+        self.current = Lease(holder, secrets.token_urlsafe(18), float(ttl), self.clock.monotonic() + ttl)
+        self.changed()
+        return self.describe(include_token=True)
+
+    def verify(self, token: str | None) -> Lease:
+        """The live lease `token` belongs to; raises LeaseDenied otherwise."""
+        live = self._live()
+        if token is None:
+            if live is None:
+                raise LeaseDenied("this command needs a lease: send lease.acquire to $cmd first")
+            raise LeaseDenied(
+                f"this command needs the lease token; the unit is controlled by {live.holder!r}"
+            )
+        if live is None or not secrets.compare_digest(token, live.token):
+            if live is None:
+                raise LeaseDenied("lease token is not valid (expired or released); acquire a new lease")
+            raise LeaseDenied(f"lease token is not valid; the unit is controlled by {live.holder!r}")
+        return live
+
+    def extend(self, lease: Lease) -> None:
+        lease.expires_at = self.clock.monotonic() + lease.ttl_s
+
+    def renew(self, token: str | None) -> dict[str, Any]:
+        lease = self.verify(token)
+        self.extend(lease)
+        return self.describe(include_token=False)
+
+    def release(self, token: str | None) -> dict[str, Any]:
+        lease = self.verify(token)
+        self.current = None
+        self.changed()
+        return {"released": True, "holder": lease.holder}
+
+    def holder(self) -> str | None:
+        live = self._live()
+        return live.holder if live else None
+
+    def describe(self, include_token: bool = False) -> dict[str, Any]:
+        live = self._live()
+        if live is None:
+            return {"holder": None}
+        out: dict[str, Any] = {
+            "holder": live.holder,
+            "expires_in_s": round(max(0.0, live.expires_at - self.clock.monotonic()), 3),
+        }
+        if include_token:
+            out["token"] = live.token
+        return out
+
+    async def watch(self, poll_s: float = 0.05) -> None:
+        """Run forever, calling on_expired once per lease that runs out."""
+        while True:
+            lease = self.current
+            if lease is not None and self.clock.monotonic() >= lease.expires_at:
+                self.current = None
+                self.changed()
+                self.on_expired(lease.holder)
+            await self.clock.sleep(poll_s)
+
+
+def sleep_forever() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()

@@ -1,0 +1,377 @@
+"""A Standard Laboratory Module: one driver under the LECIS state model.
+
+The module owns the state, the command checks (known command, lease, state,
+arguments, in that order), the replies and the safety reactions (ESTOP,
+ABORT, loss of controller). Its driver's life (init, run, crash, restart
+with backoff) is looked after by `edge.module_supervisor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from edge.command_run import RunHandle
+from edge.driver import CommandAborted, Driver, DriverResources, Reading
+from edge.lease import Lease, LeaseManager
+from edge.replies import Replier
+from lecis.clock import Clock, iso_ts
+from lecis.commands import Command, ReplyStatus
+from lecis.dcd import Dcd
+from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden, CommandUnknown, DeviceError
+from lecis.states import (
+    LEASE_FREE,
+    STANDARD_COMMANDS,
+    Control,
+    LecisState,
+    StateMachine,
+    check_command_allowed,
+)
+
+log = logging.getLogger("labedge.module")
+S = LecisState
+
+DriverFactory = Callable[[Dcd, Any, DriverResources], Driver]
+
+
+class UnitServices(Protocol):
+    """What a module needs from its unit."""
+
+    unit: str
+    clock: Clock
+    lease: LeaseManager
+
+    def record(self, module: str, kind: str, body: dict[str, Any]) -> None: ...
+
+    def publish_module_state(self, module: Module) -> None: ...
+
+    def latest(self, module: str) -> Reading | None: ...
+
+
+def standard_name(cmd: str) -> str | None:
+    upper = cmd.upper()
+    return upper if upper in STANDARD_COMMANDS else None
+
+
+class Module:
+    """One module of a unit; also the `ModuleHost` its driver reports to."""
+
+    def __init__(
+        self,
+        dcd: Dcd,
+        factory: DriverFactory,
+        services: UnitServices,
+        resources: DriverResources,
+        auto_init: bool = True,
+    ) -> None:
+        self.dcd = dcd
+        self.id = dcd.module
+        self.factory = factory
+        self.services = services
+        self.resources = resources
+        self.auto_init = auto_init
+        self.unit = services.unit
+        self.clock = services.clock
+        self.sm = StateMachine()
+        self.driver: Driver | None = None
+        self.latest_reading: Reading | None = None
+        self.estop_latched = False
+        self.run_handle: RunHandle | None = None
+        self.running_command: Command | None = None
+        self.generation = 0  # bumped by ESTOP/ABORT/RESET/lease loss: stale queued work is dropped
+        self.pending: list[Replier] = []  # INIT / CLEAR / RESET replies waiting for the driver
+        self.wake = asyncio.Event()  # supervisor: retry or restart now
+        self.restart_requested = False
+        self.stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_outputs: dict[str, Any] = {}
+
+    # ---- ModuleHost, for the driver -------------------------------------------------------------
+    def reading(self, values: dict[str, float], ts: datetime | None = None) -> None:
+        moment = ts or self.clock.now()
+        self.latest_reading = Reading(moment, dict(values))
+        self.services.record(self.id, "data", {"readings": [{"ts": iso_ts(moment), "values": values}]})
+
+    def event(self, level: str, code: str, message: str) -> None:
+        log.log(logging.WARNING if level != "info" else logging.INFO, "%s/%s %s: %s",
+                self.unit, self.id, code, message)
+        body = {"ts": iso_ts(self.clock.now()), "level": level, "code": code, "message": message}
+        self.services.record(self.id, "event", body)
+
+    def outputs_changed(self) -> None:
+        self.publish_state()
+
+    def latest(self, module: str) -> Reading | None:
+        return self.services.latest(module)
+
+    # ---- state ------------------------------------------------------------------------------
+    @property
+    def state(self) -> LecisState:
+        return self.sm.state
+
+    def outputs(self) -> dict[str, Any]:
+        if self.driver is not None:
+            self._last_outputs = self.driver.outputs()
+        return self._last_outputs
+
+    def state_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "lecis": self.sm.state.value,
+            "control": self.sm.control.value,
+            "outputs": self.outputs(),
+            "error": self.sm.error.to_json() if self.sm.error else None,
+            "ts": iso_ts(self.clock.now()),
+        }
+        if self.running_command is not None:
+            payload["command"] = {"id": self.running_command.id, "cmd": self.running_command.cmd}
+        return payload
+
+    def publish_state(self) -> None:
+        self.services.publish_module_state(self)
+
+    def transition(self, event: str) -> None:
+        before = self.sm.state
+        self.sm.apply(event)
+        if self.sm.state is not before:
+            log.info("%s/%s %s -> %s (%s)", self.unit, self.id, before.value, self.sm.state.value, event)
+        self.publish_state()
+
+    def fault(self, code: str, message: str) -> None:
+        if self.sm.state is S.SHUTDOWN:
+            return
+        self.sm.fault(code, message)
+        log.error("%s/%s ERROR %s: %s", self.unit, self.id, code, message)
+        self.event("alarm", code, message)
+        self.publish_state()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- commands ---------------------------------------------------------------------------
+    def check(self, command: Command) -> tuple[str, bool, dict[str, Any], Lease | None]:
+        """Run the contract's checks in order; return (name, standard, args, lease)."""
+        standard = standard_name(command.cmd)
+        spec = None if standard else self.dcd.command(command.cmd)
+        if standard is None and spec is None:
+            known = ", ".join(sorted(c.name for c in self.dcd.commands)) or "none"
+            raise CommandUnknown(
+                f"{self.id} has no command {command.cmd!r} (device commands: {known}; "
+                f"standard: {', '.join(STANDARD_COMMANDS)})"
+            )
+        name = standard or command.cmd
+        lease = None if name in LEASE_FREE else self.services.lease.verify(command.lease)
+        check_command_allowed(self.sm.state, self.sm.control, name, standard is not None)
+        if standard is not None:
+            if command.args:
+                first = sorted(command.args)[0]
+                raise CommandInvalid(f"{name} takes no arguments, got {first!r}", first)
+            return name, True, {}, lease
+        assert spec is not None
+        args = spec.validate(command.args)
+        if self.driver is None:
+            raise CommandStateForbidden(f"{self.id} has no working driver right now; wait for IDLE")
+        self.driver.check(name, args)
+        return name, False, args, lease
+
+    def handle(self, command: Command, reply: Replier) -> None:
+        """Check and start `command`; raises CommandRejected for the caller to answer."""
+        name, standard, args, lease = self.check(command)
+        if lease is not None:
+            self.services.lease.extend(lease)
+        if standard:
+            self._standard(name, reply)
+        elif name in type(self.driver).timed_commands:
+            self._start_timed(command, name, args, reply)
+        else:
+            self.spawn(self._run_instant(name, args, reply, self.generation))
+
+    def _standard(self, name: str, reply: Replier) -> None:
+        if name == "STATUS":
+            reply(ReplyStatus.DONE, result=self.state_payload())
+        elif name == "ESTOP":
+            self.estop("ESTOP command")
+            reply(ReplyStatus.DONE, result={"lecis": self.sm.state.value})
+        elif name == "ABORT":
+            self.abort("ABORT command")
+            reply(ReplyStatus.DONE, result={"lecis": self.sm.state.value})
+        elif name == "PAUSE":
+            self.pause()
+            reply(ReplyStatus.DONE, result={"lecis": self.sm.state.value})
+        elif name == "RESUME":
+            self.resume()
+            reply(ReplyStatus.DONE, result={"lecis": self.sm.state.value})
+        elif name in ("LOCAL", "REMOTE"):
+            self.sm.control = Control(name)
+            self.publish_state()
+            reply(ReplyStatus.DONE, result={"control": name})
+        elif name == "INIT":
+            reply(ReplyStatus.ACCEPTED)
+            self.pending.append(reply)
+            self.wake.set()
+        elif name == "CLEAR":
+            self.clear(reply)
+        elif name == "RESET":
+            reply(ReplyStatus.ACCEPTED)
+            self.reset(reply)
+
+    # ---- device commands --------------------------------------------------------------------
+    async def _run_instant(self, name: str, args: dict[str, Any], reply: Replier, generation: int) -> None:
+        driver = self.driver
+        if generation != self.generation or driver is None:
+            reply.failed(f"{name} dropped: the module was stopped before it ran")
+            return
+        try:
+            result = await driver.execute(name, args, RunHandle(self.clock, reply.command_id or ""))
+        except CommandFailed as exc:
+            reply(ReplyStatus.FAILED, exc.to_error())
+        except DeviceError as exc:
+            reply.failed(f"{name} failed: {exc.message}")
+            self.driver_failed(exc.code, exc.message)
+        except Exception as exc:  # a driver bug must not take the unit down
+            log.exception("%s/%s driver crashed in %s", self.unit, self.id, name)
+            reply.failed(f"{name} failed: driver crashed ({type(exc).__name__}: {exc})")
+            self.driver_failed("driver_crash", f"{type(exc).__name__}: {exc}")
+        else:
+            reply(ReplyStatus.DONE, result=result)
+            self.publish_state()
+
+    def _start_timed(self, command: Command, name: str, args: dict[str, Any], reply: Replier) -> None:
+        run = RunHandle(self.clock, command.id)
+        self.run_handle = run
+        self.running_command = command
+        self.transition("start")
+        reply(ReplyStatus.ACCEPTED)
+        self.spawn(self._run_timed(name, args, run, reply))
+
+    async def _run_timed(self, name: str, args: dict[str, Any], run: RunHandle, reply: Replier) -> None:
+        driver = self.driver
+        assert driver is not None
+        reply(ReplyStatus.RUNNING, result={"cmd": name, "args": args})
+        outcome: tuple[str, Any] = ("failed", f"{name} did not finish")
+        try:
+            outcome = ("done", await driver.execute(name, args, run))
+        except CommandAborted as exc:
+            outcome = ("failed", f"{name} stopped by {exc}")
+        except CommandFailed as exc:
+            outcome = ("failed", exc.message)
+        except DeviceError as exc:
+            outcome = ("failed", f"{name} failed: {exc.message}")
+            self.driver_failed(exc.code, exc.message)
+        except Exception as exc:
+            log.exception("%s/%s driver crashed in %s", self.unit, self.id, name)
+            outcome = ("failed", f"{name} failed: driver crashed ({type(exc).__name__}: {exc})")
+            self.driver_failed("driver_crash", f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.run_handle is run:
+                self.run_handle = None
+                self.running_command = None
+                if self.sm.state in (S.BUSY, S.PAUSED):
+                    self.transition("done" if self.sm.state is S.BUSY else "ABORT")
+        if outcome[0] == "done":
+            reply(ReplyStatus.DONE, result=outcome[1])
+        else:
+            reply.failed(outcome[1])
+
+    # ---- safety and standard commands -------------------------------------------------------
+    def _stop_running(self, reason: str) -> None:
+        self.generation += 1
+        if self.run_handle is not None:
+            self.run_handle.abort(reason)
+        if self.driver is not None:
+            self.driver.safe()
+
+    def estop(self, reason: str) -> None:
+        """Outputs safe now, running and queued commands dropped, ESTOPPED latched."""
+        if self.sm.state is S.SHUTDOWN:
+            return
+        self._stop_running(reason)
+        self.estop_latched = True
+        self.running_command = None
+        self.run_handle = None
+        self.transition("ESTOP")
+
+    def abort(self, reason: str) -> None:
+        self._stop_running(reason)
+        self.running_command = None
+        self.run_handle = None
+        self.transition("ABORT")
+
+    def pause(self) -> None:
+        if self.run_handle is not None:
+            self.run_handle.pause()
+        if self.driver is not None:
+            self.driver.pause()
+        self.transition("PAUSE")
+
+    def resume(self) -> None:
+        if self.driver is not None:
+            self.driver.resume()
+        if self.run_handle is not None:
+            self.run_handle.resume()
+        self.transition("RESUME")
+
+    def clear(self, reply: Replier) -> None:
+        self.estop_latched = False
+        if self.sm.state is S.ESTOPPED and self.driver is not None:
+            self.transition("CLEAR")
+            self.transition("clear_ok")
+            reply(ReplyStatus.DONE, result={"lecis": self.sm.state.value})
+            return
+        # ERROR, or ESTOPPED while the driver restarts: the supervisor settles it.
+        reply(ReplyStatus.ACCEPTED)
+        if self.sm.state is S.ESTOPPED:
+            self.transition("CLEAR")
+        self.pending.append(reply)
+        self.wake.set()
+
+    def reset(self, reply: Replier | None) -> None:
+        self._stop_running("RESET")
+        self.running_command = None
+        self.run_handle = None
+        self.transition("RESET")
+        if reply is not None:
+            self.pending.append(reply)
+        self.restart_requested = True
+        self.wake.set()
+
+    def driver_failed(self, code: str, message: str) -> None:
+        """A device fault outside the run loop: ERROR now, driver restarted by the supervisor."""
+        self._stop_running(code)
+        self.running_command = None
+        self.run_handle = None
+        self.fault(code, message)
+        self.restart_requested = True
+        self.wake.set()
+
+    def controller_lost(self, holder: str) -> None:
+        """The lease ran out: apply this module's on_controller_loss policy."""
+        if self.dcd.kind != "equipment" or self.sm.state is S.SHUTDOWN:
+            return
+        if self.dcd.on_controller_loss == "off":
+            busy = self.sm.state in (S.BUSY, S.PAUSED)
+            self._stop_running(f"loss of controller {holder!r}")
+            if busy:
+                self.running_command = None
+                self.run_handle = None
+                self.transition("ABORT")
+            self.event("alarm", "controller_lost",
+                       f"lease of {holder!r} expired without renewal; outputs turned off "
+                       "(on_controller_loss: off)")
+        else:
+            self.event("alarm", "controller_lost",
+                       f"lease of {holder!r} expired without renewal; outputs held "
+                       "(on_controller_loss: hold)")
+        self.publish_state()
+
+    def settle_pending(self, ok: bool, message: str = "") -> None:
+        replies, self.pending = self.pending, []
+        for reply in replies:
+            if ok:
+                reply(ReplyStatus.DONE, result={"lecis": self.sm.state.value})
+            else:
+                reply.failed(message)

@@ -1,0 +1,79 @@
+"""Unit-level commands on `lab/U/$cmd`: the lease, and ESTOP/CLEAR/RESET/STATUS of all modules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edge.replies import Replier
+from lecis.commands import Command, ReplyStatus
+from lecis.errors import CommandInvalid, CommandUnknown
+from lecis.states import LecisState
+
+if TYPE_CHECKING:
+    from edge.unit import Unit
+
+UNIT_COMMANDS = ("lease.acquire", "lease.renew", "lease.release", "ESTOP", "CLEAR", "RESET", "STATUS",
+                 "LOCAL", "REMOTE")
+NEEDS_NO_LEASE = frozenset({"lease.acquire", "lease.renew", "lease.release", "STATUS", "ESTOP"})
+
+
+def _name(cmd: str) -> str | None:
+    if cmd in UNIT_COMMANDS:
+        return cmd
+    upper = cmd.upper()
+    return upper if upper in UNIT_COMMANDS and not upper.startswith("LEASE") else None
+
+
+def handle_unit_command(unit: Unit, command: Command, reply: Replier) -> None:
+    """Check and carry out a unit command; raises CommandRejected for the caller to answer."""
+    name = _name(command.cmd)
+    if name is None:
+        raise CommandUnknown(f"unit {unit.id} has no command {command.cmd!r} (unit commands: "
+                             f"{', '.join(UNIT_COMMANDS)})")
+    lease = unit.lease
+    if name == "lease.acquire":
+        reply(ReplyStatus.DONE, result=lease.acquire(command.args))
+        return
+    if name == "lease.renew":
+        lease.verify(command.lease)
+        _no_args(name, command.args)
+        reply(ReplyStatus.DONE, result=lease.renew(command.lease))
+        return
+    if name == "lease.release":
+        lease.verify(command.lease)
+        _no_args(name, command.args)
+        reply(ReplyStatus.DONE, result=lease.release(command.lease))
+        return
+    held = None if name in NEEDS_NO_LEASE else lease.verify(command.lease)
+    _no_args(name, command.args)
+    if held is not None:
+        lease.extend(held)
+    if name == "STATUS":
+        reply(ReplyStatus.DONE, result=unit.status())
+    elif name == "ESTOP":
+        unit.estop("unit ESTOP command")
+        reply(ReplyStatus.DONE, result=_states(unit))
+    elif name == "CLEAR":
+        for module in unit.modules.values():
+            if module.state in (LecisState.ESTOPPED, LecisState.ERROR):
+                module.clear(unit.quiet_replier())
+        reply(ReplyStatus.DONE, result=_states(unit))
+    elif name == "RESET":
+        for module in unit.modules.values():
+            module.reset(None)
+        reply(ReplyStatus.DONE, result=_states(unit))
+    else:  # LOCAL / REMOTE
+        for module in unit.modules.values():
+            module.sm.control = module.sm.control.__class__(name)
+            module.publish_state()
+        reply(ReplyStatus.DONE, result=_states(unit))
+
+
+def _no_args(name: str, args: dict[str, Any]) -> None:
+    if args:
+        first = sorted(args)[0]
+        raise CommandInvalid(f"{name} takes no arguments, got {first!r}", first)
+
+
+def _states(unit: Unit) -> dict[str, Any]:
+    return {"modules": {mid: m.state.value for mid, m in unit.modules.items()}}

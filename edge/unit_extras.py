@@ -1,0 +1,80 @@
+"""The unit's physical buttons and status LED, wired to the unit's state and ESTOP."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lecis.clock import iso_ts
+from lecis.states import LecisState
+
+if TYPE_CHECKING:
+    from edge.unit import Unit
+
+log = logging.getLogger("labedge.unit")
+
+
+def led_mode(unit: Unit) -> str:
+    """fast: ESTOPPED or ERROR anywhere; steady: a controller holds the lease; slow: nobody does."""
+    if any(m.state in (LecisState.ESTOPPED, LecisState.ERROR) for m in unit.modules.values()):
+        return "fast"
+    return "steady" if unit.lease.holder() else "slow"
+
+
+class ButtonsAndLed:
+    """Started and closed with the unit (see Unit.extras)."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self.buttons: Any = None
+        self.led: Any = None
+
+    def on_action(self, button: str, action: str) -> None:
+        unit = self.unit
+        log.info("%s button %s", button, action)
+        if button == "stop" and action == "held":
+            unit.estop("stop button held")  # local: no network needed
+        payload = {"button": button, "action": action, "ts": iso_ts(unit.clock.now())}
+        from edge.unit import dumps
+
+        unit.link.publish(unit.topics.button(unit.id), dumps(payload))
+
+    def unit_changed(self, unit: Unit) -> None:
+        if self.led is not None:
+            self.led.set_mode(led_mode(unit))
+
+    async def start(self) -> None:
+        config = self.unit.config
+        factory = self.unit.resources.pin_factory
+        buttons = config.buttons
+        if buttons.start_pin is not None or buttons.stop_pin is not None:
+            from edge.buttons import UnitButtons
+
+            self.buttons = UnitButtons(
+                start_pin=buttons.start_pin, stop_pin=buttons.stop_pin, pin_factory=factory,
+                clock=self.unit.clock, debounce_s=buttons.debounce_s, estop_hold_s=buttons.estop_hold_s,
+                pull_up=buttons.pull_up, on_action=self.on_action,
+            )
+            await self.buttons.start()
+        if config.status_led_pin is not None:
+            from edge.status_led import StatusLed
+
+            self.led = StatusLed(config.status_led_pin, factory, self.unit.clock)
+            start = getattr(self.led, "start", None)
+            if start is not None:
+                await start()
+            self.led.set_mode(led_mode(self.unit))
+
+    async def close(self) -> None:
+        for part in (self.buttons, self.led):
+            if part is None:
+                continue
+            result = part.close()
+            if hasattr(result, "__await__"):
+                await result
+
+
+def attach_buttons_and_led(unit: Unit) -> ButtonsAndLed:
+    extras = ButtonsAndLed(unit)
+    unit.extras.append(extras)
+    return extras

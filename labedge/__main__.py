@@ -1,0 +1,5 @@
+import sys
+
+from labedge.cli import main
+
+sys.exit(main())

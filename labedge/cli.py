@@ -1,0 +1,46 @@
+"""The `labedge` command: one entry point, a subcommand per part."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sim.cli import add_sim_parser
+
+    from edge.cli import add_edge_parser
+    from labedge.lab import add_lab_parser
+    from labedge.watch import add_watch_parser
+
+    parser = argparse.ArgumentParser(prog="labedge", description="edge runtime for laboratory benches")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_edge_parser(sub)
+    add_sim_parser(sub)
+    add_lab_parser(sub)
+    add_watch_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("mqtt").setLevel(logging.WARNING)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

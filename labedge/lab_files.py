@@ -1,0 +1,85 @@
+"""The files of the one-machine lab: supervisord config, unit config and DCDs on simulators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INSTRUMENTS = (("ph1", "ph"), ("do1", "do"), ("temp1", "rtd"))
+
+SUPERVISOR_HEAD = """\
+[supervisord]
+logfile={dir}/logs/supervisord.log
+pidfile={dir}/supervisord.pid
+childlogdir={dir}/logs
+nodaemon=true
+
+[unix_http_server]
+file={dir}/supervisor.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{dir}/supervisor.sock
+"""
+
+PROGRAM = """
+[program:{name}]
+command={command}
+directory={dir}
+priority={priority}
+autorestart=true
+startsecs=1
+startretries=20
+stopsignal=TERM
+stopwaitsecs=10
+redirect_stderr=true
+stdout_logfile={dir}/logs/{name}.log
+environment={environment}
+"""
+
+DCD = """\
+# {module}: simulated EZO {probe} circuit (see docs/simulators.md)
+module: {module}
+driver: ezo
+probe: {probe}
+port: {port}
+baudrate: 9600
+period_s: 1
+"""
+
+UNIT = """\
+# bench-1 of the one-machine lab: instruments are simulators on pseudo-terminals.
+unit: bench-1
+broker: {{host: 127.0.0.1, port: {port}}}
+data_dir: {data_dir}
+modules: [{modules}]
+"""
+
+
+def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
+    """Write everything under `lab_dir` and return the supervisord config path."""
+    for sub in ("logs", "dev", "bench-1/dcd", "broker"):
+        (lab_dir / sub).mkdir(parents=True, exist_ok=True)
+    env = 'PYTHONUNBUFFERED="1",GPIOZERO_PIN_FACTORY="mock",GPIOZERO_MOCK_PIN_CLASS="mockpwmpin"'
+    text = SUPERVISOR_HEAD.format(dir=lab_dir)
+    broker = f"{labedge} broker --port {port} --dir {lab_dir}/broker"
+    text += PROGRAM.format(name="broker", command=broker, dir=lab_dir, priority=10, environment=env)
+    modules = []
+    for module, probe in INSTRUMENTS:
+        link = lab_dir / "dev" / module
+        text += PROGRAM.format(name=f"sim-{module}",
+                               command=f"{labedge} sim ezo --probe {probe} --link {link} --seed {len(module)}",
+                               dir=lab_dir, priority=20, environment=env)
+        (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(
+            DCD.format(module=module, probe=probe, port=link))
+        modules.append(f"dcd/{module}.yaml")
+    (lab_dir / "bench-1" / "unit.yaml").write_text(
+        UNIT.format(port=port, data_dir=lab_dir / "bench-1" / "data", modules=", ".join(modules)))
+    text += PROGRAM.format(
+        name="unit-bench-1",
+        command=f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock",
+        dir=lab_dir, priority=30, environment=env)
+    conf = lab_dir / "supervisord.conf"
+    conf.write_text(text)
+    return conf

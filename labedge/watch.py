@@ -1,0 +1,74 @@
+"""`labedge watch`: print what a lab publishes, readably, for a person at a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Any, TextIO
+
+import aiomqtt
+
+from lecis.topics import Topics
+
+
+def add_watch_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    watch = subparsers.add_parser("watch", help="print live readings, events and states")
+    watch.add_argument("--host", default="127.0.0.1")
+    watch.add_argument("--port", type=int, default=1883)
+    watch.add_argument("--root", default="lab", help="topic root (default: lab)")
+    watch.set_defaults(handler=run_watch)
+
+
+def format_message(topics: Topics, topic: str, payload: Any) -> str | None:
+    """One line for a person, or None for messages not worth a line."""
+    parts = topics.split(topic)
+    if parts is None or not isinstance(payload, dict):
+        return None
+    unit, target, leaf = parts
+    if target == "$state":
+        return f"{unit:<12} unit is {payload.get('state')}"
+    if leaf == "data":
+        values = []
+        for reading in payload.get("readings", []):
+            values += [f"{k}={v}" for k, v in reading.get("values", {}).items()]
+        hist = " (backlog)" if payload.get("hist") else ""
+        return f"{unit + '/' + target:<20} #{payload.get('seq'):<6} {' '.join(values)}{hist}"
+    if leaf == "event":
+        return (f"{unit + '/' + target:<20} {str(payload.get('level')).upper()} {payload.get('code')}: "
+                f"{payload.get('message')}")
+    if leaf == "state":
+        error = payload.get("error")
+        extra = f" ({error.get('code')}: {error.get('message')})" if isinstance(error, dict) else ""
+        outputs = payload.get("outputs") or {}
+        shown = f" outputs {outputs}" if outputs else ""
+        return f"{unit + '/' + target:<20} state {payload.get('lecis')}{shown}{extra}"
+    return None
+
+
+async def watch(host: str, port: int, topics: Topics, out: TextIO) -> None:
+    while True:
+        try:
+            async with aiomqtt.Client(host, port) as client:
+                await client.subscribe(f"{topics.root}/#", qos=1)
+                print(f"watching {topics.root}/# on {host}:{port} (Ctrl-C to stop)", file=out, flush=True)
+                async for message in client.messages:
+                    raw = message.payload if isinstance(message.payload, bytes) else b""
+                    try:
+                        payload = json.loads(raw)
+                    except ValueError:
+                        continue
+                    line = format_message(topics, message.topic.value, payload)
+                    if line:
+                        print(line, file=out, flush=True)
+        except aiomqtt.MqttError as exc:
+            print(f"broker {host}:{port} not reachable ({exc}); retrying", file=out, flush=True)
+            await asyncio.sleep(1.0)
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch(args.host, args.port, Topics(args.root), sys.stdout))
+    return 0
