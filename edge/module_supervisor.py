@@ -42,9 +42,11 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
     return "driver_crash", f"driver crashed: {type(exc).__name__}: {exc}"
 
 
-async def supervise(module: Module) -> None:
+async def supervise(
+    module: Module, initial_backoff_s: float = INITIAL_BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S
+) -> None:
     """Run until the module is stopped; never raises (except cancellation)."""
-    backoff = INITIAL_BACKOFF_S
+    backoff = initial_backoff_s
     while not module.stopping:
         if module.sm.state is S.POWERED_UP and not module.auto_init and not module.pending:
             await wait_event_or(module, None)  # wait for INIT
@@ -66,10 +68,10 @@ async def supervise(module: Module) -> None:
             module.fault(code, message)
             module.settle_pending(False, f"{module.id} is in ERROR: {message}")
             await wait_event_or(module, backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            backoff = min(backoff * 2, max_backoff_s)
             continue
         module.driver = driver
-        backoff = INITIAL_BACKOFF_S
+        backoff = initial_backoff_s
         if module.sm.state is S.INITIALIZING:
             module.transition("init_ok")
         elif module.sm.state is S.CLEARING:
@@ -90,7 +92,7 @@ async def supervise(module: Module) -> None:
             module.fault(code, message)
         if module.sm.state is S.ERROR:
             await wait_event_or(module, backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            backoff = min(backoff * 2, max_backoff_s)
 
 
 async def _run_until_restart(module: Module) -> BaseException | None:

@@ -254,6 +254,8 @@ class Module:
         reply(ReplyStatus.RUNNING, result={"cmd": name, "args": args})
         outcome: tuple[str, Any] = ("failed", f"{name} did not finish")
         try:
+            if run.abort_reason is not None:  # stopped before it started: nothing may move
+                raise CommandAborted(run.abort_reason)
             outcome = ("done", await driver.execute(name, args, run))
         except CommandAborted as exc:
             outcome = ("failed", f"{name} stopped by {exc}")

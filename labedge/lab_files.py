@@ -68,9 +68,8 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
     modules = []
     for module, probe in INSTRUMENTS:
         link = lab_dir / "dev" / module
-        text += PROGRAM.format(name=f"sim-{module}",
-                               command=f"{labedge} sim ezo --probe {probe} --link {link} --seed {len(module)}",
-                               dir=lab_dir, priority=20, environment=env)
+        sim = f"{labedge} sim ezo --probe {probe} --link {link} --seed {len(module)}"
+        text += PROGRAM.format(name=f"sim-{module}", command=sim, dir=lab_dir, priority=20, environment=env)
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(
             DCD.format(module=module, probe=probe, port=link))
         modules.append(f"dcd/{module}.yaml")
