@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from edge.driver import CommandAborted
 from lecis.clock import Clock
@@ -36,8 +37,8 @@ class RunHandle:
         self._wake.set()
 
     async def _sleep_or_wake(self, seconds: float | None) -> None:
-        wake = asyncio.ensure_future(self._wake.wait())
-        tasks: set[asyncio.Future[object]] = {wake}
+        wake: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+        tasks: set[asyncio.Future[Any]] = {wake}
         if seconds is not None:
             tasks.add(asyncio.ensure_future(self.clock.sleep(seconds)))
         try:

@@ -53,7 +53,7 @@ class LeaseManager:
                 f"holder must be a non-empty name of at most {MAX_HOLDER_LENGTH} characters", "holder"
             )
         ttl = args.get("ttl_s")
-        if not is_finite_number(ttl) or ttl <= 0 or ttl > self.max_ttl_s:
+        if not is_finite_number(ttl) or not 0 < float(ttl) <= self.max_ttl_s:  # type: ignore[arg-type]
             raise CommandInvalid(f"ttl_s must be a number above 0 and at most {self.max_ttl_s:g}", "ttl_s")
         unknown = set(args) - {"holder", "ttl_s"}
         if unknown:
@@ -67,7 +67,8 @@ class LeaseManager:
                 "wait for it to release or expire"
             )
         # The same holder asking again (say, after a restart that lost its token) gets a fresh lease.
-        self.current = Lease(holder, secrets.token_urlsafe(18), float(ttl), self.clock.monotonic() + ttl)
+        ttl_s = float(ttl)  # type: ignore[arg-type]
+        self.current = Lease(holder, secrets.token_urlsafe(18), ttl_s, self.clock.monotonic() + ttl_s)
         self.changed()
         return self.describe(include_token=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from edge.slm import Module
 from lecis.errors import DeviceError
@@ -24,8 +25,8 @@ MAX_BACKOFF_S = 4.0  # a returning device is back in IDLE well within 10 s
 
 async def wait_event_or(module: Module, seconds: float | None) -> None:
     """Sleep `seconds` on the module's clock, or until its wake event is set."""
-    wake = asyncio.ensure_future(module.wake.wait())
-    tasks: list[asyncio.Future[object]] = [wake]
+    wake: asyncio.Future[Any] = asyncio.ensure_future(module.wake.wait())
+    tasks: list[asyncio.Future[Any]] = [wake]
     if seconds is not None:
         tasks.append(asyncio.ensure_future(module.clock.sleep(seconds)))
     try:
@@ -98,9 +99,9 @@ async def supervise(
 async def _run_until_restart(module: Module) -> BaseException | None:
     """Run the driver's background loop until it fails or a restart is asked for."""
     assert module.driver is not None
-    run = asyncio.create_task(module.driver.run())
+    run: asyncio.Future[Any] = asyncio.ensure_future(module.driver.run())
     while True:
-        wake = asyncio.ensure_future(module.wake.wait())
+        wake: asyncio.Future[Any] = asyncio.ensure_future(module.wake.wait())
         await asyncio.wait([run, wake], return_when=asyncio.FIRST_COMPLETED)
         wake.cancel()
         if module.restart_requested or module.stopping:
@@ -119,7 +120,7 @@ async def _run_until_restart(module: Module) -> BaseException | None:
             if exc is not None:
                 return exc
             # A driver with nothing to do in the background: wait for a restart or stop.
-            run = asyncio.create_task(asyncio.get_running_loop().create_future())
+            run = asyncio.ensure_future(asyncio.get_running_loop().create_future())
 
 
 async def _close(module: Module, driver: object) -> None:

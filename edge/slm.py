@@ -185,7 +185,7 @@ class Module:
             self.services.lease.extend(lease)
         if standard:
             self._standard(name, reply)
-        elif name in type(self.driver).timed_commands:
+        elif self.driver is not None and name in type(self.driver).timed_commands:
             self._start_timed(command, name, args, reply)
         else:
             self.spawn(self._run_instant(name, args, reply, self.generation))
@@ -252,21 +252,22 @@ class Module:
         driver = self.driver
         assert driver is not None
         reply(ReplyStatus.RUNNING, result={"cmd": name, "args": args})
-        outcome: tuple[str, Any] = ("failed", f"{name} did not finish")
+        result: dict[str, Any] | None = None
+        failure = f"{name} did not finish"
         try:
             if run.abort_reason is not None:  # stopped before it started: nothing may move
                 raise CommandAborted(run.abort_reason)
-            outcome = ("done", await driver.execute(name, args, run))
+            result = await driver.execute(name, args, run)
         except CommandAborted as exc:
-            outcome = ("failed", f"{name} stopped by {exc}")
+            failure = f"{name} stopped by {exc}"
         except CommandFailed as exc:
-            outcome = ("failed", exc.message)
+            failure = exc.message
         except DeviceError as exc:
-            outcome = ("failed", f"{name} failed: {exc.message}")
+            failure = f"{name} failed: {exc.message}"
             self.driver_failed(exc.code, exc.message)
         except Exception as exc:
             log.exception("%s/%s driver crashed in %s", self.unit, self.id, name)
-            outcome = ("failed", f"{name} failed: driver crashed ({type(exc).__name__}: {exc})")
+            failure = f"{name} failed: driver crashed ({type(exc).__name__}: {exc})"
             self.driver_failed("driver_crash", f"{type(exc).__name__}: {exc}")
         finally:
             if self.run_handle is run:
@@ -274,10 +275,10 @@ class Module:
                 self.running_command = None
                 if self.sm.state in (S.BUSY, S.PAUSED):
                     self.transition("done" if self.sm.state is S.BUSY else "ABORT")
-        if outcome[0] == "done":
-            reply(ReplyStatus.DONE, result=outcome[1])
+        if result is not None:
+            reply(ReplyStatus.DONE, result=result)
         else:
-            reply.failed(outcome[1])
+            reply.failed(failure)
 
     # ---- safety and standard commands -------------------------------------------------------
     def _stop_running(self, reason: str) -> None:

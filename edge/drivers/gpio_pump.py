@@ -1,0 +1,191 @@
+"""`gpio.pump`: a dosing pump on one GPIO pin, optionally speed-controlled by PWM.
+
+DCD settings: `pin`, `active_high`, `max_on_s`, `ml_per_s` (flow at full
+speed; None until calibrated), `max_ml_per_hour` (None: no volume limit),
+`pwm`, `pwm_frequency_hz`.
+Commands: `on(speed?)`, `off`, `run(seconds, speed?)`, `dose(ml, speed?)`.
+
+Volume is counted from what was actually pumped (on-time x ml_per_s x
+speed), whatever command switched the pump, and checked against
+`max_ml_per_hour` over a rolling hour of clock time before a dose or run
+moves anything.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from edge.driver import CommandRun
+from edge.drivers.gpio_switch import GpioOutputDriver, positive, setting
+from lecis.dcd import Dcd
+from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden
+
+HOUR_S = 3600.0
+_SLACK_ML = 1e-6  # float noise must not refuse a dose that fits exactly
+
+
+@dataclass(frozen=True)
+class PumpSettings:
+    pin: int
+    active_high: bool
+    max_on_s: float
+    ml_per_s: float | None
+    max_ml_per_hour: float | None
+    pwm: bool
+    pwm_frequency_hz: float
+
+
+def pump_settings(dcd: Dcd) -> PumpSettings:
+    max_on = positive(dcd, "max_on_s")
+    frequency = positive(dcd, "pwm_frequency_hz", 100.0)
+    assert max_on is not None and frequency is not None
+    return PumpSettings(
+        pin=setting(dcd, "pin", (int,), "a BCM GPIO number"),
+        active_high=setting(dcd, "active_high", (bool,), "true or false", True),
+        max_on_s=max_on,
+        ml_per_s=positive(dcd, "ml_per_s", None),
+        max_ml_per_hour=positive(dcd, "max_ml_per_hour", None),
+        pwm=setting(dcd, "pwm", (bool,), "true or false", False),
+        pwm_frequency_hz=frequency,
+    )
+
+
+class VolumeLog:
+    """Millilitres delivered, stamped on a monotonic clock; sums a rolling window."""
+
+    def __init__(self, window_s: float = HOUR_S) -> None:
+        self.window_s = window_s
+        self._entries: deque[tuple[float, float]] = deque()
+
+    def add(self, at: float, ml: float) -> None:
+        if ml > 0:
+            self._entries.append((at, ml))
+
+    def total(self, now: float) -> float:
+        while self._entries and self._entries[0][0] <= now - self.window_s:
+            self._entries.popleft()
+        return sum(ml for _, ml in self._entries)
+
+
+def _n(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+class GpioPumpDriver(GpioOutputDriver):
+    """A peristaltic or dosing pump; `dose` needs a flow calibration (ml_per_s)."""
+
+    timed_commands = frozenset({"run", "dose"})
+
+    async def initialize(self) -> None:
+        self.settings = s = pump_settings(self.dcd)
+        # Kept for the life of the unit process, so a RESET or re-INIT of the
+        # module does not wipe the last hour's volume.
+        logs = self.resources.extra.setdefault("gpio.pump.volume", {})
+        self.volume: VolumeLog = logs.setdefault(self.dcd.module, VolumeLog())
+        self.output = self._open_output(
+            s.pin, s.active_high, s.max_on_s, pwm=s.pwm, pwm_frequency_hz=s.pwm_frequency_hz,
+            on_stretch=self._delivered,
+        )
+        if s.max_ml_per_hour is not None and s.ml_per_s is None:
+            self.host.event(
+                "warning", "uncalibrated",
+                f"{self.dcd.module}: max_ml_per_hour={_n(s.max_ml_per_hour)} cannot be enforced "
+                "without ml_per_s; calibrate the pump and set ml_per_s in its DCD",
+            )
+
+    # ---- volume -----------------------------------------------------------------------------
+    def _delivered(self, seconds: float, speed: float) -> None:
+        if self.settings.ml_per_s is not None:
+            self.volume.add(self.host.clock.monotonic(), seconds * speed * self.settings.ml_per_s)
+
+    def ml_last_hour(self) -> float:
+        """Millilitres pumped in the last hour of clock time, the stretch in progress included."""
+        rate = self.settings.ml_per_s
+        if rate is None:
+            return 0.0
+        done = self.volume.total(self.host.clock.monotonic())
+        if self.output is None:
+            return done
+        seconds, speed = self.output.stretch_now()
+        return done + seconds * speed * rate
+
+    def _check_hour(self, ml: float, what: str, param: str) -> None:
+        limit = self.settings.max_ml_per_hour
+        if limit is None:
+            return
+        total = self.ml_last_hour() + ml
+        if total > limit + _SLACK_ML:
+            raise CommandInvalid(
+                f"{what} would make {_n(total)} ml in the last hour; max_ml_per_hour is {_n(limit)}", param
+            )
+
+    # ---- commands ---------------------------------------------------------------------------
+    def _speed(self, args: dict[str, Any]) -> float:
+        speed = args.get("speed")
+        if speed is None:
+            return 1.0
+        if not self.settings.pwm:
+            raise CommandInvalid(
+                f"{self.dcd.module} is not driven by PWM (pwm: false), so it runs at full speed only; "
+                "leave out speed", "speed",
+            )
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.0 <= speed <= 1.0:
+            raise CommandInvalid(f"speed must be a number from 0 to 1, got {speed!r}", "speed")
+        return float(speed)
+
+    def check(self, name: str, args: dict[str, Any]) -> None:
+        speed = self._speed(args)
+        rate = self.settings.ml_per_s
+        module = self.dcd.module
+        if name == "dose":
+            if rate is None:
+                raise CommandStateForbidden(
+                    f"{module} has no flow calibration (ml_per_s); "
+                    "dose in ml is refused until it is calibrated"
+                )
+            if speed == 0.0:
+                raise CommandInvalid("a dose needs speed above 0", "speed")
+            ml = float(args["ml"])
+            seconds = ml / (rate * speed)
+            if seconds > self.settings.max_on_s:
+                # Cut short by the watchdog, it would deliver less than asked: refuse it now.
+                raise CommandInvalid(
+                    f"dose of {_n(ml)} ml takes {_n(seconds)} s at {_n(rate * speed)} ml/s, longer than "
+                    f"max_on_s={_n(self.settings.max_on_s)}; dose less at a time or at a higher speed", "ml",
+                )
+            self._check_hour(ml, f"dose of {_n(ml)} ml", "ml")
+        elif name == "run" and rate is not None:
+            seconds = float(args["seconds"])
+            ml = seconds * rate * speed
+            what = f"run of {_n(seconds)} s ({_n(ml)} ml at {_n(rate * speed)} ml/s)"
+            self._check_hour(ml, what, "seconds")
+        elif name == "on" and speed > 0 and rate is not None and self.settings.max_ml_per_hour is not None:
+            used = self.ml_last_hour()
+            if used >= self.settings.max_ml_per_hour - _SLACK_ML:
+                raise CommandStateForbidden(
+                    f"{module} already pumped {_n(used)} ml in the last hour; max_ml_per_hour is "
+                    f"{_n(self.settings.max_ml_per_hour)}; wait until earlier doses leave the hour"
+                )
+
+    async def execute(self, name: str, args: dict[str, Any], run: CommandRun) -> dict[str, Any]:
+        if name == "on":
+            return self._switch(True, self._speed(args))
+        if name == "off":
+            return self._switch(False)
+        if name == "run":
+            return await self._timed(float(args["seconds"]), run, self._speed(args))
+        if name == "dose":
+            rate = self.settings.ml_per_s
+            if rate is None:
+                raise CommandFailed(f"{self.dcd.module} has no flow calibration (ml_per_s)", "ml")
+            speed = self._speed(args)
+            result = await self._timed(float(args["ml"]) / (rate * speed), run, speed)
+            return {"ml": round(result["ran_s"] * rate * speed, 3), **result}
+        raise CommandFailed(f"{self.dcd.module} (gpio.pump) has no command {name!r}")
+
+    def outputs(self) -> dict[str, Any]:
+        out = super().outputs()
+        out["speed"] = self.output.speed if self.output is not None else 0.0
+        return out

@@ -1,0 +1,188 @@
+"""Driver for a generic line instrument described entirely by its DCD (`driver: line`).
+
+With a `query` the driver asks every `period_s` and reads one answer line;
+without one the instrument streams lines by itself and every line is a
+reading (a line is then expected within `period_s + timeout_s`). The DCD
+`pattern`'s named groups are the readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
+from edge.line_parse import (
+    ReadingInvalid,
+    answer_matches,
+    check_range,
+    compile_pattern,
+    parse_line,
+    render_wire,
+    shown,
+)
+from edge.serial_line import SerialLine, SerialTimeout, open_line
+from lecis.dcd import Dcd
+from lecis.errors import CommandFailed, DeviceError, DeviceLost
+
+MAX_TIMEOUTS = 3  # consecutive missing lines before the module goes to ERROR
+LASTING = frozenset({"out_of_range"})  # reported once until a good reading comes back
+
+
+class LineDriver(Driver):
+    """A serial instrument that answers (or streams) one text line per reading."""
+
+    def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
+        super().__init__(dcd, host, resources)
+        settings = dcd.settings
+        self.port: str = settings["port"]
+        self.baudrate: int = settings.get("baudrate", 9600)
+        self.period_s: float = settings["period_s"]
+        self.timeout_s: float = settings.get("timeout_s") or 3.0
+        self.query: str | None = settings.get("query")
+        self.write_terminator: str = settings.get("write_terminator", "\r\n")
+        self.read_terminator: str = settings.get("read_terminator", "\n")
+        self.encoding: str = settings.get("encoding", "ascii")
+        self.pattern_text: str = settings["pattern"]
+        self._pattern: re.Pattern[str] | None = None
+        self._line: SerialLine | None = None
+        self._lock = asyncio.Lock()
+        self._timeouts = 0
+        self._reported: set[str] = set()
+
+    @property
+    def _what(self) -> str:
+        return f"the instrument on {self.port}"
+
+    @property
+    def _line_timeout(self) -> float:
+        return self.timeout_s if self.query is not None else self.period_s + self.timeout_s
+
+    # ---- life -------------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        try:
+            self._pattern = compile_pattern(self.pattern_text, self.dcd.readings)
+        except ValueError as exc:
+            raise DeviceError("bad_dcd", f"{self.dcd.source}: settings.pattern: {exc}") from exc
+        self._line = await open_line(
+            self.resources, self.port, self.baudrate, clock=self.host.clock,
+            terminator=self.read_terminator, encoding=self.encoding,
+        )
+        if self.query is None:
+            return  # a streaming instrument shows it is alive by its lines, checked in run()
+        try:
+            async with self._lock:
+                await self._ask(self.query)  # any answer will do: it proves the instrument listens
+        except SerialTimeout as exc:
+            await self.close()
+            raise DeviceError(
+                "no_response", f"{self._what} did not answer {self.query!r}: {exc.message}; check its power, "
+                f"the cable and that it runs at {self.baudrate} baud",
+            ) from exc
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        line, self._line = self._line, None
+        if line is not None:
+            await line.close()
+
+    def _port(self) -> SerialLine:
+        if self._line is None:
+            raise DeviceLost(f"serial port {self.port} is not open; INIT the module first")
+        return self._line
+
+    async def _ask(self, text: str) -> str:
+        """Send `text` and return the next line (SerialTimeout if none comes)."""
+        line = self._port()
+        for early in line.buffered_lines():  # never taken as the answer to `text`
+            if self.query is None:
+                self._publish(early)  # a streamed reading
+            else:
+                self._warn("bad_data", f"{self._what} sent {shown(early)} unasked; ignored")
+        await line.send(text + self.write_terminator)
+        return await line.read_line(self.timeout_s)
+
+    # ---- measuring ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        clock = self.host.clock
+        due = clock.monotonic()
+        while True:
+            async with self._lock:
+                text = await self._next_line()
+            if text is not None:
+                self._publish(text)
+            if self.query is not None:
+                due = max(due + self.period_s, clock.monotonic())
+                await clock.sleep(due - clock.monotonic())
+
+    async def _next_line(self) -> str | None:
+        try:
+            if self.query is not None:
+                text = await self._ask(self.query)
+            else:
+                text = await self._port().read_line(self._line_timeout)
+        except SerialTimeout as exc:
+            self._timeouts += 1
+            self._warn("timeout", f"{self._what}: {exc.message}")
+            if self._timeouts >= MAX_TIMEOUTS:
+                raise DeviceError(
+                    "no_response", f"{self._what} sent no line {self._timeouts} times in a row "
+                    f"({self._line_timeout:g} s each); check its power and cable",
+                ) from exc
+            return None
+        self._timeouts = 0
+        return text
+
+    def _parse(self, text: str) -> dict[str, float]:
+        assert self._pattern is not None
+        values = parse_line(self._pattern, text)
+        check_range(values, self.dcd.readings)
+        return values
+
+    def _publish(self, text: str) -> None:
+        try:
+            values = self._parse(text)
+        except ReadingInvalid as exc:
+            self._warn(exc.code, f"{self._what}: {exc.message}")
+            return
+        self._reported.clear()
+        self.host.reading(values)
+
+    def _warn(self, code: str, message: str) -> None:
+        if code in LASTING:
+            if code in self._reported:
+                return
+            self._reported.add(code)
+        self.host.event("warning", code, message)
+
+    # ---- commands ---------------------------------------------------------------------------
+    async def execute(self, name: str, args: dict[str, Any], run: CommandRun) -> dict[str, Any]:
+        spec = self.dcd.command(name)
+        if spec is None:
+            raise CommandFailed(f"{self.dcd.module} has no device command {name!r} in {self.dcd.source}")
+        wire = render_wire(spec, args)
+        async with self._lock:
+            try:
+                answer = await self._ask(wire)
+                while self.query is None and self._is_reading(answer):
+                    # A streaming instrument's readings may come before the answer: keep them.
+                    self._publish(answer)
+                    answer = await self._port().read_line(self.timeout_s)
+            except SerialTimeout as exc:
+                raise CommandFailed(f"{self._what} did not answer {wire!r}: {exc.message}") from exc
+        if not answer_matches(spec.expect, [answer]):
+            raise CommandFailed(
+                f"{self._what} answered {shown(answer)} to {wire!r}, not matching {spec.expect!r}"
+            )
+        return {"answer": [answer]}
+
+    def _is_reading(self, text: str) -> bool:
+        assert self._pattern is not None
+        try:
+            parse_line(self._pattern, text)
+        except ReadingInvalid:
+            return False
+        return True
