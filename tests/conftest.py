@@ -30,8 +30,8 @@ def mosquitto() -> Iterator[MosquittoProcess]:
 
 @pytest.fixture
 def outage_broker() -> Iterator[MosquittoProcess]:
-    """A broker of the test's own, which the test may stop and start again."""
+    """A broker of the test's own, which the test may stop and start again (sessions persist)."""
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed; run `make test`, which installs it")
-    with MosquittoProcess() as broker:
+    with MosquittoProcess(persistence=True) as broker:
         yield broker

@@ -79,23 +79,40 @@ class Probe:
 
 
 @contextlib.asynccontextmanager
-async def probe(host: str, port: int, topics: Topics | None = None,
-                pattern: str | None = None) -> AsyncIterator[Probe]:
+async def probe(host: str, port: int, topics: Topics | None = None, pattern: str | None = None,
+                persistent: bool = False) -> AsyncIterator[Probe]:
+    """A subscriber to `pattern` (default: everything under the root).
+
+    `persistent=True` keeps a broker session (QoS 1 messages queue while it is
+    away) and reconnects by itself, so it sees everything across broker restarts.
+    """
     topics = topics or Topics()
     found = Probe(topics)
-    client = aiomqtt.Client(host, port, identifier=f"probe-{uuid.uuid4().hex[:8]}")
-    async with client:
-        await client.subscribe(pattern or f"{topics.root}/#", qos=1)
+    identifier = f"probe-{uuid.uuid4().hex[:8]}"
+    connected = asyncio.Event()
 
-        async def pump() -> None:
-            async for message in client.messages:
-                raw = message.payload if isinstance(message.payload, bytes) else b""
-                found.feed(message.topic.value, raw, bool(message.retain))
+    async def pump() -> None:
+        while True:
+            try:
+                client = aiomqtt.Client(host, port, identifier=identifier,
+                                        clean_session=not persistent, keepalive=5)
+                async with client:
+                    await client.subscribe(pattern or f"{topics.root}/#", qos=1)
+                    connected.set()
+                    async for message in client.messages:
+                        raw = message.payload if isinstance(message.payload, bytes) else b""
+                        found.feed(message.topic.value, raw, bool(message.retain))
+            except aiomqtt.MqttError:
+                if not persistent:
+                    raise
+                await asyncio.sleep(0.2)
 
-        task = asyncio.create_task(pump())
-        try:
-            yield found
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+    task = asyncio.create_task(pump())
+    try:
+        async with asyncio.timeout(10):
+            await connected.wait()
+        yield found
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task

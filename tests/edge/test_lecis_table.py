@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -62,10 +62,17 @@ class Rig:
         return None
 
 
-async def settle(module: Module, state: str, timeout: float = 3.0) -> None:
+async def until(predicate: Callable[[], object], timeout: float = 3.0) -> None:
+    """Poll a condition the module reaches by itself (its tasks run in this loop)."""
     async with asyncio.timeout(timeout):
-        while module.state.value != state:
+        while True:
+            if predicate():
+                return
             await asyncio.sleep(0.005)
+
+
+async def settle(module: Module, state: str, timeout: float = 3.0) -> None:
+    await until(lambda: module.state.value == state, timeout)
 
 
 @contextlib.asynccontextmanager
@@ -138,9 +145,7 @@ async def test_standard_command_outcome(state: str, cmd: str) -> None:
         if cmd == "RESET":
             rig.gate.blocked.set()
         await settle(rig.module, expected)
-        async with asyncio.timeout(3):
-            while rig.final(cid) is None:
-                await asyncio.sleep(0.005)
+        await until(lambda: rig.final(cid) is not None)
         reply = rig.final(cid)
         assert reply is not None and reply["status"] == "done", reply
         if cmd == "STATUS":
@@ -152,18 +157,14 @@ async def test_standard_command_outcome(state: str, cmd: str) -> None:
         if cmd in ("ABORT", "ESTOP", "RESET") and state in ("BUSY", "PAUSED"):
             assert rig.module.outputs() in ({"on": False}, {})
             work_id = next(str(r["id"]) for r in rig.unit.replies if str(r["id"]).startswith("work"))
-            async with asyncio.timeout(3):
-                while rig.final(work_id) is None:
-                    await asyncio.sleep(0.005)
+            await until(lambda: rig.final(work_id) is not None)
             assert rig.final(work_id)["status"] == "failed"  # type: ignore[index]
 
 
 async def test_clear_with_fault_remaining_goes_back_to_error() -> None:
     async with module_in("ERROR") as rig:
         cid = rig.send("CLEAR")
-        async with asyncio.timeout(3):
-            while rig.final(cid) is None:
-                await asyncio.sleep(0.005)
+        await until(lambda: rig.final(cid) is not None)
         assert rig.final(cid)["status"] == "failed"  # type: ignore[index]
         assert rig.module.state.value == "ERROR"
         assert rig.module.sm.error is not None and rig.module.sm.error.code == "device_lost"
