@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lecis.dcd import Dcd
-from lecis.errors import CommandInvalid, DcdError
 from lecis.dcd_loader import load_dcd, parse_dcd
+from lecis.errors import CommandInvalid, DcdError
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "dcd"
 
@@ -147,13 +147,14 @@ def test_duplicate_key_is_reported_with_the_rest() -> None:
 
 
 def test_pump_without_max_on_s() -> None:
-    line, field, message = only(PUMP.replace("max_on_s: 60\n", ""))
+    _, field, message = only(PUMP.replace("max_on_s: 60\n", ""))
     assert field == "max_on_s" and "every output needs a maximum on-time" in message
 
 
 def test_pin_that_does_not_exist() -> None:
     assert only(PUMP.replace("pin: 17", "pin: 40")) == (
-        3, "pin", "pin 40 does not exist on the Raspberry Pi header; use a BCM number 0 to 27 (e.g. 17 or GPIO17)")
+        3, "pin",
+        "pin 40 does not exist on the Raspberry Pi header; use a BCM number 0 to 27 (e.g. 17 or GPIO17)")
     assert only(PUMP.replace("pin: 17", "pin: BOARD11"))[2].startswith("pin BOARD11 does not exist")
 
 
@@ -244,7 +245,8 @@ def test_ezo_ranges_may_only_narrow() -> None:
 
 def test_ezo_probe_specific_keys() -> None:
     text = EZO_PH.replace("probe: ph", "probe: rtd") + "temperature_source: temp2\ndo_outputs: [mg]\n"
-    assert [(line, field) for line, field, _ in problems(text)] == [(5, "temperature_source"), (6, "do_outputs")]
+    found = [(line, field) for line, field, _ in problems(text)]
+    assert found == [(5, "temperature_source"), (6, "do_outputs")]
 
 
 def test_several_problems_are_reported_at_once_in_line_order() -> None:
@@ -289,7 +291,7 @@ def test_pump_commands_follow_its_settings() -> None:
 @pytest.mark.parametrize(("command", "args", "param", "text"), [
     ("dose", {}, "ml", "dose needs parameter 'ml'"),
     ("dose", {"ml": 0}, "ml", "ml must be at least 0.001, got 0"),
-    ("dose", {"ml": 31}, "ml", "ml must be at most 30, got 31"),  # 0.5 ml/s for at most 60 s
+    ("dose", {"ml": True}, "ml", "ml must be a number, got bool"),
     ("run", {"seconds": math.nan}, "seconds", "seconds must be finite"),
     ("run", {"seconds": 1, "speed": 0.5}, "speed", "run takes no parameter 'speed' (parameters: seconds)"),
     ("run", {"seconds": "5"}, "seconds", "seconds must be a number, got str"),
@@ -316,3 +318,9 @@ def test_builtin_ezo_calibration_arguments_are_validated() -> None:
     assert cal is not None
     with pytest.raises(CommandInvalid, match="cal needs parameter 'temp'"):
         cal.validate({})
+
+
+def test_empty_text_is_refused_where_it_means_nothing() -> None:
+    expected = (8, "read_terminator", "expected a string, got an empty string")
+    assert only(LINE + 'read_terminator: ""\n') == expected
+    assert parse_dcd(LINE + 'write_terminator: ""\ndescription: ""\n').settings["write_terminator"] == ""

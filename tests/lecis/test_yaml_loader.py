@@ -56,7 +56,8 @@ def test_lines_of_keys_list_items_and_absent_paths() -> None:
 
 
 def test_field_names_are_dotted_with_list_indexes() -> None:
-    assert field_name(("commands", "cal_mid", "params", "point", "min")) == "commands.cal_mid.params.point.min"
+    path = ("commands", "cal_mid", "params", "point", "min")
+    assert field_name(path) == "commands.cal_mid.params.point.min"
     assert field_name(("modules", 2)) == "modules[2]"
 
 
@@ -95,7 +96,8 @@ def test_unsupported_tags_are_problems() -> None:
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_yaml(tmp_path / "nope.yaml")
-    assert info.value.problems == [ConfigProblem(str(tmp_path / "nope.yaml"), None, None, "file does not exist")]
+    missing = str(tmp_path / "nope.yaml")
+    assert info.value.problems == [ConfigProblem(missing, None, None, "file does not exist")]
     bad = tmp_path / "latin.yaml"
     bad.write_bytes(b"a: \xe9\n")
     with pytest.raises(ConfigError, match="cannot read the file"):
