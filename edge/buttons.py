@@ -115,7 +115,11 @@ class UnitButtons:
             if pin is None:
                 continue
             try:
-                device = Button(pin, pull_up=self.pull_up, bounce_time=None, pin_factory=self.pin_factory)
+                # Holds are timed here, on the clock; gpiozero's hold thread only needs a short
+                # hold_time so that closing a pressed button does not wait on it.
+                device = Button(
+                    pin, pull_up=self.pull_up, bounce_time=None, hold_time=0.05, pin_factory=self.pin_factory
+                )
             except (GPIOZeroError, ValueError) as exc:
                 self.close()
                 raise DeviceError(

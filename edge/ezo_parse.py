@@ -61,13 +61,12 @@ class LineKind(Enum):
 
 @dataclass(frozen=True)
 class EzoLine:
+    """One classified line. `code` (upper case) is set for CODE lines, and for GARBAGE
+    that ends in a response code (`\x05\x91*OK`, `7.0*OK`): line noise glued to a code."""
+
     kind: LineKind
     text: str
-
-    @property
-    def code(self) -> str | None:
-        """The response code (`*OK`) of a CODE line, upper case; None otherwise."""
-        return self.text.upper() if self.kind is LineKind.CODE else None
+    code: str | None = None
 
 
 def _printable(text: str) -> bool:
@@ -77,11 +76,12 @@ def _printable(text: str) -> bool:
 def classify(line: str) -> EzoLine:
     """Sort one line: response code, query answer, data, or garbage (noise, control bytes, unknown code)."""
     text = line.strip()
-    if not _printable(text):
-        return EzoLine(LineKind.GARBAGE, line)
-    if text.startswith("*"):
-        kind = LineKind.CODE if text.upper() in RESPONSE_CODES else LineKind.GARBAGE
-        return EzoLine(kind, text)
+    upper = text.upper()
+    if upper in RESPONSE_CODES:
+        return EzoLine(LineKind.CODE, text, upper)
+    glued = next((code for code in RESPONSE_CODES if upper.endswith(code)), None)
+    if glued is not None or not _printable(text) or text.startswith("*"):
+        return EzoLine(LineKind.GARBAGE, line, glued)
     if text.startswith("?"):
         return EzoLine(LineKind.ANSWER, text)
     return EzoLine(LineKind.DATA, text)
@@ -116,17 +116,17 @@ def parse_reading(
     """
     if len(lines) != 1:
         seen = ", ".join(shown(line) for line in lines[:3]) or "nothing"
-        raise ReadingInvalid("bad_data", f"expected one reading line from the {probe} circuit, got {seen}")
+        raise ReadingInvalid("bad_data", f"expected one reading line, got {seen}")
     line = lines[0]
     if classify(line).kind is not LineKind.DATA:
-        raise ReadingInvalid("bad_data", f"the {probe} circuit sent {shown(line)}, which is not a reading")
+        raise ReadingInvalid("bad_data", f"{shown(line)} is not a reading")
     names = reading_names(probe, do_outputs)
     fields = line.strip().split(",")
     if len(fields) != len(names):
         raise ReadingInvalid(
             "bad_data",
-            f"the {probe} circuit sent {shown(line)}: {len(fields)} value(s) where {', '.join(names)} "
-            f"({len(names)}) were expected",
+            f"{shown(line)} holds {len(fields)} value(s) where {len(names)} ({', '.join(names)}) "
+            "were expected",
         )
     values: dict[str, float] = {}
     for name, text in zip(names, fields, strict=True):
@@ -135,6 +135,6 @@ def parse_reading(
         values[name] = parse_number(text, line)
     if probe == "rtd" and values["temp"] == NO_PROBE:
         raise ReadingInvalid(
-            "no_probe", f"the RTD circuit reads {line.strip()}: no temperature probe attached; check its plug"
+            "no_probe", f"{line.strip()} means no temperature probe is attached; check its plug"
         )
     return values

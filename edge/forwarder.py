@@ -55,6 +55,8 @@ class Forwarder:
         closed: asyncio.Future[Any] | None = getattr(client, "_disconnected", None)
         # Without a way to see the connection close, a PUBACK wait must time out by itself.
         timeout = math.inf if closed is not None else None
+        # aiomqtt warns about every publish beyond this many awaiting their PUBACK.
+        client.pending_calls_threshold = max(client.pending_calls_threshold, 2 * self.window)
         loop = asyncio.get_running_loop()
         low_water = self.window // 2
         inflight: set[asyncio.Task[int]] = set()

@@ -56,6 +56,7 @@ class PinView:
 
     @property
     def is_on(self) -> bool:
+        """Driven as an output and not at 0. A released pin (an input) counts as off: wiring makes it so."""
         return self.pin.function == "output" and self.level > 0.0
 
     def history(self) -> list[float]:

@@ -34,6 +34,11 @@ class SerialTimeout(LabedgeError, TimeoutError):
         self.message = message
 
 
+def _ignore_outcome(task: asyncio.Future[bytes]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def open_line(
     resources: DriverResources,
     port: str,
@@ -128,8 +133,10 @@ class SerialLine:
                     raise SerialTimeout(self.port, timeout, self.discard())
         finally:
             timer.cancel()
-            if chunk is not None and not chunk.done():
+            if chunk is not None:
                 chunk.cancel()
+                # Left early (cancelled): a port dying now may end the read with an error nobody awaits.
+                chunk.add_done_callback(_ignore_outcome)
 
     def _feed(self, chunk: asyncio.Future[bytes]) -> None:
         try:

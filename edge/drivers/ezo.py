@@ -39,7 +39,11 @@ class EzoRefused(LabedgeError):
 
 
 class EzoRestarted(LabedgeError):
-    """The circuit sent `*RE` or `*RS`: it rebooted and is in continuous mode again."""
+    """The circuit sent `*RE` or `*RS` (`code`): it rebooted and is in continuous mode again."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class EzoSilent(LabedgeError):
@@ -168,19 +172,19 @@ class EzoDriver(Driver):
                 ) from exc
             code = got.code
             if code in ("*RE", "*RS"):
-                raise EzoRestarted(f"{self._what} restarted ({code})")
+                raise EzoRestarted(f"{self._what} restarted ({code})", code)
             if answer is not None and not lines:
                 if got.kind is LineKind.ANSWER and got.text.upper().startswith(answer):
                     lines.append(got.text)
                 continue
+            if collect and got.kind is not LineKind.CODE:
+                lines.append(got.text)  # garbage too (even with a code glued on): the caller rejects it
             if code == "*OK":
                 return lines
             if code == "*ER":
                 raise EzoRefused(f"{self._what} answered *ER to {text!r}")
             if code in ("*OV", "*UV"):
                 self.host.event("warning", "supply_voltage", f"{self._what} reports {code}: check its supply")
-            elif code is None and collect:
-                lines.append(got.text)
 
     # ---- measuring ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -203,12 +207,12 @@ class EzoDriver(Driver):
             lines = await self._command("R")
         except EzoSilent as exc:
             self._timeouts += 1
-            self._warn("timeout", str(exc))
             if self._timeouts >= MAX_TIMEOUTS:
                 raise DeviceError(
                     "no_response", f"{self._what} left {self._timeouts} readings in a row unanswered "
                     f"({self.timeout_s:g} s each); check its power and wiring",
                 ) from exc
+            self._warn("timeout", str(exc))
             return None
         except EzoRefused as exc:
             self._timeouts = 0
@@ -267,7 +271,9 @@ class EzoDriver(Driver):
             except EzoRestarted as exc:
                 self.host.event("info", "device_restarted", f"{exc}; setting it up again")
                 await self._setup()
-                raise CommandFailed(f"{exc} while running {wire!r}; send the command again") from exc
+                if spec.expect is not None and answer_matches(spec.expect, [exc.code]):
+                    return {"answer": [exc.code]}  # a restart was the point (e.g. `Factory`, expect `\*RS`)
+                raise CommandFailed(f"{exc} while running {wire!r}; it is set up again") from exc
         if not answer_matches(spec.expect, [*lines, "*OK"]):
             seen = ", ".join(shown(line) for line in lines) or "only *OK"
             raise CommandFailed(f"{self._what} answered {seen} to {wire!r}, not matching {spec.expect!r}")

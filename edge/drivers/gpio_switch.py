@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge.driver import CommandRun, Driver
+from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
 from edge.drivers.gpio_output import GpioOutput
 from lecis.clock import iso_ts
 from lecis.dcd import Dcd
@@ -65,8 +65,8 @@ def switch_settings(dcd: Dcd) -> SwitchSettings:
 class GpioOutputDriver(Driver):
     """What switch and pump share: one GpioOutput, timed runs, pause/resume, the max-on cut."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
+        super().__init__(dcd, host, resources)
         self.output: GpioOutput | None = None
         self._run: CommandRun | None = None
         self._run_speed = 1.0

@@ -126,12 +126,12 @@ class LineDriver(Driver):
                 text = await self._port().read_line(self._line_timeout)
         except SerialTimeout as exc:
             self._timeouts += 1
-            self._warn("timeout", f"{self._what}: {exc.message}")
             if self._timeouts >= MAX_TIMEOUTS:
                 raise DeviceError(
                     "no_response", f"{self._what} sent no line {self._timeouts} times in a row "
                     f"({self._line_timeout:g} s each); check its power and cable",
                 ) from exc
+            self._warn("timeout", f"{self._what}: {exc.message}")
             return None
         self._timeouts = 0
         return text
@@ -164,13 +164,15 @@ class LineDriver(Driver):
         if spec is None:
             raise CommandFailed(f"{self.dcd.module} has no device command {name!r} in {self.dcd.source}")
         wire = render_wire(spec, args)
+        clock = self.host.clock
         async with self._lock:
+            deadline = clock.monotonic() + self.timeout_s
             try:
                 answer = await self._ask(wire)
                 while self.query is None and self._is_reading(answer):
                     # A streaming instrument's readings may come before the answer: keep them.
                     self._publish(answer)
-                    answer = await self._port().read_line(self.timeout_s)
+                    answer = await self._port().read_line(max(0.0, deadline - clock.monotonic()))
             except SerialTimeout as exc:
                 raise CommandFailed(f"{self._what} did not answer {wire!r}: {exc.message}") from exc
         if not answer_matches(spec.expect, [answer]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ COMMANDS = (
     CommandSpec("calibration", wire="Cal,?", expect=r"^\?Cal,[0-3]$"),
     CommandSpec("slope", wire="Slope,?", expect=r"^\?Slope,"),
     CommandSpec("status", wire="Status", expect=r"^\?Nope"),
+    CommandSpec("factory_reset", wire="Factory", expect=r"^\*RS$"),
 )
 
 
@@ -80,7 +82,7 @@ Answer = list[tuple[float, str]]
 
 
 def script(sim: EzoSimulator, command: str, *answers: Answer | Callable[[], Answer]) -> None:
-    """Make the next `command`s get `answers` (lists of (delay, line), or makers of them), then behave again."""
+    """The next `command`s get `answers` (lists of (delay, line), or makers of them); then as usual."""
     real: Callable[[str], Answer] = sim.circuit.handle
     queue = list(answers)
 
@@ -116,9 +118,9 @@ async def test_rtd_readings_come_every_period(tmp_path: Path) -> None:
     async with simulator(tmp_path, "rtd") as sim:
         host = FakeHost()
         async with running(EzoDriver(dcd("rtd", sim.port, period_s=0.2), host, DriverResources())):
-            got = await host.wait_readings(4)
+            got = await host.wait_readings(3)
         assert {r.values["temp"] for r in got} == {21.5}
-        gaps = [(b.ts - a.ts).total_seconds() for a, b in zip(got, got[1:], strict=False)]
+        gaps = [(b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(got)]
         # A reading takes the circuit 0.6 s, so a 0.2 s period is paced by the circuit, never bunched.
         assert all(0.55 < gap < 1.2 for gap in gaps), gaps
         assert "S,c" in sim.commands_seen
@@ -147,6 +149,7 @@ async def test_do_with_only_saturation_turns_mg_off(tmp_path: Path) -> None:
 
 async def test_temperature_compensation_follows_the_source(tmp_path: Path) -> None:
     async with simulator(tmp_path, "do") as sim:
+        sim.circuit.read_delay = 0.1
         host = FakeHost()
         host.feed("temp1", temp=21.34)
         driver = EzoDriver(dcd("do", sim.port, temperature_source="temp1"), host, DriverResources())
@@ -173,7 +176,7 @@ async def test_er_garbage_and_out_of_range_give_events_and_no_reading(tmp_path: 
         sim.circuit.read_delay = 0.05
         host = FakeHost()
         driver = EzoDriver(dcd("ph", sim.port, readings), host, DriverResources())
-        script(sim, "R", [(0.05, "*ER")], [(0.05, "\x05\x917.0\x13"), (0.0, "*OK")],
+        script(sim, "R", [(0.05, "*ER")], [(0.05, "\x05\x7f7.0\x13"), (0.0, "*OK")],
                [(0.05, "13.500"), (0.0, "*OK")], [(0.05, "7.1"), (0.0, "\x02*OK")])
         async with running(driver) as task:
             (good,) = await host.wait_readings(1)
@@ -182,13 +185,14 @@ async def test_er_garbage_and_out_of_range_give_events_and_no_reading(tmp_path: 
         assert host.codes() == ["device_error", "bad_data", "out_of_range", "bad_data"]
         messages = [message for _, _, message in host.events]
         assert "*ER" in messages[0] and "'R'" in messages[0]
-        assert r"'\x05\x917.0\x13'" in messages[1]
+        assert r"'\x05\x7f7.0\x13'" in messages[1]
         assert "13.5" in messages[2]
         assert {level for level, _, _ in host.events} == {"warning"}
 
 
 async def test_rtd_without_probe_reports_once_and_resumes(tmp_path: Path) -> None:
     async with simulator(tmp_path, "rtd") as sim:
+        sim.circuit.read_delay = 0.1
         host = FakeHost()
         async with running(EzoDriver(dcd("rtd", sim.port), host, DriverResources())):
             await host.wait_readings(1)
@@ -212,7 +216,7 @@ async def test_faulty_line_never_publishes_garbage(tmp_path: Path) -> None:
         sim.circuit.read_delay = 0.05
         host = FakeHost()
         async with running(EzoDriver(dcd("rtd", sim.port, timeout_s=0.5), host, DriverResources())) as task:
-            await host.wait_readings(12)
+            await host.wait_readings(8)
             await host.wait_for(lambda: len(host.events) >= 3, what="three fault events")
             assert not task.done()
         assert {r.values["temp"] for r in host.readings} == {21.5}
@@ -247,15 +251,16 @@ async def test_reboot_is_noticed_and_the_circuit_set_up_again(tmp_path: Path) ->
 
         async with running(driver):
             await host.wait_readings(1)
+            before = len(sim.commands_seen)
             script(sim, "R", reboot)
             event = await host.wait_event("device_restarted")
-            after = len(sim.commands_seen)
             got = await host.wait_readings(2)
         assert event[0] == "info"
         assert {r.values["ph"] for r in got} == {7.012}
         assert sim.circuit.settings.continuous_s == 0
         assert sim.circuit.settings.comp_t == 19.0  # compensation sent again after the reboot
-        assert "T,19.0" in sim.commands_seen[after - 10:]
+        again = sim.commands_seen[before:]
+        assert again.index("C,0") < again.index("i") < again.index("T,19.0")
 
 
 # ---- the port ---------------------------------------------------------------------------------
@@ -338,6 +343,34 @@ async def test_commands_and_readings_never_interleave(tmp_path: Path) -> None:
         assert all(r["answer"][0].startswith("?Slope,") and len(r["answer"]) == 1 for r in results)
         assert host.events == []
         assert {r.values["ph"] for r in host.readings} == {7.012}
+
+
+async def test_a_command_meant_to_restart_the_circuit_succeeds_and_readings_go_on(tmp_path: Path) -> None:
+    async with simulator(tmp_path, "rtd") as sim:
+        sim.circuit.read_delay = 0.1
+        host = FakeHost()
+        driver = EzoDriver(dcd("rtd", sim.port), host, DriverResources())
+        async with running(driver):
+            await host.wait_readings(1)
+            result = await driver.execute("factory_reset", {}, run=None)  # type: ignore[arg-type]
+            await host.wait_readings(2)
+        assert result == {"answer": ["*RS"]}
+        assert sim.circuit.settings.continuous_s == 0
+        assert "device_restarted" in host.codes()
+
+
+async def test_an_unexpected_restart_fails_the_command_and_sets_the_circuit_up_again(tmp_path: Path) -> None:
+    async with simulator(tmp_path, "ph") as sim:
+        driver = EzoDriver(dcd("ph", sim.port), FakeHost(), DriverResources())
+        await driver.initialize()
+        script(sim, "Cal,mid,7.00", [(0.0, "*RE")])
+        try:
+            with pytest.raises(CommandFailed, match=r"restarted \(\*RE\) while running 'Cal,mid,7.00'"):
+                await driver.execute("calibrate_mid", {"point": 7.0}, run=None)  # type: ignore[arg-type]
+            after = sim.commands_seen[sim.commands_seen.index("Cal,mid,7.00"):]
+            assert after[1:4] == ["C,0", "*OK,1", "i"]
+        finally:
+            await driver.close()
 
 
 async def test_refused_command_is_command_failed(tmp_path: Path) -> None:

@@ -74,7 +74,9 @@ def test_rtd_without_probe_is_no_probe_not_a_temperature() -> None:
         (("%",), "95.1", {"do_sat": 95.1}),
     ],
 )
-def test_do_fields_follow_the_enabled_outputs(outputs: tuple[str, ...], line: str, values: dict) -> None:
+def test_do_fields_follow_the_enabled_outputs(
+    outputs: tuple[str, ...], line: str, values: dict[str, float]
+) -> None:
     assert parse_reading("do", [line], outputs) == values
 
 

@@ -65,7 +65,9 @@ async def test_lease_loss_turns_off_what_must_go_off(mosquitto: MosquittoProcess
         assert rig.pin(17).state == 0
         assert rig.pin(27).state == 1, "valve1 has on_controller_loss: hold"
         assert found.module_state("eq-c", "valve1")["outputs"]["on"] is True
-        alarms = [e for e in found.on("lab/eq-c/pump1/event") if e["code"] == "controller_lost"]
+        alarms = await found.wait_for(
+            lambda: [e for e in found.on("lab/eq-c/pump1/event") if e["code"] == "controller_lost"], 5,
+            "controller_lost alarm")
         assert alarms and alarms[0]["level"] == "alarm" and "tsc-lost" in alarms[0]["message"]
         assert state["lecis"] == "IDLE"
 
@@ -118,14 +120,14 @@ async def test_sigterm_leaves_the_pump_off_in_the_retained_state(mosquitto: Mosq
                                                                                             "max_on_s: 60")})
     proc = spawn(["edge", "run", "--config", str(config), "--pin-factory", "mock"], tmp_path / "unit.log")
     try:
-        async with connected_client("127.0.0.1", mosquitto.port, "eq-f") as ctl:
-            async with asyncio.timeout(15):
-                while (await ctl.acquire())["status"] != "done":
-                    await asyncio.sleep(0.2)
+        async with connected_client("127.0.0.1", mosquitto.port, "eq-f") as ctl, \
+                probe("127.0.0.1", mosquitto.port) as found:
+            await found.wait_for(lambda: (s := found.last("lab/eq-f/$state")) and s["state"] == "ready", 15,
+                                 "unit ready")
+            assert (await ctl.acquire())["status"] == "done"
             await ctl.send("pump1", "run", {"seconds": 30})
-            async with probe("127.0.0.1", mosquitto.port) as found:
-                await found.wait_for(
-                    lambda: (s := found.module_state("eq-f", "pump1")) and s["outputs"]["on"], 5, "pump on")
+            await found.wait_for(
+                lambda: (s := found.module_state("eq-f", "pump1")) and s["outputs"]["on"], 5, "pump on")
         assert stop(proc, signal.SIGTERM) == 0
     finally:
         stop(proc)

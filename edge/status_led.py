@@ -1,0 +1,82 @@
+"""The unit's status LED: what a person at the bench sees at a glance.
+
+Modes: "steady" (ready, a controller holds the lease), "slow" (no
+controller: 1 s on, 1 s off), "fast" (ESTOPPED or ERROR: 0.125 s on/off),
+"off". Blinking is an asyncio task on the unit's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from gpiozero import LED, GPIOZeroError
+
+from lecis.clock import Clock
+from lecis.errors import DeviceError
+
+#: Half period (seconds on, then the same off) of each blinking mode; None: no blinking.
+HALF_PERIOD_S: dict[str, float | None] = {"steady": None, "off": None, "slow": 1.0, "fast": 0.125}
+
+
+class StatusLed:
+    """One LED (anode to the pin through a resistor, cathode to ground)."""
+
+    def __init__(self, pin: int, pin_factory: Any, clock: Clock) -> None:
+        self.clock = clock
+        self.mode = "off"
+        self._blink: asyncio.Task[None] | None = None
+        self._closed = False
+        try:
+            self.led = LED(pin, active_high=True, initial_value=False, pin_factory=pin_factory)
+        except (GPIOZeroError, ValueError) as exc:
+            raise DeviceError(
+                "gpio_unavailable",
+                f"status LED: cannot drive GPIO{pin} ({type(exc).__name__}: {exc}); check the pin number "
+                "and that nothing else uses it",
+            ) from exc
+
+    def set_mode(self, mode: str) -> None:
+        """Show `mode`. Setting the mode it already shows changes nothing (the blink keeps its rhythm)."""
+        if mode not in HALF_PERIOD_S:
+            raise ValueError(f"status LED mode must be one of {', '.join(HALF_PERIOD_S)}, got {mode!r}")
+        if self._closed or mode == self.mode:
+            return
+        self._stop_blinking()
+        self.mode = mode
+        half = HALF_PERIOD_S[mode]
+        if half is not None:
+            self._blink = asyncio.get_running_loop().create_task(self._blink_every(half), name="status LED")
+        elif mode == "steady":
+            self.led.on()
+        else:
+            self.led.off()
+
+    async def _blink_every(self, half: float) -> None:
+        # Deadlines from one start, so late wake-ups do not stretch the rhythm.
+        start = self.clock.monotonic()
+        step = 0
+        while True:
+            if step % 2 == 0:
+                self.led.on()
+            else:
+                self.led.off()
+            step += 1
+            await self.clock.sleep(start + step * half - self.clock.monotonic())
+
+    def _stop_blinking(self) -> None:
+        if self._blink is not None:
+            self._blink.cancel()
+            self._blink = None
+
+    def close(self) -> None:
+        """Stop blinking, turn the LED off and release its pin."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_blinking()
+        self.mode = "off"
+        with contextlib.suppress(GPIOZeroError):
+            self.led.off()
+            self.led.close()
