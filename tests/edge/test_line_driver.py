@@ -138,6 +138,16 @@ async def test_bad_lines_give_events_and_no_reading() -> None:
         assert "9999" in host.events[2][2] and "NTU" in host.events[2][2]
 
 
+async def test_an_extra_line_is_reported_and_never_taken_for_the_next_answer() -> None:
+    async with instrument(replies("T=0.1 NTU", "T=1.0 NTU\r\nT=9.9 NTU", then="T=2.0 NTU")) as device:
+        host = FakeHost()
+        async with running(LineDriver(dcd(device.port), host, DriverResources())):
+            got = await host.wait_readings(3)
+        assert [r.values["turbidity"] for r in got] == [1.0, 2.0, 2.0]
+        assert host.codes() == ["bad_data"]
+        assert "'T=9.9 NTU' unasked" in host.events[0][2]
+
+
 async def test_silent_instrument_ends_run_with_no_response() -> None:
     async with instrument(replies(then="T=12.3 NTU")) as device:
         host = FakeHost()

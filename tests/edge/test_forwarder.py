@@ -1,0 +1,223 @@
+"""The forwarder against a real Mosquitto: backlog in order marked hist, then live data; outages lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.forwarder import Forwarder
+from edge.outbox import Outbox
+from lecis.payloads import check_data, check_event
+from lecis.topics import Topics
+
+UNIT = "u1"
+TS = "2026-11-21T15:04:05.123Z"
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+class Broker:
+    """Mosquitto on a free loopback port, with persistence, so a restart keeps queued messages."""
+
+    def __init__(self, workdir: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self.dir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {self.dir}/\nmax_queued_messages 0\nset_tcp_nodelay true\n"
+            "log_dest none\n"
+        )
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"mosquitto did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # Mosquitto saves its persistence file on SIGTERM
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if shutil.which(MOSQUITTO) is None:
+        pytest.fail(f"{MOSQUITTO} is missing; install mosquitto")
+    broker = Broker(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+class Received:
+    """A persistent-session subscriber (paho, own thread) recording every data and event message.
+
+    paho acknowledges a message only after `on_message` has recorded it, so a broker
+    outage cannot make this subscriber miss one.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self._changed = threading.Condition()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-hub",
+                                   clean_session=False)
+        self._client.reconnect_delay_set(0.05, 0.2)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("test subscriber got no SUBACK")
+
+    def _on_connect(self, client: mqtt.Client, *args: object) -> None:
+        client.subscribe(f"lab/{UNIT}/#", qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        with self._changed:
+            self.messages.append((message.topic, json.loads(message.payload)))
+            self._changed.notify_all()
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 20.0) -> None:
+        def wait() -> bool:
+            with self._changed:
+                return self._changed.wait_for(condition, timeout)
+
+        if not await asyncio.to_thread(wait):
+            raise AssertionError(f"condition not met in {timeout} s; received {len(self.messages)}")
+
+    def by_module(self, leaf: str = "data") -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for topic, payload in list(self.messages):
+            _, _, module, kind = topic.split("/")
+            if kind == leaf:
+                out.setdefault(module, []).append(payload)
+        return out
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def reading(value: float) -> dict[str, object]:
+    return {"readings": [{"ts": TS, "values": {"ph": value}}]}
+
+
+def deduped_seqs(payloads: list[dict[str, Any]]) -> list[int]:
+    """What the hub keeps: a seq not above the last one seen is a repeat."""
+    kept: list[int] = []
+    for payload in payloads:
+        if not kept or payload["seq"] > kept[-1]:
+            kept.append(payload["seq"])
+    return kept
+
+
+async def forward_forever(forwarder: Forwarder, port: int) -> None:
+    """What the unit's broker link does: a new connection after each failure."""
+    while True:
+        try:
+            async with aiomqtt.Client("127.0.0.1", port, identifier="labedge-unit-u1",
+                                      max_inflight_messages=1000) as client:
+                await forwarder.run(client)
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(forwarder: Forwarder, port: int) -> Any:
+    task = asyncio.create_task(forward_forever(forwarder, port))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_backlog_arrives_in_order_as_hist_then_live_data(broker: Broker, tmp_path: Path) -> None:
+    received = Received(broker.port)
+    try:
+        with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+            for i in range(300):
+                outbox.append("ph1" if i % 3 else "do1", "data", reading(i))
+                if i == 150:
+                    outbox.append("ph1", "event", {"ts": TS, "level": "alarm", "code": "outbox_full",
+                                                   "message": "dropped 0"})
+            forwarder = Forwarder(outbox, Topics(), UNIT, window=20)
+            async with running(forwarder, broker.port):
+                await received.until(lambda: len(received.messages) == 301)
+                for i in range(5):
+                    outbox.append("ph1", "data", reading(100 + i))
+                    forwarder.notify()
+                await received.until(lambda: len(received.messages) == 306)
+                await received.until(lambda: outbox.count() == 0)
+
+        data = received.by_module("data")
+        events = received.by_module("event")
+        assert [p["seq"] for p in data["do1"]] == list(range(1, 101))
+        assert [p["seq"] for p in events["ph1"]] == [101]  # after ph1's first 100 readings
+        assert [p["seq"] for p in data["ph1"]] == [s for s in range(1, 207) if s != 101]
+        assert all(p["hist"] is True for p in data["do1"] + data["ph1"][:200] + events["ph1"])
+        assert [p["hist"] for p in data["ph1"][200:]] == [False] * 5
+        assert all(check_data(p) == [] for p in data["do1"] + data["ph1"])
+        assert check_event(events["ph1"][0]) == []
+        ph1 = [p["seq"] for topic, p in received.messages if "/ph1/" in topic]
+        assert ph1 == list(range(1, 207))  # data and events of a module interleave in seq order
+    finally:
+        received.close()
+
+
+async def test_broker_restart_mid_drain_loses_nothing(broker: Broker, tmp_path: Path) -> None:
+    received = Received(broker.port)
+    total = 3000
+    try:
+        with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+            for i in range(total):
+                outbox.append(("ph1", "do1")[i % 2], "data", reading(i))
+            forwarder = Forwarder(outbox, Topics(), UNIT, window=50)
+            async with running(forwarder, broker.port):
+                await received.until(lambda: len(received.messages) >= 300)
+                broker.stop()
+                got_before_outage = len(received.messages)
+                for i in range(100):  # the unit keeps measuring while the broker is away
+                    outbox.append(("ph1", "do1")[i % 2], "data", reading(i))
+                    forwarder.notify()
+                broker.start()
+                expected = list(range(1, (total + 100) // 2 + 1))
+                await received.until(
+                    lambda: all(deduped_seqs(received.by_module().get(m, [])) == expected
+                                for m in ("ph1", "do1")),
+                    timeout=30,
+                )
+                await received.until(lambda: outbox.count() == 0)
+
+        assert got_before_outage < total, "the outage must interrupt the drain"
+        for module in ("ph1", "do1"):
+            payloads = received.by_module()[module]
+            assert deduped_seqs(payloads) == expected
+            assert all(p["hist"] is True for p in payloads)  # all of it was stored before a connection
+    finally:
+        received.close()
