@@ -52,6 +52,8 @@ class Forwarder:
     async def run(self, client: aiomqtt.Client) -> None:
         """Forward until the connection fails; raises aiomqtt.MqttError when it does."""
         hist_until = self.outbox.max_id()  # everything stored before this connection is backlog
+        # aiomqtt 2.5 has no public awaitable for the end of a connection; its own message
+        # iterator waits on this future, and so does the forwarder, to stop at once.
         closed: asyncio.Future[Any] | None = getattr(client, "_disconnected", None)
         # Without a way to see the connection close, a PUBACK wait must time out by itself.
         timeout = math.inf if closed is not None else None

@@ -281,7 +281,7 @@ class Outbox:
             return OutboxError(f"outbox {self.path} {what}: the disk is full ({exc}); free space on "
                                f"that filesystem or lower outbox.max_messages")
         return OutboxError(
-            f"outbox {self.path} {what} ({exc}); the file may be damaged: stop the unit, move the file "
-            f"aside (its unsent readings can be salvaged with `sqlite3 {self.path.name} .recover`) "
-            f"and start again, which creates a new outbox"
+            f"outbox {self.path} {what} ({exc}); the file is damaged or not an outbox: stop the unit and "
+            f"move the file aside (unsent readings can be salvaged with `sqlite3 {self.path} .recover | "
+            f"sqlite3 recovered.sqlite3`); the unit then starts a new, empty outbox"
         )

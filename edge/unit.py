@@ -125,6 +125,10 @@ class Unit:
         try:
             command = parse_command(payload)
         except CommandPayloadInvalid as exc:
+            earlier = self.replies.get(exc.command_id) if exc.command_id else None
+            if earlier is not None:
+                self.send_reply(reply_topic, earlier)
+                return
             reply = Replier(self.send_reply, self.replies, self.clock, reply_topic, exc.command_id)
             reply(ReplyStatus.REJECTED, exc.to_error())
             return

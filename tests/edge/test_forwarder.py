@@ -1,9 +1,10 @@
-"""The forwarder against a real Mosquitto: backlog in order marked hist, then live data; outages lose nothing."""
+"""The forwarder against a real Mosquitto: backlog in order as hist, then live data; outages lose nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import shutil
 import socket
@@ -40,9 +41,12 @@ class Broker:
 
     def start(self) -> None:
         conf = self.dir / "mosquitto.conf"
+        # `user`: started as root, Mosquitto would switch to a user that cannot write its
+        # persistence file into this private directory.
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {self.dir}/\nmax_queued_messages 0\nset_tcp_nodelay true\n"
+            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.dir}/\nmax_queued_messages 0\n"
+            "set_tcp_nodelay true\n"
             "log_dest none\n"
         )
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)])
@@ -123,6 +127,15 @@ class Received:
         self._client.loop_stop()
 
 
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """For state of this process (the outbox), which no subscriber callback announces."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout} s")
+        await asyncio.sleep(0.01)
+
+
 def reading(value: float) -> dict[str, object]:
     return {"readings": [{"ts": TS, "values": {"ph": value}}]}
 
@@ -173,7 +186,7 @@ async def test_backlog_arrives_in_order_as_hist_then_live_data(broker: Broker, t
                     outbox.append("ph1", "data", reading(100 + i))
                     forwarder.notify()
                 await received.until(lambda: len(received.messages) == 306)
-                await received.until(lambda: outbox.count() == 0)
+                await eventually(lambda: outbox.count() == 0)
 
         data = received.by_module("data")
         events = received.by_module("event")
@@ -212,7 +225,7 @@ async def test_broker_restart_mid_drain_loses_nothing(broker: Broker, tmp_path: 
                                 for m in ("ph1", "do1")),
                     timeout=30,
                 )
-                await received.until(lambda: outbox.count() == 0)
+                await eventually(lambda: outbox.count() == 0)
 
         assert got_before_outage < total, "the outage must interrupt the drain"
         for module in ("ph1", "do1"):
