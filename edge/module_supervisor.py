@@ -9,6 +9,7 @@ latched: nothing restarts by itself).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -100,27 +101,29 @@ async def _run_until_restart(module: Module) -> BaseException | None:
     """Run the driver's background loop until it fails or a restart is asked for."""
     assert module.driver is not None
     run: asyncio.Future[Any] = asyncio.ensure_future(module.driver.run())
-    while True:
-        wake: asyncio.Future[Any] = asyncio.ensure_future(module.wake.wait())
-        await asyncio.wait([run, wake], return_when=asyncio.FIRST_COMPLETED)
-        wake.cancel()
-        if module.restart_requested or module.stopping:
-            module.wake.clear()
-            run.cancel()
-            try:
-                await run
-            except (asyncio.CancelledError, Exception):
-                pass
-            return None
-        module.wake.clear()
-        if run.done():
-            if run.cancelled():
+    try:
+        while True:
+            wake: asyncio.Future[Any] = asyncio.ensure_future(module.wake.wait())
+            await asyncio.wait([run, wake], return_when=asyncio.FIRST_COMPLETED)
+            wake.cancel()
+            if module.restart_requested or module.stopping:
+                module.wake.clear()
                 return None
-            exc = run.exception()
-            if exc is not None:
-                return exc
-            # A driver with nothing to do in the background: wait for a restart or stop.
-            run = asyncio.ensure_future(asyncio.get_running_loop().create_future())
+            module.wake.clear()
+            if run.done():
+                if run.cancelled():
+                    return None
+                exc = run.exception()
+                if exc is not None:
+                    return exc
+                # A driver with nothing to do in the background: wait for a restart or stop.
+                run = asyncio.ensure_future(asyncio.get_running_loop().create_future())
+    finally:
+        # Also when the supervisor itself is cancelled: never leave the driver's loop running.
+        if not run.done():
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
 
 
 async def _close(module: Module, driver: object) -> None:
