@@ -8,11 +8,10 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sim.cli import add_sim_parser
-
     from edge.cli import add_edge_parser
     from labedge.lab import add_lab_parser
     from labedge.watch import add_watch_parser
+    from sim.cli import add_sim_parser
 
     parser = argparse.ArgumentParser(prog="labedge", description="edge runtime for laboratory benches")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -68,7 +68,9 @@ def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
 class MosquittoProcess:
     """A private Mosquitto; `start()`/`stop()` can be repeated on the same port (broker outages)."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", binary: str | None = None) -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", binary: str | None = None,
+                 persistence: bool = False) -> None:
+        self.persistence = persistence
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or find_mosquitto()
@@ -79,7 +81,7 @@ class MosquittoProcess:
 
     def start(self) -> MosquittoProcess:
         conf = self._dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.host, self.port, self._dir))
+        conf.write_text(mosquitto_config(self.host, self.port, self._dir, self.persistence))
         self.proc = subprocess.Popen([str(self.binary), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         try:
