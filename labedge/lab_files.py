@@ -46,7 +46,28 @@ probe: {probe}
 port: {port}
 baudrate: 9600
 period_s: 1
-"""
+{extra}"""
+
+# Equipment on mock GPIO pins (the lab has no Pi); same pins as examples/.
+EQUIPMENT = {
+    "base_pump": """\
+# base_pump: peristaltic dosing pump on a MOSFET, mock pin in the lab
+module: base_pump
+driver: gpio.pump
+pin: 17
+max_on_s: 30
+ml_per_s: 0.5
+max_ml_per_hour: 100
+""",
+    "aeration": """\
+# aeration: air pump relay, mock pin in the lab
+module: aeration
+driver: gpio.switch
+pin: 27
+max_on_s: 3600
+on_controller_loss: hold
+""",
+}
 
 UNIT = """\
 # bench-1 of the one-machine lab: instruments are simulators on pseudo-terminals.
@@ -54,6 +75,8 @@ unit: bench-1
 broker: {{host: 127.0.0.1, port: {port}}}
 data_dir: {data_dir}
 modules: [{modules}]
+buttons: {{start_pin: 5, stop_pin: 6}}
+status_led: {{pin: 13}}
 """
 
 
@@ -70,8 +93,12 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
         link = lab_dir / "dev" / module
         sim = f"{labedge} sim ezo --probe {probe} --link {link} --seed {len(module)}"
         text += PROGRAM.format(name=f"sim-{module}", command=sim, dir=lab_dir, priority=20, environment=env)
+        extra = "temperature_source: temp1\n" if probe in ("ph", "do") else ""
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(
-            DCD.format(module=module, probe=probe, port=link))
+            DCD.format(module=module, probe=probe, port=link, extra=extra))
+        modules.append(f"dcd/{module}.yaml")
+    for module, dcd in EQUIPMENT.items():
+        (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(dcd)
         modules.append(f"dcd/{module}.yaml")
     (lab_dir / "bench-1" / "unit.yaml").write_text(
         UNIT.format(port=port, data_dir=lab_dir / "bench-1" / "data", modules=", ".join(modules)))
