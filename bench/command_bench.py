@@ -24,6 +24,7 @@ from edge.driver import DriverResources
 from edge.unit import Unit
 from hub.unit_client import connected_client
 from lecis.config_loader import load_unit_config
+from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
 from provisioning.broker import MosquittoProcess
 
 PUMP = "module: pump1\ndriver: gpio.pump\npin: 17\nmax_on_s: 3600\n"
@@ -89,7 +90,7 @@ def start_unit(tmp: Path, port: int) -> tuple[Unit, MockFactory, threading.Threa
 async def broker_round_trips(port: int, tries: int) -> list[float]:
     topic = f"bench/ping/{uuid.uuid4().hex}"
     times: list[float] = []
-    async with aiomqtt.Client("127.0.0.1", port) as client:
+    async with aiomqtt.Client("127.0.0.1", port, socket_options=NO_DELAY_SOCKET_OPTIONS) as client:
         await client.subscribe(topic, qos=1)
         messages = client.messages
         for i in range(tries):

@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 
 from lecis.clock import Clock
+from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
 from lecis.unit_config import BrokerConfig
 
 log = logging.getLogger("labedge.link")
@@ -76,6 +77,7 @@ class BrokerLink:
             max_inflight_messages=1000,
             tls_context=tls,
             clean_session=True,
+            socket_options=NO_DELAY_SOCKET_OPTIONS,
         )
 
     async def run(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import aiomqtt
 
 from lecis.errors import LabedgeError
+from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
 from lecis.topics import Topics
 
 FINAL = ("done", "failed", "rejected")
@@ -104,7 +105,8 @@ class UnitClient:
 async def connected_client(host: str, port: int, unit: str, holder: str = "controller",
                            topics: Topics | None = None) -> AsyncIterator[UnitClient]:
     """An aiomqtt connection with a UnitClient fed by its own message loop."""
-    async with aiomqtt.Client(host, port, identifier=f"{holder}-{uuid.uuid4().hex[:8]}") as client:
+    async with aiomqtt.Client(host, port, identifier=f"{holder}-{uuid.uuid4().hex[:8]}",
+                              socket_options=NO_DELAY_SOCKET_OPTIONS) as client:
         unit_client = UnitClient(client, unit, topics, holder)
         await unit_client.start()
 

@@ -45,6 +45,7 @@ def mosquitto_config(host: str, port: int, data_dir: Path, persistence: bool = F
     lines = [
         f"listener {port} {host}",
         "allow_anonymous true",
+        "set_tcp_nodelay true",
         "max_inflight_messages 0",
         "max_queued_messages 100000",
         f"persistence {'true' if persistence else 'false'}",
