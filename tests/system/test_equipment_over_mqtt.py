@@ -118,7 +118,9 @@ async def test_sigterm_leaves_the_pump_off_in_the_retained_state(mosquitto: Mosq
                                                                  tmp_path: Path) -> None:
     config = write_equipment_unit(tmp_path, "eq-f", mosquitto.port, {"pump1": PUMP.replace("max_on_s: 2",
                                                                                             "max_on_s: 60")})
-    proc = spawn(["edge", "run", "--config", str(config), "--pin-factory", "mock"], tmp_path / "unit.log")
+    # gpiozero's own settings choose mock PWM pins, as anyone without a Pi would run it.
+    proc = spawn(["edge", "run", "--config", str(config)], tmp_path / "unit.log",
+                 env={"GPIOZERO_PIN_FACTORY": "mock", "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"})
     try:
         async with connected_client("127.0.0.1", mosquitto.port, "eq-f") as ctl, \
                 probe("127.0.0.1", mosquitto.port) as found:
@@ -143,6 +145,7 @@ async def test_held_stop_button_estops_with_the_broker_down(outage_broker: Mosqu
     async with running_unit(tmp_path, "eq-g", outage_broker.port) as rig, \
             connected_client("127.0.0.1", outage_broker.port, "eq-g") as ctl:
         await ctl.acquire(ttl_s=60)
+        assert rig.unit.extras[0].led.mode == "steady", "a controller holds the lease"
         await ctl.call("valve1", "on")
         outage_broker.stop()
         await asyncio.sleep(0.3)
@@ -152,6 +155,7 @@ async def test_held_stop_button_estops_with_the_broker_down(outage_broker: Mosqu
         stop_button.drive_high()
         assert all(m.state.value == "ESTOPPED" for m in rig.unit.modules.values())
         assert rig.pin(27).state == 0 and rig.pin(17).state == 0
+        assert rig.unit.extras[0].led.mode == "fast", "the status LED tells the bench it is ESTOPPED"
         outage_broker.start()
         async with probe("127.0.0.1", outage_broker.port) as found:
             state = await found.wait_for(
