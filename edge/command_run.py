@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from edge.driver import CommandAborted
+from edge.waiting import sleep_or_event
 from lecis.clock import Clock
 
 
@@ -36,18 +36,6 @@ class RunHandle:
         self.finish_reason = reason
         self._wake.set()
 
-    async def _sleep_or_wake(self, seconds: float | None) -> None:
-        wake: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
-        tasks: set[asyncio.Future[Any]] = {wake}
-        if seconds is not None:
-            tasks.add(asyncio.ensure_future(self.clock.sleep(seconds)))
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-        self._wake.clear()
-
     async def wait(self, seconds: float) -> float:
         ran = 0.0
         while True:
@@ -56,8 +44,8 @@ class RunHandle:
             if self.finish_reason is not None or ran >= seconds:
                 return ran
             if self.paused:
-                await self._sleep_or_wake(None)
+                await sleep_or_event(self.clock, self._wake, None)
                 continue
             start = self.clock.monotonic()
-            await self._sleep_or_wake(seconds - ran)
+            await sleep_or_event(self.clock, self._wake, seconds - ran)
             ran += self.clock.monotonic() - start

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from edge.slm import Module
+from edge.waiting import sleep_or_event
 from lecis.errors import DeviceError
 from lecis.states import LecisState
 
@@ -26,16 +27,7 @@ MAX_BACKOFF_S = 4.0  # a returning device is back in IDLE well within 10 s
 
 async def wait_event_or(module: Module, seconds: float | None) -> None:
     """Sleep `seconds` on the module's clock, or until its wake event is set."""
-    wake: asyncio.Future[Any] = asyncio.ensure_future(module.wake.wait())
-    tasks: list[asyncio.Future[Any]] = [wake]
-    if seconds is not None:
-        tasks.append(asyncio.ensure_future(module.clock.sleep(seconds)))
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-    module.wake.clear()
+    await sleep_or_event(module.clock, module.wake, seconds)
 
 
 def describe_failure(exc: BaseException) -> tuple[str, str]:
