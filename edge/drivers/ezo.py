@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
+from edge.drivers.warnings import InstrumentWarnings
 from edge.ezo_parse import (
     DEVICE_TYPES,
     DO_OUTPUT_ORDER,
@@ -68,7 +69,7 @@ class EzoDriver(Driver):
         self._lock = asyncio.Lock()
         self._sent_temp: float | None = None
         self._timeouts = 0
-        self._reported: set[str] = set()
+        self._warnings = InstrumentWarnings(host, LASTING)
 
     def _outputs_from_readings(self) -> list[str]:
         names = {spec.name for spec in self.dcd.readings}
@@ -194,7 +195,7 @@ class EzoDriver(Driver):
             async with self._lock:
                 values = await self._measure()
             if values is not None:
-                self._reported.clear()
+                self._warnings.good_reading()
                 self.host.reading(values)
             due += self.period_s
             now = clock.monotonic()
@@ -212,11 +213,11 @@ class EzoDriver(Driver):
                     "no_response", f"{self._what} left {self._timeouts} readings in a row unanswered "
                     f"({self.timeout_s:g} s each); check its power and wiring",
                 ) from exc
-            self._warn("timeout", str(exc))
+            self._warnings.warn("timeout", str(exc))
             return None
         except EzoRefused as exc:
             self._timeouts = 0
-            self._warn("device_error", str(exc))
+            self._warnings.warn("device_error", str(exc))
             return None
         except EzoRestarted as exc:
             self.host.event("info", "device_restarted", f"{exc}; setting it up again")
@@ -227,7 +228,7 @@ class EzoDriver(Driver):
             values = parse_reading(self.probe, lines, self.do_outputs)
             check_range(values, self.dcd.readings)
         except ReadingInvalid as exc:
-            self._warn(exc.code, f"{self._what}: {exc.message}")
+            self._warnings.warn(exc.code, f"{self._what}: {exc.message}")
             return None
         return values
 
@@ -244,16 +245,12 @@ class EzoDriver(Driver):
         try:
             await self._command(f"T,{temp:.1f}")
         except EzoRefused as exc:
-            self._warn("device_error", f"{exc}; readings stay compensated for the last temperature sent")
+            self._warnings.warn(
+                "device_error", f"{exc}; readings stay compensated for the last temperature sent"
+            )
             return
         self._sent_temp = temp
 
-    def _warn(self, code: str, message: str) -> None:
-        if code in LASTING:
-            if code in self._reported:
-                return
-            self._reported.add(code)
-        self.host.event("warning", code, message)
 
     # ---- commands ---------------------------------------------------------------------------
     async def execute(self, name: str, args: dict[str, Any], run: CommandRun) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
+from edge.drivers.warnings import InstrumentWarnings
 from edge.line_parse import (
     ReadingInvalid,
     answer_matches,
@@ -49,7 +50,7 @@ class LineDriver(Driver):
         self._line: SerialLine | None = None
         self._lock = asyncio.Lock()
         self._timeouts = 0
-        self._reported: set[str] = set()
+        self._warnings = InstrumentWarnings(host, LASTING)
 
     @property
     def _what(self) -> str:
@@ -101,7 +102,7 @@ class LineDriver(Driver):
             if self.query is None:
                 self._publish(early)  # a streamed reading
             else:
-                self._warn("bad_data", f"{self._what} sent {shown(early)} unasked; ignored")
+                self._warnings.warn("bad_data", f"{self._what} sent {shown(early)} unasked; ignored")
         await line.send(text + self.write_terminator)
         return await line.read_line(self.timeout_s)
 
@@ -131,7 +132,7 @@ class LineDriver(Driver):
                     "no_response", f"{self._what} sent no line {self._timeouts} times in a row "
                     f"({self._line_timeout:g} s each); check its power and cable",
                 ) from exc
-            self._warn("timeout", f"{self._what}: {exc.message}")
+            self._warnings.warn("timeout", f"{self._what}: {exc.message}")
             return None
         self._timeouts = 0
         return text
@@ -146,17 +147,11 @@ class LineDriver(Driver):
         try:
             values = self._parse(text)
         except ReadingInvalid as exc:
-            self._warn(exc.code, f"{self._what}: {exc.message}")
+            self._warnings.warn(exc.code, f"{self._what}: {exc.message}")
             return
-        self._reported.clear()
+        self._warnings.good_reading()
         self.host.reading(values)
 
-    def _warn(self, code: str, message: str) -> None:
-        if code in LASTING:
-            if code in self._reported:
-                return
-            self._reported.add(code)
-        self.host.event("warning", code, message)
 
     # ---- commands ---------------------------------------------------------------------------
     async def execute(self, name: str, args: dict[str, Any], run: CommandRun) -> dict[str, Any]:
