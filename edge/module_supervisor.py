@@ -93,9 +93,10 @@ async def _run_until_restart(module: Module) -> BaseException | None:
     """Run the driver's background loop until it fails or a restart is asked for."""
     assert module.driver is not None
     run: asyncio.Future[Any] = asyncio.ensure_future(module.driver.run())
+    wake: asyncio.Future[Any] | None = None
     try:
         while True:
-            wake: asyncio.Future[Any] = asyncio.ensure_future(module.wake.wait())
+            wake = asyncio.ensure_future(module.wake.wait())
             await asyncio.wait([run, wake], return_when=asyncio.FIRST_COMPLETED)
             wake.cancel()
             if module.restart_requested or module.stopping:
@@ -112,6 +113,8 @@ async def _run_until_restart(module: Module) -> BaseException | None:
                 run = asyncio.ensure_future(asyncio.get_running_loop().create_future())
     finally:
         # Also when the supervisor itself is cancelled: never leave the driver's loop running.
+        if wake is not None:
+            wake.cancel()
         if not run.done():
             run.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
