@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -41,13 +42,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def mosquitto_config(host: str, port: int, data_dir: Path, persistence: bool = False) -> str:
+def mosquitto_config(host: str, port: int, data_dir: Path, persistence: bool = False,
+                     max_queued: int = 100_000) -> str:
+    """A listener on host:port; QoS 1 never throttled in flight, `max_queued` per client (0: no limit)."""
     lines = [
         f"listener {port} {host}",
         "allow_anonymous true",
+        # Small packets (PUBACKs, ESTOPs) go out at once instead of waiting ~40 ms for a delayed ACK.
         "set_tcp_nodelay true",
         "max_inflight_messages 0",
-        "max_queued_messages 100000",
+        f"max_queued_messages {max_queued}",
+        # Started as root, Mosquitto would switch to its own user and could not write our folder.
+        f"user {getpass.getuser()}",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {data_dir}/",
         "log_dest stderr",
@@ -70,8 +76,9 @@ class MosquittoProcess:
     """A private Mosquitto; `start()`/`stop()` can be repeated on the same port (broker outages)."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", binary: str | None = None,
-                 persistence: bool = False) -> None:
+                 persistence: bool = False, max_queued: int = 100_000) -> None:
         self.persistence = persistence
+        self.max_queued = max_queued
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or find_mosquitto()
@@ -82,7 +89,7 @@ class MosquittoProcess:
 
     def start(self) -> MosquittoProcess:
         conf = self._dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.host, self.port, self._dir, self.persistence))
+        conf.write_text(mosquitto_config(self.host, self.port, self._dir, self.persistence, self.max_queued))
         self.proc = subprocess.Popen([str(self.binary), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         try:

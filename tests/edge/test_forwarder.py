@@ -4,76 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.forwarder import Forwarder
 from edge.outbox import Outbox
 from lecis.payloads import check_data, check_event
 from lecis.topics import Topics
+from provisioning.broker import MosquittoProcess, find_mosquitto
 
 UNIT = "u1"
 TS = "2026-11-21T15:04:05.123Z"
-MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-class Broker:
-    """Mosquitto on a free loopback port, with persistence, so a restart keeps queued messages."""
-
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self.dir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        conf = self.dir / "mosquitto.conf"
-        # `user`: started as root, Mosquitto would switch to a user that cannot write its
-        # persistence file into this private directory.
-        conf.write_text(
-            f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.dir}/\nmax_queued_messages 0\n"
-            "set_tcp_nodelay true\n"
-            "log_dest none\n"
-        )
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()  # Mosquitto saves its persistence file on SIGTERM
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    if shutil.which(MOSQUITTO) is None:
-        pytest.fail(f"{MOSQUITTO} is missing; install mosquitto")
-    broker = Broker(tmp_path)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def broker() -> Iterator[MosquittoProcess]:
+    """Mosquitto with persistence and no queue limit, so a restart keeps what it queued for us."""
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is missing; `make test` installs it")
+    with MosquittoProcess(persistence=True, max_queued=0) as running_broker:
+        yield running_broker
 
 
 class Received:
@@ -87,9 +46,9 @@ class Received:
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self._changed = threading.Condition()
         self._subscribed = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-hub",
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-hub",
                                    clean_session=False)
-        self._client.reconnect_delay_set(0.05, 0.2)
+        self._client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]  # seconds, fractions work
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *args: self._subscribed.set()
         self._client.on_message = self._on_message
@@ -161,7 +120,7 @@ async def forward_forever(forwarder: Forwarder, port: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(forwarder: Forwarder, port: int) -> Any:
+async def running(forwarder: Forwarder, port: int) -> AsyncIterator[asyncio.Task[None]]:
     task = asyncio.create_task(forward_forever(forwarder, port))
     try:
         yield task
@@ -170,7 +129,8 @@ async def running(forwarder: Forwarder, port: int) -> Any:
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_backlog_arrives_in_order_as_hist_then_live_data(broker: Broker, tmp_path: Path) -> None:
+async def test_backlog_arrives_in_order_as_hist_then_live_data(broker: MosquittoProcess,
+                                                               tmp_path: Path) -> None:
     received = Received(broker.port)
     try:
         with Outbox(tmp_path / "outbox.sqlite3") as outbox:
@@ -203,7 +163,7 @@ async def test_backlog_arrives_in_order_as_hist_then_live_data(broker: Broker, t
         received.close()
 
 
-async def test_broker_restart_mid_drain_loses_nothing(broker: Broker, tmp_path: Path) -> None:
+async def test_broker_restart_mid_drain_loses_nothing(broker: MosquittoProcess, tmp_path: Path) -> None:
     received = Received(broker.port)
     total = 3000
     try:
