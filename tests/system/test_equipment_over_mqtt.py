@@ -57,11 +57,11 @@ async def test_lease_loss_turns_off_what_must_go_off(mosquitto: MosquittoProcess
         await ctl.acquire(ttl_s=1)
         assert (await ctl.call("pump1", "on"))["status"] == "done"
         assert (await ctl.call("valve1", "on"))["status"] == "done"
-        granted_at = time.monotonic()
+        last_command_at = time.monotonic()  # every accepted command extended the lease to now + ttl
         state = await found.wait_for(
             lambda: (s := found.module_state("eq-c", "pump1")) and s["outputs"].get("on") is False and s,
             5, "pump1 off after the lease expired")
-        assert time.monotonic() - granted_at < 1 + 1.5
+        assert time.monotonic() - last_command_at < 1 + 1, "off within ttl + 1 s"
         assert rig.pin(17).state == 0
         assert rig.pin(27).state == 1, "valve1 has on_controller_loss: hold"
         assert found.module_state("eq-c", "valve1")["outputs"]["on"] is True
