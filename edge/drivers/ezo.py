@@ -12,7 +12,8 @@ import asyncio
 import math
 from typing import Any
 
-from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
+from edge.driver import CommandRun, DriverResources, ModuleHost
+from edge.drivers.serial_instrument import SerialInstrumentDriver
 from edge.drivers.warnings import InstrumentWarnings
 from edge.ezo_parse import (
     DEVICE_TYPES,
@@ -24,9 +25,9 @@ from edge.ezo_parse import (
     parse_reading,
 )
 from edge.line_parse import answer_matches, check_range, render_wire, shown
-from edge.serial_line import SerialLine, SerialTimeout, open_line
+from edge.serial_line import SerialTimeout, open_line
 from lecis.dcd import Dcd
-from lecis.errors import CommandFailed, DeviceError, DeviceLost, LabedgeError
+from lecis.errors import CommandFailed, DeviceError, LabedgeError
 
 MAX_TIMEOUTS = 3  # consecutive unanswered readings before the module goes to ERROR
 TEMP_STEP_C = 0.1  # resend temperature compensation when the source moved this much
@@ -51,21 +52,16 @@ class EzoSilent(LabedgeError):
     """No `*OK` (or `*ER`) came back in time."""
 
 
-class EzoDriver(Driver):
+class EzoDriver(SerialInstrumentDriver):
     """An Atlas Scientific EZO circuit: probe `ph`, `do` or `rtd` from the DCD settings."""
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
         settings = dcd.settings
         self.probe: str = settings["probe"]
-        self.port: str = settings["port"]
-        self.baudrate: int = settings.get("baudrate", 9600)
-        self.period_s: float = settings["period_s"]
-        self.timeout_s: float = settings.get("timeout_s") or 3.0
         self.temperature_source: str | None = settings.get("temperature_source")
         self.do_outputs: tuple[str, ...] = tuple(settings.get("do_outputs") or self._outputs_from_readings())
         self.firmware: str | None = None  # as the circuit reports it to `i`
-        self._line: SerialLine | None = None
         self._lock = asyncio.Lock()
         self._sent_temp: float | None = None
         self._timeouts = 0
@@ -90,11 +86,6 @@ class EzoDriver(Driver):
         except BaseException:
             await self.close()
             raise
-
-    async def close(self) -> None:
-        line, self._line = self._line, None
-        if line is not None:
-            await line.close()
 
     async def _setup(self) -> None:
         """Continuous mode off, response codes on, right circuit, outputs and scale as the DCD says."""
@@ -145,10 +136,6 @@ class EzoDriver(Driver):
         self._timeouts = 0
 
     # ---- wire -------------------------------------------------------------------------------
-    def _port(self) -> SerialLine:
-        if self._line is None:
-            raise DeviceLost(f"serial port {self.port} is not open; INIT the module first")
-        return self._line
 
     async def _command(self, text: str, answer: str | None = None, collect: bool = True) -> list[str]:
         """Send `text`, return the lines before its `*OK` (response codes left out).

@@ -12,7 +12,8 @@ import asyncio
 import re
 from typing import Any
 
-from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
+from edge.driver import CommandRun, DriverResources, ModuleHost
+from edge.drivers.serial_instrument import SerialInstrumentDriver
 from edge.drivers.warnings import InstrumentWarnings
 from edge.line_parse import (
     ReadingInvalid,
@@ -23,31 +24,26 @@ from edge.line_parse import (
     render_wire,
     shown,
 )
-from edge.serial_line import SerialLine, SerialTimeout, open_line
+from edge.serial_line import SerialTimeout, open_line
 from lecis.dcd import Dcd
-from lecis.errors import CommandFailed, DeviceError, DeviceLost
+from lecis.errors import CommandFailed, DeviceError
 
 MAX_TIMEOUTS = 3  # consecutive missing lines before the module goes to ERROR
 LASTING = frozenset({"out_of_range"})  # reported once until a good reading comes back
 
 
-class LineDriver(Driver):
+class LineDriver(SerialInstrumentDriver):
     """A serial instrument that answers (or streams) one text line per reading."""
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
         settings = dcd.settings
-        self.port: str = settings["port"]
-        self.baudrate: int = settings.get("baudrate", 9600)
-        self.period_s: float = settings["period_s"]
-        self.timeout_s: float = settings.get("timeout_s") or 3.0
         self.query: str | None = settings.get("query")
         self.write_terminator: str = settings.get("write_terminator", "\r\n")
         self.read_terminator: str = settings.get("read_terminator", "\n")
         self.encoding: str = settings.get("encoding", "ascii")
         self.pattern_text: str = settings["pattern"]
         self._pattern: re.Pattern[str] | None = None
-        self._line: SerialLine | None = None
         self._lock = asyncio.Lock()
         self._timeouts = 0
         self._warnings = InstrumentWarnings(host, LASTING)
@@ -85,15 +81,6 @@ class LineDriver(Driver):
             await self.close()
             raise
 
-    async def close(self) -> None:
-        line, self._line = self._line, None
-        if line is not None:
-            await line.close()
-
-    def _port(self) -> SerialLine:
-        if self._line is None:
-            raise DeviceLost(f"serial port {self.port} is not open; INIT the module first")
-        return self._line
 
     async def _ask(self, text: str) -> str:
         """Send `text` and return the next line (SerialTimeout if none comes)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from edge.driver import Reading
+from edge.driver import Driver, Reading
 from lecis.clock import Clock, SystemClock
+from lecis.errors import DeviceError
 
 WAIT_S = 10.0
 POLL_S = 0.02
@@ -82,3 +83,17 @@ class FakeHost:
         start = len(self.events)
         await self.wait_for(lambda: code in self.codes()[start:], timeout, f"a {code!r} event")
         return next(e for e in self.events[start:] if e[1] == code)
+
+
+@contextlib.asynccontextmanager
+async def running(driver: Driver) -> AsyncIterator[asyncio.Task[None]]:
+    """Initialize `driver`, run it in the background, and always stop and close it."""
+    await driver.initialize()
+    task = asyncio.create_task(driver.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, DeviceError):
+            await task
+        await driver.close()

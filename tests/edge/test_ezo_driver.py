@@ -17,7 +17,7 @@ from lecis.dcd import CommandSpec, Dcd, ParamSpec, ReadingSpec
 from lecis.errors import CommandFailed, DeviceError, DeviceLost
 from sim.ezo_device import EzoSimulator
 from sim.faults import FaultPlan
-from tests.edge.fake_host import FakeHost
+from tests.edge.fake_host import FakeHost, running
 
 READINGS = {
     "ph": (ReadingSpec("ph", "pH", 0.0, 14.0),),
@@ -64,18 +64,6 @@ async def simulator(tmp_path: Path, probe: str, **kwargs: Any) -> AsyncIterator[
         yield sim
 
 
-@contextlib.asynccontextmanager
-async def running(driver: EzoDriver) -> AsyncIterator[asyncio.Task[None]]:
-    """Initialize, run in the background, and always stop and close."""
-    await driver.initialize()
-    task = asyncio.create_task(driver.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, DeviceError):
-            await task
-        await driver.close()
 
 
 Answer = list[tuple[float, str]]

@@ -19,7 +19,7 @@ from edge.serial_line import SerialLine, SerialTimeout
 from lecis.clock import SystemClock
 from lecis.dcd import CommandSpec, Dcd, ParamSpec, ReadingSpec
 from lecis.errors import CommandFailed, DeviceError, DeviceLost
-from tests.edge.fake_host import FakeHost
+from tests.edge.fake_host import FakeHost, running
 
 PATTERN = r"^T=(?P<turbidity>[0-9.]+) NTU$"
 COMMANDS = (
@@ -98,17 +98,6 @@ def dcd(port: str, **settings: Any) -> Dcd:
                readings=(ReadingSpec("turbidity", "NTU", 0.0, 4000.0),), commands=COMMANDS, settings=base)
 
 
-@contextlib.asynccontextmanager
-async def running(driver: LineDriver) -> AsyncIterator[asyncio.Task[None]]:
-    await driver.initialize()
-    task = asyncio.create_task(driver.run())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, DeviceError):
-            await task
-        await driver.close()
 
 
 async def test_turbidimeter_is_queried_every_period() -> None:
