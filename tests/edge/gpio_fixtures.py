@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge.driver import CommandAborted, Reading
+from edge.command_run import RunHandle
+from edge.driver import Reading
 
 
 async def settle(rounds: int = 30) -> None:
@@ -84,54 +85,9 @@ class FakeHost:
         return None
 
 
-class FakeRun:
-    """A CommandRun: running time on the clock, paused time excluded, finish() and abort()."""
-
-    command_id = "cmd-test"
-
-    def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self.paused = False
-        self.aborted: str | None = None
-        self.finished: str | None = None
-        self._wake = asyncio.Event()
-
-    def finish(self, reason: str) -> None:
-        self.finished = reason
-        self._wake.set()
-
-    def abort(self, reason: str) -> None:
-        self.aborted = reason
-        self._wake.set()
-
-    def pause(self) -> None:
-        self.paused = True
-        self._wake.set()
-
-    def resume(self) -> None:
-        self.paused = False
-        self._wake.set()
-
-    async def wait(self, seconds: float) -> float:
-        ran = 0.0
-        while True:
-            self._wake.clear()
-            if self.aborted is not None:
-                raise CommandAborted(self.aborted)
-            if self.finished is not None or ran >= seconds:
-                return ran
-            if self.paused:
-                await self._wake.wait()
-                continue
-            start = self.clock.monotonic()
-            sleeper = asyncio.ensure_future(self.clock.sleep(seconds - ran))
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
-            ran += self.clock.monotonic() - start
+def command_run(clock: Any) -> RunHandle:
+    """The module's own CommandRun, on the test's clock."""
+    return RunHandle(clock, "cmd-test")
 
 
 @pytest.fixture

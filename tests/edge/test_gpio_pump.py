@@ -18,7 +18,7 @@ from lecis.clock import SystemClock
 from lecis.dcd import CommandSpec, Dcd, ParamSpec
 from lecis.errors import CommandInvalid, CommandStateForbidden
 from tests.edge import gpio_fixtures
-from tests.edge.gpio_fixtures import FakeHost, FakeRun, ManualClock
+from tests.edge.gpio_fixtures import FakeHost, ManualClock, command_run
 
 pin_factory = gpio_fixtures.pin_factory
 clock = gpio_fixtures.clock
@@ -73,7 +73,7 @@ def host_of(driver: GpioPumpDriver) -> FakeHost:
 
 async def dose(driver: GpioPumpDriver, clock: ManualClock, ml: float) -> dict[str, Any]:
     driver.check("dose", {"ml": ml})
-    task = asyncio.create_task(driver.execute("dose", {"ml": ml}, FakeRun(clock)))
+    task = asyncio.create_task(driver.execute("dose", {"ml": ml}, command_run(clock)))
     await clock.advance(ml / 1.0)
     return await asyncio.wait_for(task, 1)
 
@@ -86,7 +86,7 @@ async def test_dose_duration_follows_calibration_and_pwm_speed(
     assert pin_factory.pin(PIN).frequency == 250.0
     args = {"ml": 3.0, "speed": 0.5}
     driver.check("dose", args)
-    task = asyncio.create_task(driver.execute("dose", args, FakeRun(clock)))
+    task = asyncio.create_task(driver.execute("dose", args, command_run(clock)))
     await clock.advance(0.1)
     assert pin.level == 0.5  # half speed is a 50 % duty cycle on the pin
     assert driver.outputs()["speed"] == 0.5 and driver.outputs()["on"] is True
@@ -137,7 +137,7 @@ async def test_volume_counts_what_an_aborted_dose_delivered(
     make_pump: MakePump, clock: ManualClock
 ) -> None:
     driver = await make_pump(ml_per_s=1.0, max_ml_per_hour=50.0)
-    run = FakeRun(clock)
+    run = command_run(clock)
     task = asyncio.create_task(driver.execute("dose", {"ml": 40.0}, run))
     await clock.advance(20.0)
     run.abort("ESTOP")
@@ -181,7 +181,7 @@ async def test_run_beyond_max_on_ends_at_max_on(
     make_pump: MakePump, pin_factory: MockFactory, clock: ManualClock
 ) -> None:
     driver = await make_pump(max_on_s=5.0)
-    task = asyncio.create_task(driver.execute("run", {"seconds": 60.0}, FakeRun(clock)))
+    task = asyncio.create_task(driver.execute("run", {"seconds": 60.0}, command_run(clock)))
     await clock.advance(5.0)
     assert await asyncio.wait_for(task, 1) == {"ran_s": 5.0, "limited_by": "max_on_s"}
     assert not view_pin(pin_factory, PIN).is_on
@@ -209,7 +209,7 @@ async def test_pause_and_resume_restore_the_speed(
 ) -> None:
     driver = await make_pump(pwm=True, ml_per_s=1.0)
     pin = view_pin(pin_factory, PIN)
-    run = FakeRun(clock)
+    run = command_run(clock)
     task = asyncio.create_task(driver.execute("run", {"seconds": 4.0, "speed": 0.25}, run))
     await clock.advance(1.0)
     run.pause()
@@ -228,7 +228,7 @@ async def test_safe_stops_a_running_pump_at_once(
     make_pump: MakePump, pin_factory: MockFactory, clock: ManualClock
 ) -> None:
     driver = await make_pump(pwm=True)
-    await driver.execute("on", {"speed": 0.8}, FakeRun(clock))
+    await driver.execute("on", {"speed": 0.8}, command_run(clock))
     assert view_pin(pin_factory, PIN).level == pytest.approx(0.8)
     assert driver.outputs()["on"] is True
     driver.safe()
@@ -253,7 +253,7 @@ async def test_gpiozero_environment_chooses_the_factory(
     driver = GpioPumpDriver(pump_dcd(pwm=True), FakeHost(clock), DriverResources(make_pin_factory(None)))
     try:
         await driver.initialize()
-        await driver.execute("on", {"speed": 0.5}, FakeRun(clock))
+        await driver.execute("on", {"speed": 0.5}, command_run(clock))
         chosen = Device.pin_factory
         assert isinstance(chosen, MockFactory) and chosen.pin_class is MockPWMPin
         assert chosen.pin(PIN).state == 0.5

@@ -18,7 +18,7 @@ from lecis.clock import iso_ts
 from lecis.dcd import CommandSpec, Dcd, ParamSpec
 from lecis.errors import ConfigError, DeviceError
 from tests.edge import gpio_fixtures
-from tests.edge.gpio_fixtures import FakeHost, FakeRun, ManualClock
+from tests.edge.gpio_fixtures import FakeHost, ManualClock, command_run
 
 pin_factory = gpio_fixtures.pin_factory
 clock = gpio_fixtures.clock
@@ -74,11 +74,11 @@ async def test_on_and_off_drive_the_pin_with_its_polarity(
     assert raw.state == (not active_high)  # created off
     assert driver.outputs() == {"on": False}
 
-    assert await driver.execute("on", {}, FakeRun(clock)) == {"on": True}
+    assert await driver.execute("on", {}, command_run(clock)) == {"on": True}
     assert raw.state == active_high
     assert driver.outputs() == {"on": True, "on_since": iso_ts(clock.now())}
 
-    assert await driver.execute("off", {}, FakeRun(clock)) == {"on": False}
+    assert await driver.execute("off", {}, command_run(clock)) == {"on": False}
     assert raw.state == (not active_high)
     assert view_pin(pin_factory, PIN, active_high).history()[-3:] == [0.0, 1.0, 0.0]
     assert host_of(driver).changes == 2
@@ -90,7 +90,7 @@ async def test_pulse_ends_on_time(
     driver = await make_switch()
     pin = view_pin(pin_factory, PIN)
     pin.clear()
-    pulse = asyncio.create_task(driver.execute("pulse", {"seconds": 2.0}, FakeRun(clock)))
+    pulse = asyncio.create_task(driver.execute("pulse", {"seconds": 2.0}, command_run(clock)))
     await clock.advance(1.9)
     assert pin.is_on and driver.outputs()["on"] is True
     await clock.advance(0.1)
@@ -105,7 +105,7 @@ async def test_pulse_beyond_max_on_ends_at_max_on_and_says_so(
 ) -> None:
     driver = await make_switch(max_on_s=5.0)
     pin = view_pin(pin_factory, PIN)
-    pulse = asyncio.create_task(driver.execute("pulse", {"seconds": 60.0}, FakeRun(clock)))
+    pulse = asyncio.create_task(driver.execute("pulse", {"seconds": 60.0}, command_run(clock)))
     await clock.advance(4.99)
     assert pin.is_on
     await clock.advance(0.01)
@@ -120,9 +120,9 @@ async def test_plain_on_is_cut_at_max_on_with_an_event(
     driver = await make_switch(max_on_s=5.0)
     pin = view_pin(pin_factory, PIN)
     host = host_of(driver)
-    await driver.execute("on", {}, FakeRun(clock))
+    await driver.execute("on", {}, command_run(clock))
     await clock.advance(3.0)
-    await driver.execute("on", {}, FakeRun(clock))  # asking again does not restart the limit
+    await driver.execute("on", {}, command_run(clock))  # asking again does not restart the limit
     await clock.advance(1.99)
     assert pin.is_on
     changes_before = host.changes
@@ -139,7 +139,7 @@ async def test_pause_turns_off_and_resume_on_without_counting_paused_time(
     driver = await make_switch(max_on_s=8.0)
     pin = view_pin(pin_factory, PIN)
     pin.clear()
-    run = FakeRun(clock)
+    run = command_run(clock)
     pulse = asyncio.create_task(driver.execute("pulse", {"seconds": 10.0}, run))
     await clock.advance(3.0)
     run.pause()  # the module pauses the run, then the driver
@@ -163,7 +163,7 @@ async def test_abort_propagates_with_the_output_already_off(
 ) -> None:
     driver = await make_switch()
     pin = view_pin(pin_factory, PIN)
-    run = FakeRun(clock)
+    run = command_run(clock)
     pulse = asyncio.create_task(driver.execute("pulse", {"seconds": 10.0}, run))
     await clock.advance(1.0)
     run.abort("ABORT command")
@@ -178,7 +178,7 @@ async def test_safe_turns_the_output_off_at_once(
 ) -> None:
     driver = await make_switch(max_on_s=5.0)
     pin = view_pin(pin_factory, PIN)
-    await driver.execute("on", {}, FakeRun(clock))
+    await driver.execute("on", {}, command_run(clock))
     driver.safe()  # synchronous: no await between the call and the pin
     assert not pin.is_on
     await clock.advance(10.0)
@@ -194,7 +194,7 @@ async def test_close_releases_the_pin_for_the_next_driver(
     assert in_use.value.code == "gpio_unavailable" and "GPIO27" in in_use.value.message
     await first.close()
     second = await make_switch()
-    assert await second.execute("on", {}, FakeRun(clock)) == {"on": True}
+    assert await second.execute("on", {}, command_run(clock)) == {"on": True}
 
 
 @pytest.mark.parametrize(
