@@ -23,6 +23,7 @@ log = logging.getLogger("labedge.link")
 
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
+MAX_HELD = 1000
 
 OnConnect = Callable[[aiomqtt.Client], Awaitable[list[Coroutine[Any, Any, None]]]]
 
@@ -60,6 +61,7 @@ class BrokerLink:
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._held: list[tuple[str, bytes, bool]] = []  # kept while offline, sent on reconnect
 
     def _make_client(self) -> aiomqtt.Client:
         tls = None
@@ -91,6 +93,9 @@ class BrokerLink:
                     for topic in self.subscriptions:
                         await client.subscribe(topic, qos=1)
                     session = await self.on_connect(client)
+                    held, self._held = self._held, []
+                    for topic, payload, retain in held:
+                        self.publish(topic, payload, retain)
                     self.connected.set()
                     log.info("connected to broker %s:%d", self.broker.host, self.broker.port)
                     backoff = INITIAL_BACKOFF_S
@@ -137,10 +142,16 @@ class BrokerLink:
         stop.cancel()
         sleep.cancel()
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        """Send QoS 1 if connected; order of calls is the order on the wire."""
+    def publish(self, topic: str, payload: bytes, retain: bool = False, hold: bool = False) -> None:
+        """Send QoS 1 if connected; order of calls is the order on the wire.
+
+        Offline, the message is dropped (states are re-sent whole on reconnect)
+        unless `hold`: then it waits in memory, up to MAX_HELD, for the next connection.
+        """
         client = self.client
         if client is None:
+            if hold and len(self._held) < MAX_HELD:
+                self._held.append((topic, payload, retain))
             return
         task = asyncio.create_task(self._publish(client, topic, payload, retain))
         self._inflight.add(task)

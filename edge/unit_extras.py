@@ -37,7 +37,8 @@ class ButtonsAndLed:
         payload = {"button": button, "action": action, "ts": iso_ts(unit.clock.now())}
         from edge.unit import dumps
 
-        unit.link.publish(unit.topics.button(unit.id), dumps(payload))
+        # A press while the broker is away is sent when it is back: the hub logs sessions from it.
+        unit.link.publish(unit.topics.button(unit.id), dumps(payload), hold=True)
 
     def unit_changed(self, unit: Unit) -> None:
         if self.led is not None:

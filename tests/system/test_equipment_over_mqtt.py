@@ -143,6 +143,7 @@ async def test_sigterm_leaves_the_pump_off_in_the_retained_state(mosquitto: Mosq
 async def test_held_stop_button_estops_with_the_broker_down(outage_broker: MosquittoProcess,
                                                             tmp_path: Path) -> None:
     async with running_unit(tmp_path, "eq-g", outage_broker.port) as rig, \
+            probe("127.0.0.1", outage_broker.port, pattern="lab/eq-g/#", persistent=True) as found, \
             connected_client("127.0.0.1", outage_broker.port, "eq-g") as ctl:
         await ctl.acquire(ttl_s=60)
         assert rig.unit.extras[0].led.mode == "steady", "a controller holds the lease"
@@ -157,8 +158,11 @@ async def test_held_stop_button_estops_with_the_broker_down(outage_broker: Mosqu
         assert rig.pin(27).state == 0 and rig.pin(17).state == 0
         assert rig.unit.extras[0].led.mode == "fast", "the status LED tells the bench it is ESTOPPED"
         outage_broker.start()
-        async with probe("127.0.0.1", outage_broker.port) as found:
-            state = await found.wait_for(
-                lambda: (s := found.module_state("eq-g", "valve1")) and s["lecis"] == "ESTOPPED" and s,
-                20, "retained ESTOPPED once the broker is back")
-        assert state["outputs"]["on"] is False
+        state = await found.wait_for(
+            lambda: (s := found.module_state("eq-g", "valve1")) and s["lecis"] == "ESTOPPED" and s,
+            20, "ESTOPPED published once the broker is back")
+        buttons = await found.wait_for(lambda: len(found.on("lab/eq-g/$button")) >= 2
+                                       and found.on("lab/eq-g/$button"), 20, "both button messages")
+    assert state["outputs"]["on"] is False
+    # Pressed while the broker was away: still reported, for the hub's session log.
+    assert [(b["button"], b["action"]) for b in buttons] == [("stop", "pressed"), ("stop", "held")]
