@@ -73,7 +73,6 @@ async def supervise(
         if module.estop_latched and module.sm.state is S.IDLE:
             driver.safe()
             module.transition("ESTOP")
-        module.publish_state()
         module.settle_pending(True)
         failure = await _run_until_restart(module)
         module._stop_running("driver restart")

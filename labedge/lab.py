@@ -66,6 +66,19 @@ def run_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0) -> None:
+    """The unit checks its serial ports at start; start it once the simulators made them."""
+    from labedge.lab_files import INSTRUMENTS
+
+    links = [lab_dir / "dev" / module for module, _ in INSTRUMENTS]
+    deadline = time.monotonic() + timeout
+    while not all(link.exists() for link in links) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    supervisorctl = shutil.which("supervisorctl") or str(Path(sys.executable).with_name("supervisorctl"))
+    subprocess.run([supervisorctl, "-c", str(conf), "start", "unit-bench-1"], check=False,
+                   stdout=subprocess.DEVNULL)
+
+
 def run_lab(args: argparse.Namespace) -> int:
     if port_in_use(args.port):
         print(f"labedge lab: port {args.port} on 127.0.0.1 is already in use (another broker or lab?). "
@@ -78,6 +91,7 @@ def run_lab(args: argparse.Namespace) -> int:
           f"(logs in {args.dir}/logs)")
     proc = subprocess.Popen([supervisord, "-n", "-c", str(conf)])
     try:
+        start_unit_when_ports_exist(args.dir.resolve(), conf)
         if args.no_watch:
             proc.wait()
         else:

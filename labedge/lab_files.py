@@ -28,6 +28,7 @@ PROGRAM = """
 command={command}
 directory={dir}
 priority={priority}
+autostart={autostart}
 autorestart=true
 startsecs=1
 startretries=20
@@ -85,14 +86,18 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
     for sub in ("logs", "dev", "bench-1/dcd", "broker"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     env = 'PYTHONUNBUFFERED="1",GPIOZERO_PIN_FACTORY="mock",GPIOZERO_MOCK_PIN_CLASS="mockpwmpin"'
+
+    def program(name: str, command: str, priority: int, autostart: bool = True) -> str:
+        return PROGRAM.format(name=name, command=command, dir=lab_dir, priority=priority, environment=env,
+                              autostart=str(autostart).lower())
+
     text = SUPERVISOR_HEAD.format(dir=lab_dir)
-    broker = f"{labedge} broker --port {port} --dir {lab_dir}/broker"
-    text += PROGRAM.format(name="broker", command=broker, dir=lab_dir, priority=10, environment=env)
+    text += program("broker", f"{labedge} broker --port {port} --dir {lab_dir}/broker", 10)
     modules = []
     for module, probe in INSTRUMENTS:
         link = lab_dir / "dev" / module
         sim = f"{labedge} sim ezo --probe {probe} --link {link} --seed {len(module)}"
-        text += PROGRAM.format(name=f"sim-{module}", command=sim, dir=lab_dir, priority=20, environment=env)
+        text += program(f"sim-{module}", sim, 20)
         extra = "temperature_source: temp1\n" if probe in ("ph", "do") else ""
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(
             DCD.format(module=module, probe=probe, port=link, extra=extra))
@@ -102,10 +107,9 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
         modules.append(f"dcd/{module}.yaml")
     (lab_dir / "bench-1" / "unit.yaml").write_text(
         UNIT.format(port=port, data_dir=lab_dir / "bench-1" / "data", modules=", ".join(modules)))
-    text += PROGRAM.format(
-        name="unit-bench-1",
-        command=f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock",
-        dir=lab_dir, priority=30, environment=env)
+    # Started by `labedge lab` once the simulators' ports exist, so its first start succeeds.
+    unit = f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock"
+    text += program("unit-bench-1", unit, 30, autostart=False)
     conf = lab_dir / "supervisord.conf"
     conf.write_text(text)
     return conf
