@@ -8,13 +8,11 @@ circuit on the port end `run()` (the unit then retries with backoff).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
 from edge.driver import CommandRun, DriverResources, ModuleHost
 from edge.drivers.serial_instrument import SerialInstrumentDriver
-from edge.drivers.warnings import InstrumentWarnings
 from edge.ezo_parse import (
     DEVICE_TYPES,
     DO_OUTPUT_ORDER,
@@ -55,6 +53,8 @@ class EzoSilent(LabedgeError):
 class EzoDriver(SerialInstrumentDriver):
     """An Atlas Scientific EZO circuit: probe `ph`, `do` or `rtd` from the DCD settings."""
 
+    lasting = LASTING
+
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
         settings = dcd.settings
@@ -62,10 +62,8 @@ class EzoDriver(SerialInstrumentDriver):
         self.temperature_source: str | None = settings.get("temperature_source")
         self.do_outputs: tuple[str, ...] = tuple(settings.get("do_outputs") or self._outputs_from_readings())
         self.firmware: str | None = None  # as the circuit reports it to `i`
-        self._lock = asyncio.Lock()
         self._sent_temp: float | None = None
         self._timeouts = 0
-        self._warnings = InstrumentWarnings(host, LASTING)
 
     def _outputs_from_readings(self) -> list[str]:
         names = {spec.name for spec in self.dcd.readings}
@@ -175,20 +173,6 @@ class EzoDriver(SerialInstrumentDriver):
                 self.host.event("warning", "supply_voltage", f"{self._what} reports {code}: check its supply")
 
     # ---- measuring ----------------------------------------------------------------------------
-    async def run(self) -> None:
-        clock = self.host.clock
-        due = clock.monotonic()
-        while True:
-            async with self._lock:
-                values = await self._measure()
-            if values is not None:
-                self._warnings.good_reading()
-                self.host.reading(values)
-            due += self.period_s
-            now = clock.monotonic()
-            due = max(due, now)  # a slow circuit delays the next reading rather than bunching them
-            await clock.sleep(due - now)
-
     async def _measure(self) -> dict[str, float] | None:
         try:
             await self._compensate()

@@ -8,13 +8,11 @@ reading (a line is then expected within `period_s + timeout_s`). The DCD
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 from edge.driver import CommandRun, DriverResources, ModuleHost
 from edge.drivers.serial_instrument import SerialInstrumentDriver
-from edge.drivers.warnings import InstrumentWarnings
 from edge.line_parse import (
     ReadingInvalid,
     answer_matches,
@@ -35,6 +33,8 @@ LASTING = frozenset({"out_of_range"})  # reported once until a good reading come
 class LineDriver(SerialInstrumentDriver):
     """A serial instrument that answers (or streams) one text line per reading."""
 
+    lasting = LASTING
+
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
         settings = dcd.settings
@@ -44,9 +44,7 @@ class LineDriver(SerialInstrumentDriver):
         self.encoding: str = settings.get("encoding", "ascii")
         self.pattern_text: str = settings["pattern"]
         self._pattern: re.Pattern[str] | None = None
-        self._lock = asyncio.Lock()
         self._timeouts = 0
-        self._warnings = InstrumentWarnings(host, LASTING)
 
     @property
     def _what(self) -> str:
@@ -94,17 +92,13 @@ class LineDriver(SerialInstrumentDriver):
         return await line.read_line(self.timeout_s)
 
     # ---- measuring ----------------------------------------------------------------------------
-    async def run(self) -> None:
-        clock = self.host.clock
-        due = clock.monotonic()
-        while True:
-            async with self._lock:
-                text = await self._next_line()
-            if text is not None:
-                self._publish(text)
-            if self.query is not None:
-                due = max(due + self.period_s, clock.monotonic())
-                await clock.sleep(due - clock.monotonic())
+    @property
+    def _paced(self) -> bool:
+        return self.query is not None
+
+    async def _measure(self) -> dict[str, float] | None:
+        text = await self._next_line()
+        return None if text is None else self._values(text)
 
     async def _next_line(self) -> str | None:
         try:
@@ -130,14 +124,19 @@ class LineDriver(SerialInstrumentDriver):
         check_range(values, self.dcd.readings)
         return values
 
-    def _publish(self, text: str) -> None:
+    def _values(self, text: str) -> dict[str, float] | None:
         try:
-            values = self._parse(text)
+            return self._parse(text)
         except ReadingInvalid as exc:
             self._warnings.warn(exc.code, f"{self._what}: {exc.message}")
-            return
-        self._warnings.good_reading()
-        self.host.reading(values)
+            return None
+
+    def _publish(self, text: str) -> None:
+        """A reading that arrived while a command waited for its answer."""
+        values = self._values(text)
+        if values is not None:
+            self._warnings.good_reading()
+            self.host.reading(values)
 
 
     # ---- commands ---------------------------------------------------------------------------

@@ -1,15 +1,26 @@
-"""What every serial instrument driver shares: its port settings and the open line."""
+"""What every serial instrument driver shares: port settings, the open line, the measuring loop."""
 
 from __future__ import annotations
 
+import abc
+import asyncio
+
 from edge.driver import Driver, DriverResources, ModuleHost
+from edge.drivers.warnings import InstrumentWarnings
 from edge.serial_line import SerialLine
 from lecis.dcd import Dcd
 from lecis.errors import DeviceLost
 
 
 class SerialInstrumentDriver(Driver):
-    """A driver that owns one serial line, opened in initialize() and closed in close()."""
+    """A driver that owns one serial line, opened in initialize() and closed in close().
+
+    `run()` takes a reading every `period_s` (or as lines come, when not paced)
+    under `_lock`, which device commands take too, so the two never interleave.
+    """
+
+    #: Warning codes for conditions that last (reported once until a good reading).
+    lasting: frozenset[str] = frozenset()
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
@@ -19,6 +30,31 @@ class SerialInstrumentDriver(Driver):
         self.period_s: float = settings["period_s"]
         self.timeout_s: float = settings.get("timeout_s") or 3.0
         self._line: SerialLine | None = None
+        self._lock = asyncio.Lock()
+        self._warnings = InstrumentWarnings(host, self.lasting)
+
+    @property
+    def _paced(self) -> bool:
+        """Whether readings are asked for every period (False: the instrument streams them)."""
+        return True
+
+    @abc.abstractmethod
+    async def _measure(self) -> dict[str, float] | None:
+        """One reading's values, or None when there is none (a warning says why)."""
+
+    async def run(self) -> None:
+        clock = self.host.clock
+        due = clock.monotonic()
+        while True:
+            async with self._lock:
+                values = await self._measure()
+            if values is not None:
+                self._warnings.good_reading()
+                self.host.reading(values)
+            if self._paced:
+                # A slow instrument delays the next reading rather than bunching them.
+                due = max(due + self.period_s, clock.monotonic())
+                await clock.sleep(due - clock.monotonic())
 
     async def close(self) -> None:
         line, self._line = self._line, None
