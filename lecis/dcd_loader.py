@@ -31,8 +31,9 @@ SERIAL_KEYS = ("port", "baudrate", "period_s", "timeout_s")
 DRIVER_KEYS: dict[str, tuple[str, ...]] = {
     "ezo": ("probe",) + SERIAL_KEYS + ("temperature_source", "do_outputs"),
     "line": SERIAL_KEYS + ("query", "write_terminator", "read_terminator", "encoding", "pattern"),
-    "gpio.switch": ("pin", "active_high", "max_on_s"),
-    "gpio.pump": ("pin", "active_high", "max_on_s", "ml_per_s", "max_ml_per_hour", "pwm", "pwm_frequency_hz"),
+    "gpio.switch": ("pin", "active_high", "max_on_s", "min_off_s"),
+    "gpio.pump": ("pin", "active_high", "max_on_s", "min_off_s", "ml_per_s", "max_ml_per_hour", "pwm",
+                  "pwm_frequency_hz"),
 }
 BAUDRATES = (300, 1200, 2400, 9600, 19200, 38400, 57600, 115200)
 MODULE_RULE = "a module id (lower-case letters, digits and _, up to 32 characters, e.g. ph1)"
@@ -176,6 +177,8 @@ def _gpio(f: Fields, pump: bool) -> dict[str, Any]:
         f.problem(("max_on_s",), "missing; every output needs a maximum on-time in seconds "
                                  "(the unit turns it off when it passes), e.g. max_on_s: 600")
     settings["max_on_s"] = f.number(("max_on_s",), None, above=0)
+    # null: the driver's default (edge.drivers.gpio_output.DEFAULT_MIN_OFF_S).
+    settings["min_off_s"] = f.number(("min_off_s",), None, minimum=0, nullable=True)
     if pump:
         settings["ml_per_s"] = f.number(("ml_per_s",), None, above=0, nullable=True)
         settings["max_ml_per_hour"] = f.number(("max_ml_per_hour",), None, above=0, nullable=True)
