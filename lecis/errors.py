@@ -107,3 +107,24 @@ class DeviceLost(DeviceError, ConnectionError):
 
     def __init__(self, message: str) -> None:
         super().__init__("device_lost", message)
+
+
+class WireFormatError(LabedgeError, ValueError):
+    """A payload that does not have the shape CONTRACT.md gives it; `field` names where (`readings[2].ts`)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message = message
+        self.field = field
+
+
+class WireEncodeError(LabedgeError, ValueError):
+    """A message that cannot be written as contract JSON (a NaN, a value JSON has no form for)."""
+
+
+class SettingInvalid(LabedgeError, ValueError):
+    """A value handed to a constructor or function is outside what it accepts; the message says what fits."""
+
+
+class TimestampInvalid(LabedgeError, ValueError):
+    """A timestamp that is not UTC ISO 8601 with milliseconds and `Z`."""

@@ -93,8 +93,9 @@ def test_defaults_per_driver() -> None:
         "pattern": "^T=(?P<turbidity>[0-9.]+) NTU",
     }
     pump = parse_dcd(PUMP)
-    assert pump.settings == {"pin": 17, "active_high": True, "max_on_s": 60.0, "ml_per_s": None,
-                             "max_ml_per_hour": None, "pwm": False, "pwm_frequency_hz": 100.0}
+    assert pump.settings == {"pin": 17, "active_high": True, "max_on_s": 60.0, "min_off_s": None,
+                             "ml_per_s": None, "max_ml_per_hour": None, "pwm": False,
+                             "pwm_frequency_hz": 100.0}
     assert parse_dcd(PUMP.replace("gpio.pump", "gpio.switch")).on_controller_loss == "off"
 
 
