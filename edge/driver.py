@@ -12,11 +12,14 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lecis.clock import Clock
 from lecis.dcd import Dcd
 from lecis.errors import LabedgeError
+
+if TYPE_CHECKING:
+    from edge.durable import DurableState
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,13 @@ class DriverResources:
     `pin_factory` is a gpiozero pin factory or None for gpiozero's own choice
     (which honours GPIOZERO_PIN_FACTORY). `open_serial` opens a serial port and
     returns (reader, writer) like `serial_asyncio.open_serial_connection`.
+    `durable` keeps what a limit needs across restarts of the unit process.
     """
 
     pin_factory: Any = None
     open_serial: Callable[..., Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    durable: DurableState | None = None  # what must survive restarts (pump volume); None: memory only
 
 
 class Driver(abc.ABC):

@@ -1,26 +1,31 @@
 """`gpio.pump`: a dosing pump on one GPIO pin, optionally speed-controlled by PWM.
 
-DCD settings: `pin`, `active_high`, `max_on_s`, `ml_per_s` (flow at full
-speed; None until calibrated), `max_ml_per_hour` (None: no volume limit),
-`pwm`, `pwm_frequency_hz`.
+DCD settings: `pin`, `active_high`, `max_on_s`, `min_off_s`, `ml_per_s`
+(flow at full speed; None until calibrated), `max_ml_per_hour` (None: no
+volume limit), `pwm`, `pwm_frequency_hz`.
 Commands: `on(speed?)`, `off`, `run(seconds, speed?)`, `dose(ml, speed?)`.
 
 Volume is counted from what was actually pumped (on-time x ml_per_s x
-speed), whatever command switched the pump, and checked against
-`max_ml_per_hour` over a rolling hour of clock time before a dose or run
-moves anything.
+speed), whatever command switched the pump, over a rolling hour. The hour is
+a hard cap: a dose that does not fit is rejected with the figures, `on` and
+`run` are cut by the output's watchdog once the rest of the hour's volume is
+delivered (`limited_by: max_ml_per_hour`). The volume is kept in the unit's
+durable state, so a restart does not forget it.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.driver import CommandRun
-from edge.drivers.gpio_switch import GpioOutputDriver, positive, setting
+from edge.drivers.gpio_switch import GpioOutputDriver, min_off, positive, setting
 from lecis.dcd import Dcd
 from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden
+
+if TYPE_CHECKING:
+    from edge.durable import DurableState
 
 HOUR_S = 3600.0
 _SLACK_ML = 1e-6  # float noise must not refuse a dose that fits exactly
@@ -31,6 +36,7 @@ class PumpSettings:
     pin: int
     active_high: bool
     max_on_s: float
+    min_off_s: float
     ml_per_s: float | None
     max_ml_per_hour: float | None
     pwm: bool
@@ -45,6 +51,7 @@ def pump_settings(dcd: Dcd) -> PumpSettings:
         pin=setting(dcd, "pin", (int,), "a BCM GPIO number"),
         active_high=setting(dcd, "active_high", (bool,), "true or false", True),
         max_on_s=max_on,
+        min_off_s=min_off(dcd),
         ml_per_s=positive(dcd, "ml_per_s", None),
         max_ml_per_hour=positive(dcd, "max_ml_per_hour", None),
         pwm=setting(dcd, "pwm", (bool,), "true or false", False),
@@ -53,15 +60,32 @@ def pump_settings(dcd: Dcd) -> PumpSettings:
 
 
 class VolumeLog:
-    """Millilitres delivered, stamped on a monotonic clock; sums a rolling window."""
+    """Millilitres delivered, stamped on a monotonic clock; sums a rolling window.
 
-    def __init__(self, window_s: float = HOUR_S) -> None:
+    With a DurableState, every entry is also written to disk (wall-clock
+    stamped) and what the last process pumped is loaded at creation.
+    """
+
+    def __init__(self, window_s: float = HOUR_S, store: DurableState | None = None, module: str = "",
+                 now: float = 0.0) -> None:
         self.window_s = window_s
+        self.store = store
+        self.module = module
         self._entries: deque[tuple[float, float]] = deque()
+        if store is not None:
+            for age, ml in sorted(store.volume(module), reverse=True):
+                self._entries.append((now - age, ml))
 
     def add(self, at: float, ml: float) -> None:
         if ml > 0:
             self._entries.append((at, ml))
+        if self.store is not None:
+            self.store.add_volume(self.module, ml)
+
+    def started(self, ml_per_s: float, max_s: float) -> None:
+        """The pump turned on: on disk, in case the process dies before it turns off."""
+        if self.store is not None:
+            self.store.segment_started(self.module, ml_per_s, max_s)
 
     def total(self, now: float) -> float:
         while self._entries and self._entries[0][0] <= now - self.window_s:
@@ -83,10 +107,14 @@ class GpioPumpDriver(GpioOutputDriver):
         # Kept for the life of the unit process, so a RESET or re-INIT of the
         # module does not wipe the last hour's volume.
         logs = self.resources.extra.setdefault("gpio.pump.volume", {})
-        self.volume: VolumeLog = logs.setdefault(self.dcd.module, VolumeLog())
+        volume = logs.get(self.dcd.module)
+        if volume is None:
+            volume = logs[self.dcd.module] = VolumeLog(
+                store=self.resources.durable, module=self.dcd.module, now=self.host.clock.monotonic())
+        self.volume: VolumeLog = volume
         self.output = self._open_output(
-            s.pin, s.active_high, s.max_on_s, pwm=s.pwm, pwm_frequency_hz=s.pwm_frequency_hz,
-            on_stretch=self._delivered,
+            s.pin, s.active_high, s.max_on_s, s.min_off_s, pwm=s.pwm, pwm_frequency_hz=s.pwm_frequency_hz,
+            on_segment=self._delivered, on_segment_start=self._started, allowance=self._hour_allowance,
         )
         if s.max_ml_per_hour is not None and s.ml_per_s is None:
             self.host.event(
@@ -100,6 +128,33 @@ class GpioPumpDriver(GpioOutputDriver):
         if self.settings.ml_per_s is not None:
             self.volume.add(self.host.clock.monotonic(), seconds * speed * self.settings.ml_per_s)
 
+    def _started(self, speed: float, max_seconds: float) -> None:
+        if self.settings.ml_per_s is not None:
+            self.volume.started(self.settings.ml_per_s * speed, max_seconds)
+
+    def ml_left(self) -> float | None:
+        """Millilitres the hour still allows (None without a volume limit)."""
+        limit = self.settings.max_ml_per_hour
+        if limit is None or self.settings.ml_per_s is None:
+            return None
+        left = limit - self.ml_last_hour()
+        return 0.0 if left <= _SLACK_ML else left
+
+    def _hour_allowance(self, speed: float) -> tuple[float, str] | None:
+        left = self.ml_left()
+        rate = self.settings.ml_per_s
+        if left is None or rate is None or speed <= 0:
+            return None
+        return left / (rate * speed), "max_ml_per_hour"
+
+    def limit_event(self, reason: str) -> None:
+        self.host.event(
+            "warning", reason,
+            f"{self.dcd.module} turned off at max_ml_per_hour={_n(self.settings.max_ml_per_hour or 0)}: "
+            f"{_n(self.ml_last_hour())} ml pumped in the last hour; it may pump again as earlier volume "
+            "leaves the hour",
+        )
+
     def ml_last_hour(self) -> float:
         """Millilitres pumped in the last hour of clock time, the stretch in progress included."""
         rate = self.settings.ml_per_s
@@ -108,7 +163,7 @@ class GpioPumpDriver(GpioOutputDriver):
         done = self.volume.total(self.host.clock.monotonic())
         if self.output is None:
             return done
-        seconds, speed = self.output.stretch_now()
+        seconds, speed = self.output.segment_now()
         return done + seconds * speed * rate
 
     def _check_hour(self, ml: float, what: str, param: str) -> None:
@@ -139,6 +194,8 @@ class GpioPumpDriver(GpioOutputDriver):
         speed = self._speed(args)
         rate = self.settings.ml_per_s
         module = self.dcd.module
+        if name != "off" and speed > 0:
+            self.check_stretch()
         if name == "dose":
             if rate is None:
                 raise CommandStateForbidden(
@@ -155,13 +212,17 @@ class GpioPumpDriver(GpioOutputDriver):
                     f"dose of {_n(ml)} ml takes {_n(seconds)} s at {_n(rate * speed)} ml/s, longer than "
                     f"max_on_s={_n(self.settings.max_on_s)}; dose less at a time or at a higher speed", "ml",
                 )
+            out = self.output
+            if out is not None and not out.is_on and seconds > out.budget() + 1e-9:
+                rest = out.rest_needed()
+                raise CommandStateForbidden(
+                    f"dose of {_n(ml)} ml takes {_n(seconds)} s but {module} has only {_n(out.budget())} s "
+                    f"of max_on_s={_n(self.settings.max_on_s)} left in this on-stretch; "
+                    f"wait {_n(rest or 0)} s (min_off_s) for a fresh stretch or dose less"
+                )
             self._check_hour(ml, f"dose of {_n(ml)} ml", "ml")
-        elif name == "run" and rate is not None:
-            seconds = float(args["seconds"])
-            ml = seconds * rate * speed
-            what = f"run of {_n(seconds)} s ({_n(ml)} ml at {_n(rate * speed)} ml/s)"
-            self._check_hour(ml, what, "seconds")
-        elif name == "on" and speed > 0 and rate is not None and self.settings.max_ml_per_hour is not None:
+        elif name in ("on", "run") and speed > 0 and rate is not None \
+                and self.settings.max_ml_per_hour is not None:
             used = self.ml_last_hour()
             if used >= self.settings.max_ml_per_hour - _SLACK_ML:
                 raise CommandStateForbidden(

@@ -1,7 +1,11 @@
 """`gpio.switch`: one on/off output (valve, aeration, heater relay) with a timed `pulse`.
 
-DCD settings: `pin` (BCM number), `active_high`, `max_on_s`.
+DCD settings: `pin` (BCM number), `active_high`, `max_on_s`, `min_off_s`.
 Commands: `on`, `off`, `pulse(seconds)`.
+
+Every command that switches on is checked against the output's stretch
+(see edge.drivers.gpio_output): one whose stretch has used up `max_on_s` is
+rejected, kind `state`, saying how long the output must rest first.
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
-from edge.drivers.gpio_output import GpioOutput
+from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, GpioOutput, OutputLimitReached
 from lecis.clock import iso_ts
 from lecis.dcd import Dcd
-from lecis.errors import CommandFailed, DeviceError
+from lecis.errors import CommandFailed, CommandStateForbidden, DeviceError
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class SwitchSettings:
     pin: int
     active_high: bool
     max_on_s: float
+    min_off_s: float
 
 
 def setting(dcd: Dcd, key: str, kinds: tuple[type, ...], what: str, default: Any = ...) -> Any:
@@ -52,6 +57,17 @@ def positive(dcd: Dcd, key: str, default: Any = ...) -> float | None:
     return float(value)
 
 
+def min_off(dcd: Dcd) -> float:
+    """`min_off_s`: a number >= 0; absent or null means DEFAULT_MIN_OFF_S."""
+    value = setting(dcd, "min_off_s", (int, float), "a number 0 or more", None)
+    if value is None:
+        return DEFAULT_MIN_OFF_S
+    if value < 0:
+        where = f"{dcd.source}: module {dcd.module}"
+        raise DeviceError("bad_settings", f"{where}: settings.min_off_s must be 0 or more, got {value}")
+    return float(value)
+
+
 def switch_settings(dcd: Dcd) -> SwitchSettings:
     max_on = positive(dcd, "max_on_s")
     assert max_on is not None
@@ -59,6 +75,7 @@ def switch_settings(dcd: Dcd) -> SwitchSettings:
         pin=setting(dcd, "pin", (int,), "a BCM GPIO number"),
         active_high=setting(dcd, "active_high", (bool,), "true or false", True),
         max_on_s=max_on,
+        min_off_s=min_off(dcd),
     )
 
 
@@ -71,12 +88,14 @@ class GpioOutputDriver(Driver):
         self._run: CommandRun | None = None
         self._run_speed = 1.0
         self._paused = False
-        self._limited = False
+        self._limited: str | None = None  # the limit that cut the running command
 
-    def _open_output(self, pin: int, active_high: bool, max_on_s: float, **extra: Any) -> GpioOutput:
+    def _open_output(self, pin: int, active_high: bool, max_on_s: float, min_off_s: float,
+                     **extra: Any) -> GpioOutput:
         return GpioOutput(
-            self.dcd.module, pin, clock=self.host.clock, max_on_s=max_on_s, active_high=active_high,
-            pin_factory=self.resources.pin_factory, on_limit=self._limit_reached, **extra,
+            self.dcd.module, pin, clock=self.host.clock, max_on_s=max_on_s, min_off_s=min_off_s,
+            active_high=active_high, pin_factory=self.resources.pin_factory, on_limit=self._limit_reached,
+            **extra,
         )
 
     def _out(self) -> GpioOutput:
@@ -84,16 +103,29 @@ class GpioOutputDriver(Driver):
             raise CommandFailed(f"{self.dcd.module} is not initialized; send INIT first")
         return self.output
 
-    def _limit_reached(self, seconds_on: float) -> None:
+    def check_stretch(self) -> None:
+        """Refuse a switch-on while the output's stretch has no on-time left (before anything moves)."""
+        out = self.output
+        if out is not None and not out.is_on and out.budget() <= 0:
+            raise CommandStateForbidden(out.limit_message())
+
+    def _limit_reached(self, reason: str, seconds_on: float) -> None:
         assert self.output is not None
-        self.host.event(
-            "warning", "max_on",
-            f"{self.dcd.module} turned off after max_on_s={self.output.max_on_s:g} s",
-        )
+        if reason == "max_on_s":
+            self.host.event(
+                "warning", "max_on",
+                f"{self.dcd.module} turned off after max_on_s={self.output.max_on_s:g} s",
+            )
+        else:
+            self.limit_event(reason)
         self.host.outputs_changed()
         if self._run is not None:
-            self._limited = True
-            self._run.finish("max_on_s")
+            self._limited = reason
+            self._run.finish(reason)
+
+    def limit_event(self, reason: str) -> None:
+        """The event for a cut by a driver's own limit (see GpioOutput's allowance)."""
+        self.host.event("warning", reason, f"{self.dcd.module} turned off by {reason}")
 
     def _switch(self, on: bool, speed: float = 1.0) -> dict[str, Any]:
         out = self._out()
@@ -108,34 +140,44 @@ class GpioOutputDriver(Driver):
 
     async def _timed(self, seconds: float, run: CommandRun, speed: float = 1.0) -> dict[str, Any]:
         """Output on for `seconds` of running time; off again however the wait ends."""
-        self._out()
-        self._run, self._run_speed, self._paused, self._limited = run, speed, False, False
+        out = self._out()
+        self._run, self._run_speed, self._paused, self._limited = run, speed, False, None
         try:
             self._switch(True, speed)
             ran = await run.wait(seconds)
         finally:
             self._run = None
+            out.hold(False)
             self._switch(False)
         result: dict[str, Any] = {"ran_s": round(ran, 3)}
         if self._limited:
-            result["limited_by"] = "max_on_s"
+            result["limited_by"] = self._limited
         return result
 
     def pause(self) -> None:
+        # A paused command keeps its stretch: its on-time before and after the pause adds up.
         if self._run is not None and self.output is not None and self.output.is_on:
             self._paused = True
+            self.output.hold(True)
             self._switch(False)
 
     def resume(self) -> None:
-        # Not after a max_on_s cut: that run is ending, it must not switch on again.
+        # Not after a limit cut: that run is ending, it must not switch on again.
         if self._run is not None and self._paused and not self._limited:
             self._paused = False
-            self._switch(True, self._run_speed)
+            try:
+                self._switch(True, self._run_speed)
+            except OutputLimitReached as exc:  # the hour filled up meanwhile: the run ends here
+                self._limited = exc.reason
+                self._run.finish(exc.reason)
+            if self.output is not None:
+                self.output.hold(False)
 
     def safe(self) -> None:
         if self.output is None:
             return
         was_on = self.output.is_on
+        self.output.hold(False)
         self.output.off()
         if was_on:
             self.host.outputs_changed()
@@ -160,7 +202,12 @@ class GpioSwitchDriver(GpioOutputDriver):
 
     async def initialize(self) -> None:
         settings = switch_settings(self.dcd)
-        self.output = self._open_output(settings.pin, settings.active_high, settings.max_on_s)
+        self.output = self._open_output(settings.pin, settings.active_high, settings.max_on_s,
+                                        settings.min_off_s)
+
+    def check(self, name: str, args: dict[str, Any]) -> None:
+        if name in ("on", "pulse"):
+            self.check_stretch()
 
     async def execute(self, name: str, args: dict[str, Any], run: CommandRun) -> dict[str, Any]:
         if name == "on":

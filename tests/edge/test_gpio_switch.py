@@ -136,7 +136,7 @@ async def test_plain_on_is_cut_at_max_on_with_an_event(
 async def test_pause_turns_off_and_resume_on_without_counting_paused_time(
     make_switch: MakeSwitch, pin_factory: MockFactory, clock: ManualClock
 ) -> None:
-    driver = await make_switch(max_on_s=8.0)
+    driver = await make_switch(max_on_s=12.0)  # on-time before and after the pause adds up: 10 s
     pin = view_pin(pin_factory, PIN)
     pin.clear()
     run = command_run(clock)
