@@ -55,6 +55,9 @@ async def _serve(config: object, pin_factory_kind: str | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, unit.stop)
     log.info("unit %s starting (boot %s)", unit.id, unit.boot)
-    await unit.run()
-    log.info("unit %s stopped; every output is off", unit.id)
-    return 0
+    code = await unit.run()
+    if code:
+        log.error("unit %s stopped on a fault (%s); every output is off", unit.id, unit.failure)
+    else:
+        log.info("unit %s stopped; every output is off", unit.id)
+    return code

@@ -7,16 +7,19 @@ once"): competing controllers never race on retained messages, they ask here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from edge.waiting import sleep_or_event
 from lecis.clock import Clock
 from lecis.commands import is_finite_number
 from lecis.errors import CommandInvalid, LeaseDenied
 
 MAX_HOLDER_LENGTH = 64
+log = logging.getLogger("labedge.lease")
 
 
 @dataclass
@@ -27,30 +30,51 @@ class Lease:
     expires_at: float  # on the clock's monotonic scale
 
 
-class LeaseManager:
-    """Grants, checks, extends and expires the unit's control lease.
+LeaseEnd = Literal["expired", "released"]
 
-    `on_expired(holder)` is called once when a lease runs out without renewal.
+
+class LeaseManager:
+    """Grants, checks, extends and ends the unit's control lease.
+
+    `on_lost(holder, how)` is called once for every lease that ends without a
+    successor from the same holder: `how` is "expired" or "released". Expiry is
+    decided at the moment of each check (acquire, verify, renew, describe), so
+    the callback (the loss policy) has run before anyone else is granted a
+    token; `watch()` is the timer that reaps a lease nobody asks about.
     """
 
-    def __init__(self, clock: Clock, max_ttl_s: float, on_expired: Callable[[str], None]) -> None:
+    def __init__(self, clock: Clock, max_ttl_s: float, on_lost: Callable[[str, LeaseEnd], None]) -> None:
         self.clock = clock
         self.max_ttl_s = max_ttl_s
-        self.on_expired = on_expired
+        self.on_lost = on_lost
         self.current: Lease | None = None
         self.changed: Callable[[], None] = lambda: None
+        self._rearm = asyncio.Event()  # the timer's deadline moved
+
+    def _end(self, lease: Lease, how: LeaseEnd) -> None:
+        # Cleared before the callback, so anything it asks about the lease sees it gone.
+        self.current = None
+        self._rearm.set()
+        for step in (self.changed, lambda: self.on_lost(lease.holder, how)):
+            try:
+                step()
+            except Exception:  # the policy must run and the lease must end, whatever a listener does
+                log.exception("lease of %r %s: a listener failed", lease.holder, how)
 
     def _live(self) -> Lease | None:
         lease = self.current
         if lease is not None and self.clock.monotonic() >= lease.expires_at:
+            self._end(lease, "expired")
             return None
         return lease
 
     def acquire(self, args: dict[str, Any]) -> dict[str, Any]:
         holder = args.get("holder")
-        if not isinstance(holder, str) or not holder.strip() or len(holder) > MAX_HOLDER_LENGTH:
+        if (not isinstance(holder, str) or not holder.strip() or len(holder) > MAX_HOLDER_LENGTH
+                or not holder.isprintable()):
             raise CommandInvalid(
-                f"holder must be a non-empty name of at most {MAX_HOLDER_LENGTH} characters", "holder"
+                f"holder must be a non-empty name of at most {MAX_HOLDER_LENGTH} printable characters",
+                "holder",
             )
         ttl = args.get("ttl_s")
         if not is_finite_number(ttl) or not 0 < float(ttl) <= self.max_ttl_s:  # type: ignore[arg-type]
@@ -69,6 +93,7 @@ class LeaseManager:
         # The same holder asking again (say, after a restart that lost its token) gets a fresh lease.
         ttl_s = float(ttl)  # type: ignore[arg-type]
         self.current = Lease(holder, secrets.token_urlsafe(18), ttl_s, self.clock.monotonic() + ttl_s)
+        self._rearm.set()
         self.changed()
         return self.describe(include_token=True)
 
@@ -97,8 +122,7 @@ class LeaseManager:
 
     def release(self, token: str | None) -> dict[str, Any]:
         lease = self.verify(token)
-        self.current = None
-        self.changed()
+        self._end(lease, "released")  # nobody holds the unit now: the loss policy applies
         return {"released": True, "holder": lease.holder}
 
     def holder(self) -> str | None:
@@ -117,15 +141,12 @@ class LeaseManager:
             out["token"] = live.token
         return out
 
-    async def watch(self, poll_s: float = 0.05) -> None:
-        """Run forever, calling on_expired once per lease that runs out."""
+    async def watch(self) -> None:
+        """Run forever: end each lease at its expiry on the clock, even if nobody asks."""
         while True:
-            lease = self.current
-            if lease is not None and self.clock.monotonic() >= lease.expires_at:
-                self.current = None
-                self.changed()
-                self.on_expired(lease.holder)
-            await self.clock.sleep(poll_s)
+            live = self._live()
+            remaining = None if live is None else max(0.0, live.expires_at - self.clock.monotonic())
+            await sleep_or_event(self.clock, self._rearm, remaining)
 
 
 def sleep_forever() -> asyncio.Future[None]:

@@ -9,8 +9,9 @@ with backoff) is looked after by `edge.module_supervisor`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -88,6 +89,8 @@ class Module:
         self.stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_outputs: dict[str, Any] = {}
+        self._state_held = False
+        self._state_due = False
 
     # ---- ModuleHost, for the driver -------------------------------------------------------------
     def reading(self, values: dict[str, float], ts: datetime | None = None) -> None:
@@ -130,7 +133,21 @@ class Module:
         return payload
 
     def publish_state(self) -> None:
+        if self._state_held:  # inside one_state(): published once, at its end
+            self._state_due = True
+            return
         self.services.publish_module_state(self)
+
+    @contextlib.contextmanager
+    def one_state(self) -> Iterator[None]:
+        """Publish the retained state once, after a change of outputs and LECIS state made together."""
+        self._state_held, self._state_due = True, False
+        try:
+            yield
+        finally:
+            self._state_held = False
+            if self._state_due:
+                self.publish_state()
 
     def transition(self, event: str) -> None:
         before = self.sm.state
@@ -144,8 +161,8 @@ class Module:
             return
         self.sm.fault(code, message)
         log.error("%s/%s ERROR %s: %s", self.unit, self.id, code, message)
+        self.publish_state()  # the state first: recording the alarm may fail with the disk
         self.event("alarm", code, message)
-        self.publish_state()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -237,8 +254,8 @@ class Module:
             reply.failed(f"{name} failed: driver crashed ({type(exc).__name__}: {exc})")
             self.driver_failed("driver_crash", f"{type(exc).__name__}: {exc}")
         else:
+            # The driver published its output change already: one retained state per change.
             reply(ReplyStatus.DONE, result=result)
-            self.publish_state()
 
     def _start_timed(self, command: Command, name: str, args: dict[str, Any], reply: Replier) -> None:
         run = RunHandle(self.clock, command.id)
@@ -288,6 +305,10 @@ class Module:
         if self.driver is not None:
             self.driver.safe()
 
+    def make_safe(self, reason: str) -> None:
+        """Stop what runs and drive the outputs to their safe value (the unit is going away)."""
+        self._stop_running(reason)
+
     def estop(self, reason: str) -> None:
         """Outputs safe now, running and queued commands dropped, ESTOPPED latched."""
         if self.sm.state is S.SHUTDOWN:
@@ -307,16 +328,18 @@ class Module:
     def pause(self) -> None:
         if self.run_handle is not None:
             self.run_handle.pause()
-        if self.driver is not None:
-            self.driver.pause()
-        self.transition("PAUSE")
+        with self.one_state():  # never BUSY with outputs off, nor PAUSED with outputs on
+            if self.driver is not None:
+                self.driver.pause()
+            self.transition("PAUSE")
 
     def resume(self) -> None:
-        if self.driver is not None:
-            self.driver.resume()
-        if self.run_handle is not None:
-            self.run_handle.resume()
-        self.transition("RESUME")
+        with self.one_state():
+            if self.driver is not None:
+                self.driver.resume()
+            if self.run_handle is not None:
+                self.run_handle.resume()
+            self.transition("RESUME")
 
     def clear(self, reply: Replier) -> None:
         self.estop_latched = False
@@ -351,10 +374,15 @@ class Module:
         self.restart_requested = True
         self.wake.set()
 
-    def controller_lost(self, holder: str) -> None:
-        """The lease ran out: apply this module's on_controller_loss policy."""
+    def controller_lost(self, holder: str, how: str = "expired") -> None:
+        """The lease ended (`how`: expired or released): apply this module's on_controller_loss.
+
+        The outputs are dealt with and the state published before the alarm is recorded:
+        recording may fail (a full disk), the safety action must not.
+        """
         if self.dcd.kind != "equipment" or self.sm.state is S.SHUTDOWN:
             return
+        ended = "expired without renewal" if how == "expired" else "was released"
         if self.dcd.on_controller_loss == "off":
             busy = self.sm.state in (S.BUSY, S.PAUSED)
             self._stop_running(f"loss of controller {holder!r}")
@@ -362,14 +390,13 @@ class Module:
                 self.running_command = None
                 self.run_handle = None
                 self.transition("ABORT")
+            self.publish_state()
             self.event("alarm", "controller_lost",
-                       f"lease of {holder!r} expired without renewal; outputs turned off "
-                       "(on_controller_loss: off)")
+                       f"lease of {holder!r} {ended}; outputs turned off (on_controller_loss: off)")
         else:
+            self.publish_state()
             self.event("alarm", "controller_lost",
-                       f"lease of {holder!r} expired without renewal; outputs held "
-                       "(on_controller_loss: hold)")
-        self.publish_state()
+                       f"lease of {holder!r} {ended}; outputs held (on_controller_loss: hold)")
 
     def settle_pending(self, ok: bool, message: str = "") -> None:
         replies, self.pending = self.pending, []

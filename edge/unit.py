@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
+import sqlite3
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import aiomqtt
 
 from edge.driver import DriverResources, Reading
+from edge.durable import DurableState
 from edge.forwarder import Forwarder
-from edge.lease import LeaseManager
+from edge.lease import LeaseEnd, LeaseManager
 from edge.module_supervisor import supervise
 from edge.mqtt_link import BrokerLink
 from edge.outbox import Outbox
 from edge.replies import Replier, ReplyLog
+from edge.safety.estop import estop_all
+from edge.safety.lease_loss import apply_loss_policy
+from edge.safety.shutdown import EXIT_FAULT, EXIT_OK, all_safe, last_word
+from edge.safety.tasks import TaskSupervisor
 from edge.slm import DriverFactory, Module
 from edge.unit_commands import handle_unit_command
+from edge.unit_parts import UnitExtra, UnitLink
 from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.commands import CommandPayloadInvalid, ReplyStatus, parse_command
-from lecis.errors import CommandRejected
+from lecis.errors import CommandRejected, LabedgeError
+from lecis.mqtt_session import Connection
 from lecis.states import LecisState
 from lecis.topics import MODULE_ID, UNIT_CMD, Topics
 from lecis.unit_config import UnitConfig
@@ -42,8 +53,20 @@ def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+LinkFactory = Callable[["Unit"], UnitLink]
+# What recording into the outbox may raise when the disk is full or gone (part of no safety path).
+RECORD_ERRORS = (LabedgeError, OSError, sqlite3.Error)
+
+
 class Unit:
-    """One edge unit. `await unit.run()` until `unit.stop()`; outputs are safe on the way out."""
+    """One edge unit. `await unit.run()` until `unit.stop()`; outputs are safe on the way out.
+
+    `async with unit:` opens the outbox, starts the modules, extras, lease timer
+    and broker link (each supervised), and on the way out drives outputs safe and
+    closes them in reverse. `link_factory(unit)` replaces the broker link (tests).
+    `run()` returns the process exit status: 0, or EXIT_FAULT when a task died
+    beyond repair.
+    """
 
     def __init__(
         self,
@@ -52,6 +75,7 @@ class Unit:
         resources: DriverResources | None = None,
         factory: DriverFactory = default_factory,
         auto_init: bool = True,
+        link_factory: LinkFactory | None = None,
     ) -> None:
         self.config = config
         self.id = config.unit
@@ -61,40 +85,60 @@ class Unit:
         self.topics = Topics(config.topic_root)
         self.boot = str(uuid.uuid4())
         self.lease = LeaseManager(self.clock, config.max_lease_ttl_s, self._controller_lost)
-        self.replies = ReplyLog()
+        # Replies by id and pump volume survive restarts (edge.durable, docs/durable.md).
+        self.durable = DurableState(Path(config.data_dir) / "durable.sqlite3", self.clock)
+        self.resources.durable = self.durable
+        self.replies = ReplyLog(store=self.durable)
         self.modules = {
             dcd.module: Module(dcd, factory, self, self.resources, auto_init) for dcd in config.modules
         }
         self.outbox = Outbox(Path(config.data_dir) / "outbox.sqlite3", config.outbox.max_messages,
-                             config.outbox.sync_interval_s)
+                             config.outbox.sync_interval_s, on_problem=self.outbox_problem)
         self.forwarder = Forwarder(self.outbox, self.topics, self.id)
-        self.link = BrokerLink(
-            config.broker,
-            client_id=f"labedge-unit-{self.id}",
-            will=aiomqtt.Will(self.topics.unit_state(self.id), self._unit_state_payload("lost"), 1, True),
-            subscriptions=[self.topics.module_cmd_filter(self.id), self.topics.unit_cmd(self.id)],
-            on_connect=self._on_connect,
-            on_message=self.on_message,
-            clock=self.clock,
-        )
+        self.link: UnitLink = (link_factory or _broker_link)(self)
         self.ready = asyncio.Event()  # every module has finished its first INIT attempt
         self._stop = asyncio.Event()
-        self.extras: list[Any] = []  # buttons, LED: started and closed with the unit
+        self.extras: list[UnitExtra] = []  # buttons, LED: started and closed with the unit
         self.lease.changed = self._lease_changed
+        self.tasks = TaskSupervisor(self.clock, self.fail)
+        self.exit_code = EXIT_OK
+        self.failure: str | None = None
+        self.record_failures = 0  # messages not recorded since the outbox last worked
+        self._stack: contextlib.AsyncExitStack | None = None
 
     # ---- services for modules -----------------------------------------------------------------
     def record(self, module: str, kind: str, body: dict[str, Any]) -> None:
+        """Store a data or event message for the broker; never raises (safety paths call it).
+
+        A disk that is full or gone costs the message, logged once per episode,
+        never the safety action that wanted to record it.
+        """
+        try:
+            self._record(module, kind, body)
+        except RECORD_ERRORS as exc:
+            if self.record_failures == 0:
+                log.error("cannot record %s/%s in the outbox (%s); the unit goes on without recording "
+                          "until the outbox works again", module, kind, exc)
+            self.record_failures += 1
+            return
+        if self.record_failures:
+            log.warning("the outbox records again; %d message(s) were lost meanwhile", self.record_failures)
+            self.record_failures = 0
+
+    def _record(self, module: str, kind: str, body: dict[str, Any]) -> None:
         self.outbox.append(module, kind, body)  # type: ignore[arg-type]
-        dropped = self.outbox.take_dropped()
-        if dropped:
-            total = self.outbox.max_messages
-            self.outbox.append(module, "event", {
-                "ts": iso_ts(self.clock.now()), "level": "alarm", "code": "outbox_full",
-                "message": f"outbox reached its limit of {total} messages while the broker was "
-                           f"unreachable; dropped the {dropped} oldest messages",
-            })
-            log.error("outbox full: dropped %d oldest messages", dropped)
         self.forwarder.notify()
+
+    def outbox_problem(self, code: str, message: str) -> None:
+        """The outbox dropped messages or cannot write (outbox_full, disk_full, outbox_write_failed).
+
+        An alarm event of every module (each module's seq gap is explained in its own
+        stream), best effort: it waits in the outbox's memory like any message.
+        """
+        log.error("outbox: %s", message)
+        ts = iso_ts(self.clock.now())
+        for module in self.modules:
+            self.record(module, "event", {"ts": ts, "level": "alarm", "code": code, "message": message})
 
     def publish_module_state(self, module: Module) -> None:
         self.link.publish(self.topics.module_state(self.id, module.id), dumps(module.state_payload()), True)
@@ -105,13 +149,53 @@ class Unit:
         return target.latest_reading if target else None
 
     def send_reply(self, topic: str, payload: dict[str, Any]) -> None:
-        self.link.publish(topic, dumps(payload))
+        try:
+            data = dumps(payload)
+        except (ValueError, TypeError) as exc:  # never expected: parse_command refuses what cannot encode
+            log.error("reply on %s cannot be encoded (%s); sending a bare rejection", topic, exc)
+            data = dumps({"id": None, "status": ReplyStatus.REJECTED.value, "result": {},
+                          "error": {"kind": "execution", "param": None,
+                                    "message": "the unit could not encode its reply"},
+                          "ts": iso_ts(self.clock.now())})
+        self.link.publish(topic, data)
 
     def quiet_replier(self) -> Replier:
         return Replier(lambda topic, payload: None, ReplyLog(1), self.clock, "", None)
 
     # ---- incoming ------------------------------------------------------------------------------
     def on_message(self, topic: str, payload: bytes) -> None:
+        """Route one incoming message; never raises: the link must go on serving ESTOP."""
+        try:
+            self._route(topic, payload)
+        except Exception:
+            log.exception("message on %s could not be handled (%d bytes)", topic, len(payload))
+            self._reject_unhandled(topic)
+
+    def _reject_unhandled(self, topic: str) -> None:
+        """Answer a message whose handling raised: `rejected`, id null (it may not be trustworthy)."""
+        try:
+            reply_topic = self._reply_topic(topic)
+            if reply_topic is None:
+                return
+            reply = Replier(self.send_reply, ReplyLog(1), self.clock, reply_topic, None)
+            reply(ReplyStatus.REJECTED, {"kind": "execution", "param": None,
+                                         "message": "the unit could not handle this message "
+                                                    "(an internal error, logged on the unit)"})
+        except Exception:
+            log.exception("could not answer a message on %s", topic)
+
+    def _reply_topic(self, topic: str) -> str | None:
+        parts = self.topics.split(topic)
+        if parts is None or parts[0] != self.id:
+            return None
+        _, target, leaf = parts
+        if target == UNIT_CMD:
+            return self.topics.unit_reply(self.id)
+        if leaf == "cmd" and MODULE_ID.match(target):
+            return self.topics.reply(self.id, target)
+        return None
+
+    def _route(self, topic: str, payload: bytes) -> None:
         parts = self.topics.split(topic)
         if parts is None or parts[0] != self.id:
             return
@@ -149,6 +233,11 @@ class Unit:
                                                         f"(modules: {known})"})
         except CommandRejected as exc:
             reply(ReplyStatus.REJECTED, exc.to_error())
+        except Exception:
+            log.exception("%s on %s raised while being handled", command.cmd, topic)
+            reply(ReplyStatus.REJECTED, {"kind": "execution", "param": None,
+                                         "message": f"the unit could not handle {command.cmd!r} "
+                                                    "(an internal error, logged on the unit)"})
 
     # ---- unit state ----------------------------------------------------------------------------
     def _unit_state_payload(self, state: str) -> bytes:
@@ -174,14 +263,14 @@ class Unit:
             "modules": {mid: m.state_payload() for mid, m in self.modules.items()},
         }
 
-    async def _on_connect(self, client: aiomqtt.Client) -> list[Coroutine[Any, Any, None]]:
+    async def _on_connect(self, connection: Connection) -> list[Coroutine[Any, Any, None]]:
         # Sparkplug-like order: birth, every module state, then the unit state.
         self.link.publish(self.topics.birth(self.id), dumps(self.birth_payload()), True)
         for module in self.modules.values():
             self.publish_module_state(module)
         self.link.publish(self.topics.unit_state(self.id),
                           self._unit_state_payload("ready" if self.ready.is_set() else "init"), True)
-        return [self.forwarder.run(client)]
+        return [self.forwarder.run(connection)]
 
     async def _announce_ready(self) -> None:
         while any(m.state in (LecisState.POWERED_UP, LecisState.INITIALIZING) and m.auto_init
@@ -192,76 +281,118 @@ class Unit:
 
     # ---- safety --------------------------------------------------------------------------------
     def estop(self, reason: str) -> None:
-        """ESTOP of the whole unit: works with or without the network."""
-        for module in self.modules.values():
-            module.estop(reason)
+        """ESTOP of the whole unit: works with or without the network (edge.safety.estop)."""
+        estop_all(self.modules.values(), reason)
 
-    def _controller_lost(self, holder: str) -> None:
-        log.warning("controller %r lost its lease", holder)
-        for module in self.modules.values():
-            module.controller_lost(holder)
+    def _controller_lost(self, holder: str, how: LeaseEnd = "expired") -> None:
+        apply_loss_policy(self.modules.values(), holder, how)
 
     def _lease_changed(self) -> None:
         self._update_led()
 
     def _update_led(self) -> None:
         for extra in self.extras:
-            update = getattr(extra, "unit_changed", None)
-            if update is not None:
-                update(self)
+            try:
+                extra.unit_changed(self)
+            except Exception:  # an LED must never get in the way of a state change
+                log.exception("extra %s failed to follow the unit's state", type(extra).__name__)
 
     def all_safe(self) -> None:
-        for module in self.modules.values():
-            module._stop_running("unit shutting down")
+        all_safe(self.modules.values(), "unit shutting down")
 
     # ---- life ----------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
-    async def run(self) -> None:
-        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
-        self.outbox.open()
-        tasks: list[asyncio.Task[Any]] = []
-        try:
+    def fail(self, reason: str) -> None:
+        """A part of the unit failed beyond repair: stop with outputs safe and a non-zero exit."""
+        if self.failure is None:
+            self.failure = reason
+            self.exit_code = EXIT_FAULT
+        self.all_safe()  # now, not only once the exit stack unwinds
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Run until `stop()` or a fatal fault; returns the exit status for the process."""
+        async with self:
+            await self._stop.wait()
+        return self.exit_code
+
+    async def __aenter__(self) -> Unit:
+        async with contextlib.AsyncExitStack() as stack:
+            Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+            self.outbox.open()
+            stack.callback(self.outbox.close)
+            self.durable.open()
+            stack.callback(self.durable.close)
+            for topic, failed in self.replies.restore(self.clock):  # left running by the last process
+                self.link.publish(topic, dumps(failed), hold=True)
+            stack.push_async_callback(self._close_drivers)
+            stack.callback(self.all_safe)
+            stack.push_async_callback(self.tasks.close)
             for module in self.modules.values():
-                tasks.append(asyncio.create_task(supervise(module), name=f"module-{module.id}"))
+                self.tasks.start(f"module-{module.id}", functools.partial(supervise, module))
             for extra in self.extras:
                 await extra.start()
-            tasks.append(asyncio.create_task(self.lease.watch(), name="lease"))
-            tasks.append(asyncio.create_task(self._sync_outbox(), name="outbox-sync"))
-            tasks.append(asyncio.create_task(self._announce_ready(), name="ready"))
-            link = asyncio.create_task(self.link.run(), name="link")
-            await self._stop.wait()
-            await self._shutdown(link)
-        finally:
-            self.all_safe()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for extra in self.extras:
-                await extra.close()
-            for module in self.modules.values():
-                if module.driver is not None:
-                    await module.driver.close()
-                    module.driver = None
-            self.outbox.close()
+                stack.push_async_callback(extra.close)
+            self.tasks.start("lease", self.lease.watch)
+            self.tasks.start("outbox-sync", self._sync_outbox)
+            self.tasks.start("ready", self._announce_ready, forever=False)
+            self.tasks.start("link", self.link.run)
+            stack.push_async_callback(self._shutdown)
+            self._stack = stack.pop_all()
+        return self
 
-    async def _shutdown(self, link: asyncio.Task[None]) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _close_drivers(self) -> None:
+        for module in self.modules.values():
+            driver, module.driver = module.driver, None
+            if driver is not None:
+                try:
+                    await driver.close()
+                except Exception:
+                    log.exception("%s/%s driver did not close cleanly", self.id, module.id)
+
+    async def _shutdown(self) -> None:
         """Outputs to safe, the last states published and confirmed, then disconnect."""
+        self.tasks.closing = True  # what ends from here on is not restarted
         self.all_safe()
         for module in self.modules.values():
             module.stopping = True
-            module.sm.apply("shutdown")
-            self.publish_module_state(module)
-        self.link.publish(self.topics.unit_state(self.id), self._unit_state_payload("disconnected"), True)
-        await self.link.flush(timeout=2.0)
+            with contextlib.suppress(LabedgeError):
+                module.sm.apply("shutdown")
+            with contextlib.suppress(Exception):
+                self.publish_module_state(module)
+        state = self._unit_state_payload("disconnected" if self.failure is None else "lost")
+        if self.link.connected.is_set():
+            self.link.publish(self.topics.unit_state(self.id), state, True)
+            await self.link.flush(timeout=2.0)
+        elif self.failure is not None:
+            await last_word(self.config.broker, self.topics.unit_state(self.id), state)
         self.link.stop()
-        try:
-            await asyncio.wait_for(link, timeout=3.0)
-        except (TimeoutError, asyncio.CancelledError):
-            link.cancel()
+        await self.tasks.wait("link", timeout=3.0)
 
     async def _sync_outbox(self) -> None:
         while True:
             await self.clock.sleep(self.config.outbox.sync_interval_s)
-            self.outbox.sync()
+            try:
+                self.outbox.sync()
+            except RECORD_ERRORS as exc:  # a full disk: keep running, try again next time
+                log.warning("outbox could not be flushed to disk: %s", exc)
+
+
+def _broker_link(unit: Unit) -> BrokerLink:
+    return BrokerLink(
+        unit.config.broker,
+        client_id=f"labedge-unit-{unit.id}",
+        will=aiomqtt.Will(unit.topics.unit_state(unit.id), unit._unit_state_payload("lost"), 1, True),
+        subscriptions=[unit.topics.module_cmd_filter(unit.id), unit.topics.unit_cmd(unit.id)],
+        on_connect=unit._on_connect,
+        on_message=unit.on_message,
+        clock=unit.clock,
+    )

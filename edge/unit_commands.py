@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edge.replies import Replier
-from lecis.commands import Command, ReplyStatus
+from edge.replies import Replier, ReplyLog, Send
+from lecis.commands import FINAL_STATUSES, Command, ReplyStatus
 from lecis.errors import CommandInvalid, CommandUnknown
 from lecis.states import LecisState
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 UNIT_COMMANDS = ("lease.acquire", "lease.renew", "lease.release", "ESTOP", "CLEAR", "RESET", "STATUS",
                  "LOCAL", "REMOTE")
+FINAL = frozenset(status.value for status in FINAL_STATUSES)
 NEEDS_NO_LEASE = frozenset({"lease.acquire", "lease.renew", "lease.release", "STATUS", "ESTOP"})
 
 
@@ -59,14 +60,39 @@ def handle_unit_command(unit: Unit, command: Command, reply: Replier) -> None:
                 module.clear(unit.quiet_replier())
         reply(ReplyStatus.DONE, result=_states(unit))
     elif name == "RESET":
-        for module in unit.modules.values():
-            module.reset(None)
-        reply(ReplyStatus.DONE, result=_states(unit))
+        reply(ReplyStatus.ACCEPTED)
+        _reset_all(unit, reply)
     else:  # LOCAL / REMOTE
         for module in unit.modules.values():
             module.sm.control = module.sm.control.__class__(name)
             module.publish_state()
         reply(ReplyStatus.DONE, result=_states(unit))
+
+
+def _reset_all(unit: Unit, reply: Replier) -> None:
+    """RESET every module; `done` once each is back (ESTOPPED ones come back ESTOPPED), else `failed`."""
+    modules = [m for m in unit.modules.values() if m.state is not LecisState.SHUTDOWN]
+    waiting = {m.id for m in modules}
+    problems: list[str] = []
+
+    def settled(module_id: str) -> Send:
+        def send(topic: str, payload: dict[str, Any]) -> None:
+            if payload["status"] not in FINAL or module_id not in waiting:
+                return
+            waiting.discard(module_id)
+            if payload["status"] != ReplyStatus.DONE.value:
+                problems.append(f"{module_id}: {(payload.get('error') or {}).get('message')}")
+            if not waiting:
+                if problems:
+                    reply.failed("RESET left modules in ERROR: " + "; ".join(problems))
+                else:
+                    reply(ReplyStatus.DONE, result=_states(unit))
+        return send
+
+    if not modules:
+        reply(ReplyStatus.DONE, result=_states(unit))
+    for module in modules:
+        module.reset(Replier(settled(module.id), ReplyLog(1), unit.clock, "", None))
 
 
 def _no_args(name: str, args: dict[str, Any]) -> None:

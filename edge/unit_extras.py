@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edge.safety.stop_button import button_action
 from lecis.clock import iso_ts
 from lecis.states import LecisState
 
 if TYPE_CHECKING:
+    from edge.buttons import UnitButtons
+    from edge.status_led import StatusLed
     from edge.unit import Unit
 
 log = logging.getLogger("labedge.unit")
@@ -22,18 +25,17 @@ def led_mode(unit: Unit) -> str:
 
 
 class ButtonsAndLed:
-    """Started and closed with the unit (see Unit.extras)."""
+    """Started and closed with the unit (an `edge.unit_parts.UnitExtra`, see Unit.extras)."""
 
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
-        self.buttons: Any = None
-        self.led: Any = None
+        self.buttons: UnitButtons | None = None
+        self.led: StatusLed | None = None
 
     def on_action(self, button: str, action: str) -> None:
         unit = self.unit
         log.info("%s button %s", button, action)
-        if button == "stop" and action == "held":
-            unit.estop("stop button held")  # local: no network needed
+        button_action(button, action, unit.estop)  # first, and local: no network needed
         payload = {"button": button, "action": action, "ts": iso_ts(unit.clock.now())}
         from edge.unit import dumps
 
@@ -61,18 +63,13 @@ class ButtonsAndLed:
             from edge.status_led import StatusLed
 
             self.led = StatusLed(config.status_led_pin, factory, self.unit.clock)
-            start = getattr(self.led, "start", None)
-            if start is not None:
-                await start()
             self.led.set_mode(led_mode(self.unit))
 
     async def close(self) -> None:
-        for part in (self.buttons, self.led):
-            if part is None:
-                continue
-            result = part.close()
-            if hasattr(result, "__await__"):
-                await result
+        if self.buttons is not None:
+            self.buttons.close()
+        if self.led is not None:
+            self.led.close()
 
 
 def attach_buttons_and_led(unit: Unit) -> ButtonsAndLed:

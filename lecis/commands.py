@@ -45,6 +45,50 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def encodable(text: str) -> bool:
+    """True if `text` can be written as UTF-8 (JSON's `\\ud800` escapes yield lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _holds_unencodable(value: Any) -> bool:
+    """True if any string in `value`, keys included, cannot be encoded (a stack: nesting may be deep)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not encodable(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _first_unencodable(obj: dict[str, Any]) -> tuple[str | None, str] | None:
+    """(param, what) for the first field of `obj` holding a string that cannot be sent as UTF-8.
+
+    `param` is the top-level field, or under `args` the argument's name; never the bad string.
+    """
+    for key, value in obj.items():
+        if not encodable(key):
+            return None, "a field name"
+        if key == "args" and isinstance(value, dict):
+            for name, arg in value.items():
+                if not encodable(name):
+                    return "args", "an argument name"
+                if _holds_unencodable(arg):
+                    return name, f"argument {name!r}"
+        elif _holds_unencodable(value):
+            return key, f"field {key!r}"
+    return None
+
+
 def parse_command(payload: bytes) -> Command:
     """Parse a `cmd` payload; raises CommandPayloadInvalid saying what is wrong.
 
@@ -64,10 +108,16 @@ def parse_command(payload: bytes) -> Command:
     if not isinstance(obj, dict):
         raise CommandPayloadInvalid(f"payload must be a JSON object, got {type(obj).__name__}")
     raw_id = obj.get("id")
-    if not isinstance(raw_id, str) or not raw_id or len(raw_id) > MAX_ID_LENGTH:
+    if not isinstance(raw_id, str) or not raw_id or len(raw_id) > MAX_ID_LENGTH or not encodable(raw_id):
         raise CommandPayloadInvalid(
-            f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters", "id"
+            f"'id' must be a non-empty UTF-8 string of at most {MAX_ID_LENGTH} characters", "id"
         )
+    bad = _first_unencodable(obj)
+    if bad is not None:
+        param, where = bad
+        raise CommandPayloadInvalid(
+            f"{where} holds text that cannot be encoded as UTF-8 (a lone surrogate such as \\ud800); "
+            "send valid Unicode text", param, raw_id)
     cmd = obj.get("cmd")
     if not isinstance(cmd, str) or not cmd:
         raise CommandPayloadInvalid("'cmd' must be a non-empty string", "cmd", raw_id)
@@ -83,7 +133,13 @@ def parse_command(payload: bytes) -> Command:
 
 
 def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that is finite and fits a float (a 400-digit integer does not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def command_payload(command: Command) -> bytes:

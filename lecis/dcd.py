@@ -42,8 +42,12 @@ class ParamSpec:
         if self.type in ("number", "integer"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise CommandInvalid(f"{name} must be a {self.type}, got {type(value).__name__}", name)
-            if not math.isfinite(value):
-                raise CommandInvalid(f"{name} must be finite", name)
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an integer too large for a float, such as 10**400
+                finite = False
+            if not finite:
+                raise CommandInvalid(f"{name} must be a finite number that fits a float", name)
             if self.type == "integer" and not (isinstance(value, int) or float(value).is_integer()):
                 raise CommandInvalid(f"{name} must be a whole number, got {value}", name)
             if self.minimum is not None and value < self.minimum:

@@ -72,7 +72,7 @@ class FakeUnit:
     def __init__(self) -> None:
         self.unit = "bench-t"
         self.clock = SystemClock()
-        self.lease = LeaseManager(self.clock, 300, lambda holder: None)
+        self.lease = LeaseManager(self.clock, 300, lambda holder, how: None)
         self.records: list[tuple[str, str, dict[str, Any]]] = []
         self.states: list[dict[str, Any]] = []
         self.replies: list[dict[str, Any]] = []

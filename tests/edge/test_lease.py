@@ -25,7 +25,8 @@ class StepClock:
 
 def manager(lost: list[str] | None = None) -> tuple[LeaseManager, StepClock]:
     clock = StepClock()
-    return LeaseManager(clock, 300, (lost if lost is not None else []).append), clock
+    sink = lost if lost is not None else []
+    return LeaseManager(clock, 300, lambda holder, how: sink.append(holder)), clock
 
 
 def test_one_holder_at_a_time_until_release() -> None:
@@ -61,6 +62,12 @@ def test_renew_extends() -> None:
     ({"holder": "hub", "ttl_s": 301}, "ttl_s"),
     ({"holder": "hub", "ttl_s": "5"}, "ttl_s"),
     ({"holder": "hub", "ttl_s": 5, "x": 1}, "x"),
+    ({"holder": "hub", "ttl_s": 10**400}, "ttl_s"),
+    ({"holder": "hub", "ttl_s": -(10**400)}, "ttl_s"),
+    ({"holder": "\ud800", "ttl_s": 5}, "holder"),
+    ({"holder": "hub\n", "ttl_s": 5}, "holder"),
+    ({"holder": "a\x00b", "ttl_s": 5}, "holder"),
+    ({"holder": "\u202ehub", "ttl_s": 5}, "holder"),
 ])
 def test_bad_acquire_arguments_name_the_parameter(args: dict[str, object], param: str) -> None:
     lease, _ = manager()
@@ -69,12 +76,69 @@ def test_bad_acquire_arguments_name_the_parameter(args: dict[str, object], param
     assert caught.value.param == param
 
 
-async def test_watch_reports_the_lost_holder_once() -> None:
-    lost: list[str] = []
-    lease, _ = manager(lost)
-    lease.acquire({"holder": "hub", "ttl_s": 1})
-    task = asyncio.create_task(lease.watch(poll_s=0.25))
+async def test_watch_ends_the_lease_at_its_expiry_once() -> None:
+    ended: list[tuple[str, str, float]] = []
+    clock = StepClock()
+    lease = LeaseManager(clock, 300, lambda holder, how: ended.append((holder, how, clock.t)))
+    lease.acquire({"holder": "hub", "ttl_s": 1.25})
+    task = asyncio.create_task(lease.watch())
     for _ in range(20):
         await asyncio.sleep(0)
     task.cancel()
-    assert lost == ["hub"]
+    assert ended == [("hub", "expired", 1.25)], "a timer at the expiry, not a poll"
+
+
+def test_expiry_is_decided_at_acquire_and_the_policy_runs_before_the_new_token() -> None:
+    events: list[str] = []
+    clock = StepClock()
+    lease: LeaseManager
+
+    def lost(holder: str, how: str) -> None:
+        assert lease.current is None, "the old lease is gone before the policy runs"
+        events.append(f"lost {holder} {how}")
+
+    lease = LeaseManager(clock, 300, lost)
+    lease.acquire({"holder": "hub", "ttl_s": 1})
+    clock.t = 1.0  # expired, and no watch() runs: nobody polls
+    granted = lease.acquire({"holder": "standby", "ttl_s": 5})
+    events.append(f"granted {granted['holder']}")
+    assert events == ["lost hub expired", "granted standby"]
+
+
+@pytest.mark.parametrize("check", ["verify", "renew", "describe", "holder"])
+def test_every_check_applies_the_policy_of_an_expired_lease(check: str) -> None:
+    ended: list[tuple[str, str]] = []
+    clock = StepClock()
+    lease = LeaseManager(clock, 300, lambda holder, how: ended.append((holder, how)))
+    token = lease.acquire({"holder": "hub", "ttl_s": 1})["token"]
+    clock.t = 2
+    if check in ("verify", "renew"):
+        with pytest.raises(LeaseDenied):
+            getattr(lease, check)(token)
+    else:
+        getattr(lease, check)()
+    assert ended == [("hub", "expired")]
+    lease.describe()
+    assert ended == [("hub", "expired")], "once per lease"
+
+
+def test_release_applies_the_policy_naming_the_holder() -> None:
+    ended: list[tuple[str, str]] = []
+    lease = LeaseManager(StepClock(), 300, lambda holder, how: ended.append((holder, how)))
+    token = lease.acquire({"holder": "hub", "ttl_s": 10})["token"]
+    lease.acquire({"holder": "hub", "ttl_s": 10})  # the same holder again: a successor, no loss
+    assert ended == []
+    token = lease.acquire({"holder": "hub", "ttl_s": 10})["token"]
+    assert lease.release(token) == {"released": True, "holder": "hub"}
+    assert ended == [("hub", "released")]
+
+
+def test_a_failing_listener_still_ends_the_lease() -> None:
+    def boom(holder: str, how: str) -> None:
+        raise RuntimeError("listener bug")
+
+    clock = StepClock()
+    lease = LeaseManager(clock, 300, boom)
+    lease.acquire({"holder": "hub", "ttl_s": 1})
+    clock.t = 5
+    assert lease.acquire({"holder": "other", "ttl_s": 1})["holder"] == "other"
