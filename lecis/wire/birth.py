@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 
 from lecis.dcd import CommandSpec, Dcd, ParamSpec, ParamType, ReadingSpec
 from lecis.errors import CommandInvalid
-from lecis.wire.fields import Obj, join
+from lecis.wire.fields import Obj, join, number_at
 from lecis.wire.messages import Message
 
 PARAM_TYPES = ("number", "integer", "string", "boolean")
@@ -90,8 +90,7 @@ def _reading(o: Obj) -> ReadingSpec:
     bounds = o.array("range")
     if len(bounds) != 2:
         raise o.fail("range", f"must be [min, max], got {len(bounds)} items")
-    lo, hi = (None if b is None else Obj({"v": b}, join(o.field("range"), i)).number("v")
-              for i, b in enumerate(bounds))
+    lo, hi = (None if b is None else number_at(b, join(o.field("range"), i)) for i, b in enumerate(bounds))
     return ReadingSpec(o.string("name", nonempty=True), o.string("unit"), lo, hi)
 
 

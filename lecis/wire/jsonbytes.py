@@ -55,7 +55,7 @@ def from_bytes(payload: bytes | bytearray | memoryview, *, max_bytes: int = MAX_
     except WireFormatError:
         raise
     except RecursionError:
-        raise WireFormatError(f"payload nests deeper than {max_depth} levels") from None
+        raise WireFormatError("payload nests too deeply to be read") from None
     except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
         raise WireFormatError(f"payload is not JSON: {exc}") from None
     if _depth(value, max_depth) > max_depth:
