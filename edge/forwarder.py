@@ -1,26 +1,26 @@
 """Drains the outbox to the broker: backlog first (hist true), then live data, in append order.
 
-One `run()` per MQTT connection. Publishes are QoS 1 and issued in id order on
-that one connection, so each module's seqs reach the broker in order; up to
-`window` are awaiting their PUBACK at once. A message leaves the outbox only
-after its PUBACK; whatever is unconfirmed when the connection drops is sent
-again on the next one (the hub ignores repeated seqs).
+One `run()` per MQTT connection (a `lecis.mqtt_session.Connection`, whose
+`closed` future tells when it ends). Publishes are QoS 1 and issued in id order
+on that one connection, so each module's seqs reach the broker in order; up to
+`window` are awaiting their PUBACK at once. Only messages the outbox has
+committed are sent, and one leaves the outbox only after its PUBACK; whatever is
+unconfirmed when the connection drops is sent again on the next one (the hub
+ignores repeated seqs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
-
-import aiomqtt
 
 from edge.outbox import Outbox, OutboxMessage
+from lecis.mqtt_session import Connection, ConnectionClosed
 from lecis.topics import Topics
 
 
 class Forwarder:
-    """Sends what `outbox` holds for unit `unit`; call `notify()` after each append."""
+    """Sends what `outbox` holds for unit `unit`; woken by each commit of the outbox."""
 
     def __init__(self, outbox: Outbox, topics: Topics, unit: str, window: int = 200,
                  ack_batch: int = 500) -> None:
@@ -33,9 +33,10 @@ class Forwarder:
         self.ack_batch = ack_batch
         self._wake = asyncio.Event()
         self._topic_cache: dict[tuple[str, str], str] = {}
+        outbox.watch(self.notify)
 
     def notify(self) -> None:
-        """Something was appended: wake the drain if it is waiting."""
+        """Something was appended or committed: wake the drain if it is waiting."""
         self._wake.set()
 
     def _topic(self, module: str, kind: str) -> str:
@@ -49,16 +50,11 @@ class Forwarder:
             self._topic_cache[key] = topic
         return topic
 
-    async def run(self, client: aiomqtt.Client) -> None:
-        """Forward until the connection fails; raises aiomqtt.MqttError when it does."""
+    async def run(self, connection: Connection) -> None:
+        """Forward until the connection ends; raises ConnectionClosed when it does."""
+        client = connection.client
+        closed = connection.closed
         hist_until = self.outbox.max_id()  # everything stored before this connection is backlog
-        # aiomqtt 2.5 has no public awaitable for the end of a connection; its own message
-        # iterator waits on this future, and so does the forwarder, to stop at once.
-        closed: asyncio.Future[Any] | None = getattr(client, "_disconnected", None)
-        # Without a way to see the connection close, a PUBACK wait must time out by itself.
-        timeout = math.inf if closed is not None else None
-        # aiomqtt warns about every publish beyond this many awaiting their PUBACK.
-        client.pending_calls_threshold = max(client.pending_calls_threshold, 2 * self.window)
         loop = asyncio.get_running_loop()
         low_water = self.window // 2
         inflight: set[asyncio.Task[int]] = set()
@@ -81,19 +77,20 @@ class Forwarder:
                 self._wake.set()
 
         async def send(msg: OutboxMessage, topic: str, payload: bytes) -> int:
-            await client.publish(topic, payload, qos=1, timeout=timeout)
+            # The connection's end is watched below, so a PUBACK wait never times out by itself.
+            await client.publish(topic, payload, qos=1, timeout=math.inf)
             return msg.id
 
         try:
             while True:
                 if failures:
-                    raise failures[0]
-                if closed is not None and closed.done():
-                    raise aiomqtt.MqttError("connection to the broker closed") from _cause(closed)
+                    raise ConnectionClosed(f"publish not confirmed: {failures[0]}") from failures[0]
+                connection.raise_if_closed()
                 self._wake.clear()
                 batch: list[OutboxMessage] = []
                 if len(inflight) <= low_water:
-                    batch = self.outbox.pending(cursor, self.window - len(inflight))
+                    batch = await self.outbox.fetch(cursor, self.window - len(inflight))
+                    connection.raise_if_closed()
                     for msg in batch:
                         # Tasks start in creation order, and each one hands its message to the
                         # client in its first step, so publishes go out in id order.
@@ -106,6 +103,8 @@ class Forwarder:
                 if len(acked) >= self.ack_batch or (acked and not batch):
                     self.outbox.ack(acked)
                     acked.clear()
+                if batch and len(inflight) <= low_water:
+                    continue  # more is committed than the window took: fetch again at once
                 await self._wait(closed)
         finally:
             for task in inflight:
@@ -115,16 +114,11 @@ class Forwarder:
             if acked:
                 self.outbox.ack(acked)
 
-    async def _wait(self, closed: asyncio.Future[Any] | None) -> None:
-        if closed is None:
-            await self._wake.wait()
+    async def _wait(self, closed: asyncio.Future[None]) -> None:
+        if self._wake.is_set():
             return
         wake = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait((wake, closed), return_when=asyncio.FIRST_COMPLETED)
         finally:
             wake.cancel()
-
-
-def _cause(closed: asyncio.Future[Any]) -> BaseException | None:
-    return None if closed.cancelled() else closed.exception()

@@ -1,24 +1,39 @@
 """The unit's durable outbox: every data and event message, numbered and stored before it is sent.
 
 One SQLite file in WAL mode (format and durability: docs/outbox.md). `append`
-gives each message the next `seq` of its module and commits before it
-returns; the forwarder reads `pending` messages in append order and `ack`s
-them once the broker has confirmed them.
+gives each message the next `seq` of its module at once, in memory, and hands
+it to a writer thread (edge/outbox_writer.py) that commits in batches: no call
+made on the event loop waits for the disk. The forwarder `fetch`es committed
+messages in append order (recent ones straight from memory) and `ack`s them
+once the broker has confirmed them. Disk problems never raise from `append`:
+they go to `on_problem(code, message)` and the messages wait in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
+from edge.outbox_writer import ACK, APPEND, CLOSE, FLUSH, READ, SYNC, OutboxMessage, Shared, Writer
 from lecis.errors import LabedgeError
+
+__all__ = ["KINDS", "FORMAT_VERSION", "Outbox", "OutboxError", "OutboxMessage"]
+
+log = logging.getLogger("labedge.outbox")
 
 FORMAT_VERSION = 1
 KINDS = ("data", "event")
+RECENT = 5000  # appended messages kept in memory for the forwarder
+BACKPRESSURE_S = 5.0  # longest an append waits for a healthy but busy writer
 
 _SCHEMA = """
 CREATE TABLE message (
@@ -34,70 +49,54 @@ CREATE TABLE module_seq (
 ) WITHOUT ROWID;
 """
 
+OnProblem = Callable[[str, str], None]
+
 
 class OutboxError(LabedgeError):
-    """The outbox file cannot be opened, read or written."""
-
-
-class OutboxMessage(NamedTuple):
-    """One stored message; `body` is its contract JSON without `seq` and `hist`."""
-
-    id: int
-    module: str
-    kind: str
-    seq: int
-    body: bytes
-
-    def payload(self, hist: bool) -> bytes:
-        """The contract payload: `seq` and `hist` spliced in front of the stored body."""
-        body = self.body
-        rest = b"," + body[1:] if len(body) > 2 else body[1:]
-        return b'{"seq":%d,"hist":%s%s' % (self.seq, b"true" if hist else b"false", rest)
-
-
-def _id_ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted ids collapsed into inclusive (first, last) runs of consecutive ids."""
-    ranges: list[tuple[int, int]] = []
-    for i in sorted(set(ids)):
-        if ranges and ranges[-1][1] == i - 1:
-            ranges[-1] = (ranges[-1][0], i)
-        else:
-            ranges.append((i, i))
-    return ranges
+    """The outbox file cannot be opened, or the outbox is used while closed."""
 
 
 class Outbox:
     """Store-and-forward queue of one unit, in `path`; holds at most `max_messages`.
 
-    Reaching the limit drops the oldest messages; `take_dropped()` says how many,
-    so the caller can raise an alarm. Not thread-safe: use it from one thread.
+    Reaching the limit drops the oldest messages; `take_dropped()` says how many
+    and `on_problem("outbox_full", ...)` says so too. Call it from one thread (the
+    event loop's); `on_problem` and the `watch` callbacks run on that loop when
+    the outbox was opened inside one, else on the writer thread.
+    `memory_limit` bounds the messages waiting in memory for the disk.
     """
 
-    def __init__(self, path: Path, max_messages: int = 1_000_000, sync_interval_s: float = 1.0) -> None:
+    def __init__(self, path: Path, max_messages: int = 1_000_000, sync_interval_s: float = 1.0,
+                 on_problem: OnProblem | None = None, memory_limit: int = 20_000) -> None:
         if max_messages < 1:
             raise ValueError(f"outbox max_messages must be at least 1, got {max_messages}")
         self.path = Path(path)
         self.max_messages = max_messages
         self.sync_interval_s = sync_interval_s  # how often the owner should call sync()
-        # Deleting in chunks keeps the cost of a full outbox off most appends.
         self.drop_chunk = max(1, max_messages // 100)
-        self._db: sqlite3.Connection | None = None
+        self.memory_limit = max(1, memory_limit)
+        self.on_problem = on_problem
+        self._writer: Writer | None = None
+        self._shared = Shared()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._seqs: dict[str, int] = {}
         self._last_id = 0
-        self._count = 0
-        self._dropped = 0
+        self._recent: deque[OutboxMessage] = deque(maxlen=RECENT)
+        self._watchers: list[Callable[[], None]] = []
 
     # ---- life ------------------------------------------------------------------------------------
     def open(self) -> Outbox:
-        if self._db is not None:
+        """Open the file (errors raise here, synchronously) and start the writer thread."""
+        if self._writer is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = sqlite3.connect(self.path, isolation_level=None)
+            # Opened here so that a locked or damaged file fails the caller; used by the writer after.
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error("cannot be opened", exc) from exc
         try:
-            self._prepare(db)
+            count = self._prepare(db)
         except OutboxError:
             db.close()
             raise
@@ -109,10 +108,18 @@ class Outbox:
                     f"(only one may own an outbox) and start again"
                 ) from exc
             raise self._error("is unreadable", exc) from exc
-        self._db = db
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._shared = Shared(count=count, committed_id=self._last_id)
+        self._recent.clear()
+        self._writer = Writer(db, str(self.path), count, self.max_messages, self.drop_chunk,
+                              self.memory_limit, self._shared, self._report, self._progressed)
+        self._writer.start()
         return self
 
-    def _prepare(self, db: sqlite3.Connection) -> None:
+    def _prepare(self, db: sqlite3.Connection) -> int:
         # Exclusive locking: a second unit process on the same file would hand out
         # duplicate seqs, so it must fail at open; it also lets WAL skip the -shm file.
         db.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -145,18 +152,20 @@ class Outbox:
             raise
         self._seqs = dict(db.execute("SELECT module, seq FROM module_seq"))
         # count(*) walks every table page, so a damaged file is reported here, at open.
-        self._count = db.execute("SELECT count(*) FROM message").fetchone()[0]
+        count = db.execute("SELECT count(*) FROM message").fetchone()[0]
         self._last_id = db.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0]
-        self._dropped = 0
+        return int(count)
 
     def close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass  # everything is committed already; the WAL is replayed at the next open
-            db.close()
+        """Commit what is queued, checkpoint, close; waits for the disk (call it on the way out)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        done: Future[bool] = Future()
+        writer.ops.put((CLOSE, done))
+        writer.join(timeout=30)
+        if writer.is_alive():
+            log.error("outbox %s writer did not finish within 30 s", self.path)
 
     def __enter__(self) -> Outbox:
         return self.open()
@@ -171,83 +180,103 @@ class Outbox:
                         tb: TracebackType | None) -> None:
         self.close()
 
-    # ---- writing ---------------------------------------------------------------------------------
+    # ---- writing (never waits for the disk) -------------------------------------------------------
     def append(self, module: str, kind: Literal["data", "event"], body: dict[str, Any]) -> int:
-        """Store one message and return its seq; committed before this returns."""
-        db = self._require_open()
+        """Number one message and queue it for the disk; returns its seq at once.
+
+        Committed within milliseconds (see docs/outbox.md for what a crash can cost).
+        Raises only for a wrong call (ValueError) or a closed outbox.
+        """
+        writer = self._require_open()
         if kind not in KINDS:
             raise ValueError(f"outbox kind must be one of {KINDS}, got {kind!r}")
         if "seq" in body or "hist" in body:
             raise ValueError("outbox body must not carry seq or hist; the outbox assigns them")
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        shared = self._shared
+        with shared.lock:
+            if shared.queued >= self.memory_limit and not shared.failing:
+                # A healthy writer that is behind: a burst waits for it rather than losing readings.
+                shared.room.wait_for(lambda: shared.queued < self.memory_limit or shared.failing,
+                                     BACKPRESSURE_S)
+            shared.queued += 1
+            shared.count += 1
         seq = self._seqs.get(module, 0) + 1
-        msg_id = self._last_id + 1
-        dropped = 0
-        try:
-            db.execute("BEGIN")
-            if self._count >= self.max_messages:
-                dropped = self._drop_oldest(db, self._count - self.max_messages + 1)
-            db.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)", (msg_id, module, kind, seq, text))
-            db.execute("INSERT OR REPLACE INTO module_seq VALUES (?, ?)", (module, seq))
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise self._error("could not store a message", exc) from exc
+        self._last_id += 1
+        msg = OutboxMessage(self._last_id, module, kind, seq, text)
         self._seqs[module] = seq
-        self._last_id = msg_id
-        self._count += 1 - dropped
-        self._dropped += dropped
+        self._recent.append(msg)
+        writer.ops.put((APPEND, msg))
         return seq
 
-    def _drop_oldest(self, db: sqlite3.Connection, at_least: int) -> int:
-        chunk = max(at_least, self.drop_chunk)
-        cursor = db.execute(
-            "DELETE FROM message WHERE id IN (SELECT id FROM message ORDER BY id LIMIT ?)", (chunk,)
-        )
-        return cursor.rowcount
-
     def ack(self, ids: Iterable[int]) -> None:
-        """Delete delivered messages; ids already gone are ignored."""
-        db = self._require_open()
-        ranges = _id_ranges(ids)
-        if not ranges:
-            return
-        deleted = 0
-        try:
-            db.execute("BEGIN")
-            for first, last in ranges:
-                deleted += db.execute("DELETE FROM message WHERE id BETWEEN ? AND ?", (first, last)).rowcount
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise self._error("could not delete delivered messages", exc) from exc
-        self._count -= deleted
+        """Delete delivered messages (queued for the writer); ids already gone are ignored."""
+        writer = self._require_open()
+        ids = list(ids)
+        if ids:
+            writer.ops.put((ACK, ids))
 
     def sync(self) -> None:
-        """Checkpoint the WAL; everything appended before this call survives a power loss."""
-        db = self._require_open()
+        """Ask for a WAL checkpoint: what was committed before it then survives a power loss."""
+        self._require_open().ops.put((SYNC, None))
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until everything queued so far is committed; blocks, so not for the event loop.
+
+        False when the disk refused it (the messages wait in memory) or on timeout.
+        """
+        done: Future[bool] = Future()
+        self._require_open().ops.put((FLUSH, done))
         try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as exc:
-            raise self._error("could not be flushed to disk", exc) from exc
+            return done.result(timeout)
+        except TimeoutError:
+            return False
+
+    async def flushed(self) -> bool:
+        """`flush()` for the event loop: awaits the writer without blocking the loop."""
+        done: Future[bool] = Future()
+        self._require_open().ops.put((FLUSH, done))
+        return await asyncio.wrap_future(done)
 
     # ---- reading ---------------------------------------------------------------------------------
+    async def fetch(self, after_id: int = 0, limit: int = 1000) -> list[OutboxMessage]:
+        """Up to `limit` committed messages with id above `after_id`, in append order.
+
+        Recent messages come from memory; older ones from the writer thread, awaited.
+        """
+        writer = self._require_open()
+        self._loop = asyncio.get_running_loop()  # commits wake the forwarder on its own loop
+        committed = self._shared.committed_id
+        if after_id >= committed:
+            return []
+        recent = self._recent
+        if recent and recent[0].id <= after_id + 1 and after_id + 1 >= self._shared.memory_from:
+            start = after_id + 1 - recent[0].id  # ids in memory are consecutive
+            stop = start + min(limit, committed - after_id)
+            return list(islice(recent, start, stop))
+        result: Future[list[OutboxMessage]] = Future()
+        writer.ops.put((READ, (after_id, limit, result)))
+        return await asyncio.wrap_future(result)
+
     def pending(self, after_id: int = 0, limit: int = 1000) -> list[OutboxMessage]:
-        """Up to `limit` stored messages with id above `after_id`, in append order."""
-        db = self._require_open()
-        try:
-            rows = db.execute(
-                "SELECT id, module, kind, seq, body FROM message WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise self._error("could not be read", exc) from exc
-        return list(map(OutboxMessage._make, rows))
+        """Like `fetch`, after a `flush()`, read from the file; blocks (tests, tools, benches)."""
+        writer = self._require_open()
+        self.flush()
+        result: Future[list[OutboxMessage]] = Future()
+        writer.ops.put((READ, (after_id, limit, result)))
+        return result.result(30)
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` after each commit (the forwarder's wake-up)."""
+        self._watchers.append(callback)
 
     def count(self) -> int:
-        return self._count
+        """Messages stored or queued for storing."""
+        return self._shared.count
+
+    def committed_id(self) -> int:
+        """Every message up to this id is committed."""
+        return self._shared.committed_id
 
     def last_seq(self, module: str) -> int:
         """The seq of the module's latest message (0 if it never had one)."""
@@ -258,8 +287,9 @@ class Outbox:
         return self._last_id
 
     def take_dropped(self) -> int:
-        """Messages dropped for the size limit since the last call."""
-        dropped, self._dropped = self._dropped, 0
+        """Messages dropped for the size limit (or a full memory buffer) since the last call."""
+        with self._shared.lock:
+            dropped, self._shared.dropped = self._shared.dropped, 0
         return dropped
 
     def disk_bytes(self) -> int:
@@ -271,10 +301,37 @@ class Outbox:
         return total
 
     # ---- helpers ---------------------------------------------------------------------------------
-    def _require_open(self) -> sqlite3.Connection:
-        if self._db is None:
+    def _require_open(self) -> Writer:
+        if self._writer is None:
             raise OutboxError(f"outbox {self.path} is not open; call open() or use `with Outbox(...)`")
-        return self._db
+        return self._writer
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            fn()
+            return
+        try:
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is left to tell
+
+    def _report(self, code: str, message: str) -> None:
+        handler = self.on_problem
+        if handler is None:
+            return
+
+        def call() -> None:
+            try:
+                handler(code, message)
+            except Exception:  # a failing alarm must not stop the outbox
+                log.exception("outbox problem handler failed for %s", code)
+
+        self._on_loop(call)
+
+    def _progressed(self) -> None:
+        for watcher in self._watchers:
+            self._on_loop(watcher)
 
     def _error(self, what: str, exc: sqlite3.Error) -> OutboxError:
         if "full" in str(exc):

@@ -1,36 +1,43 @@
 """Controller side of the contract: send commands to a unit and await their replies.
 
-Each command is a future keyed by its id, resolved by the unit's reply and
-always removed in `finally`. Used by the experiment controller, the tests
-and the benchmarks.
+Each command is a future keyed by its id (`lecis.mqtt_session.Requests`),
+resolved by the unit's reply and always removed in `finally`. The connection
+is a `lecis.mqtt_session.MqttSession`: it reconnects by itself and restores
+the reply subscriptions. Used by the experiment controller, `labedge cmd`,
+the tests and the benchmarks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
-import aiomqtt
-
-from lecis.errors import LabedgeError
-from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
+from lecis.mqtt_session import MqttSession, Requests, RequestTimeout, SessionConfig
 from lecis.topics import Topics
 
 FINAL = ("done", "failed", "rejected")
 
 
-class ReplyTimeout(LabedgeError, TimeoutError):
+class ReplyTimeout(RequestTimeout):
     """No final reply arrived in time."""
 
 
-class UnitClient:
-    """Talks to one unit over an open aiomqtt client; call `start()` inside its connection."""
+class Publisher(Protocol):
+    """What UnitClient needs of its connection: an MqttSession, or an aiomqtt.Client."""
 
-    def __init__(self, client: aiomqtt.Client, unit: str, topics: Topics | None = None,
+    async def publish(self, topic: str, payload: bytes | str, qos: int = ..., retain: bool = ...,
+                      ) -> None: ...
+
+    async def subscribe(self, topic: str, qos: int = ...) -> Any: ...
+
+
+class UnitClient:
+    """Talks to one unit over `client`; call `start()` once connected, pass messages to `feed()`."""
+
+    def __init__(self, client: Publisher, unit: str, topics: Topics | None = None,
                  holder: str = "controller") -> None:
         self.client = client
         self.unit = unit
@@ -38,7 +45,7 @@ class UnitClient:
         self.holder = holder
         self.token: str | None = None
         self.replies: dict[str, list[dict[str, Any]]] = {}
-        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._requests: Requests[dict[str, Any]] = Requests()
 
     async def start(self) -> None:
         await self.client.subscribe(self.topics.unit_reply(self.unit), qos=1)
@@ -60,9 +67,8 @@ class UnitClient:
         if not isinstance(command_id, str):
             return
         self.replies.setdefault(command_id, []).append(reply)
-        waiter = self._waiters.get(command_id)
-        if waiter is not None and not waiter.done() and reply.get("status") in FINAL:
-            waiter.set_result(reply)
+        if reply.get("status") in FINAL:
+            self._requests.resolve(command_id, reply)
 
     async def send(self, module: str | None, cmd: str, args: dict[str, Any] | None = None,
                    lease: str | bool | None = True, command_id: str | None = None) -> str:
@@ -81,18 +87,16 @@ class UnitClient:
                    command_id: str | None = None) -> dict[str, Any]:
         """Send a command and return its final reply (done, failed or rejected)."""
         command_id = command_id or str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._waiters[command_id] = waiter
+        key = command_id
+
+        async def send() -> None:
+            await self.send(module, cmd, args, lease, key)
+
         try:
-            await self.send(module, cmd, args, lease, command_id)
-            try:
-                return await asyncio.wait_for(waiter, timeout)
-            except TimeoutError:
-                raise ReplyTimeout(f"no final reply to {cmd} ({command_id}) from {self.unit} "
-                                   f"within {timeout:g} s") from None
-        finally:
-            self._waiters.pop(command_id, None)
+            return await self._requests.call(command_id, send, timeout, f"{cmd} ({command_id})")
+        except RequestTimeout:
+            raise ReplyTimeout(f"no final reply to {cmd} ({command_id}) from {self.unit} "
+                               f"within {timeout:g} s; is the unit running and connected?") from None
 
     async def acquire(self, ttl_s: float = 30.0) -> dict[str, Any]:
         reply = await self.call(None, "lease.acquire", {"holder": self.holder, "ttl_s": ttl_s}, lease=None)
@@ -104,21 +108,11 @@ class UnitClient:
 @contextlib.asynccontextmanager
 async def connected_client(host: str, port: int, unit: str, holder: str = "controller",
                            topics: Topics | None = None) -> AsyncIterator[UnitClient]:
-    """An aiomqtt connection with a UnitClient fed by its own message loop."""
-    async with aiomqtt.Client(host, port, identifier=f"{holder}-{uuid.uuid4().hex[:8]}",
-                              socket_options=NO_DELAY_SOCKET_OPTIONS) as client:
-        unit_client = UnitClient(client, unit, topics, holder)
+    """A connected, self-reconnecting session with a UnitClient fed by its message loop."""
+    config = SessionConfig(host=host, port=port, client_id=f"{holder}-{uuid.uuid4().hex[:8]}")
+    session = MqttSession(config)
+    unit_client = UnitClient(session, unit, topics, holder)
+    session.on_message = unit_client.feed
+    async with session:
         await unit_client.start()
-
-        async def pump() -> None:
-            async for message in client.messages:
-                payload = message.payload if isinstance(message.payload, bytes) else b""
-                unit_client.feed(message.topic.value, payload)
-
-        task = asyncio.create_task(pump())
-        try:
-            yield unit_client
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+        yield unit_client

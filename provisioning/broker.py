@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from lecis.errors import LabedgeError
+from lecis.unit_config import OutboxConfig
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -42,9 +43,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def queued_messages_for(outbox_max_messages: int = OutboxConfig().max_messages, units: int = 1) -> int:
+    """Messages the broker must queue for one offline persistent subscriber (the hub).
+
+    Every unit may replay a full outbox while the hub is away, and live readings
+    keep coming during the replay: the queue holds all of it, plus a tenth.
+    A smaller queue makes the broker drop what it already confirmed to the unit
+    (docs/outbox.md, "Brokers").
+    """
+    if outbox_max_messages < 1 or units < 1:
+        raise ValueError("outbox_max_messages and units must be at least 1")
+    whole = units * outbox_max_messages
+    return whole + max(1000, whole // 10)
+
+
 def mosquitto_config(host: str, port: int, data_dir: Path, persistence: bool = False,
-                     max_queued: int = 100_000) -> str:
-    """A listener on host:port; QoS 1 never throttled in flight, `max_queued` per client (0: no limit)."""
+                     max_queued: int | None = None, outbox_max_messages: int = OutboxConfig().max_messages,
+                     units: int = 1) -> str:
+    """A listener on host:port; QoS 1 never throttled in flight.
+
+    `max_queued` per client (0: no limit) defaults to `queued_messages_for(outbox_max_messages, units)`.
+    """
+    if max_queued is None:
+        max_queued = queued_messages_for(outbox_max_messages, units)
     lines = [
         f"listener {port} {host}",
         "allow_anonymous true",
@@ -52,6 +73,7 @@ def mosquitto_config(host: str, port: int, data_dir: Path, persistence: bool = F
         "set_tcp_nodelay true",
         "max_inflight_messages 0",
         f"max_queued_messages {max_queued}",
+        "max_queued_bytes 0",  # the message count above is the one limit
         # Started as root, Mosquitto would switch to its own user and could not write our folder.
         f"user {getpass.getuser()}",
         f"persistence {'true' if persistence else 'false'}",
@@ -76,9 +98,11 @@ class MosquittoProcess:
     """A private Mosquitto; `start()`/`stop()` can be repeated on the same port (broker outages)."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", binary: str | None = None,
-                 persistence: bool = False, max_queued: int = 100_000) -> None:
+                 persistence: bool = False, max_queued: int | None = None,
+                 outbox_max_messages: int = OutboxConfig().max_messages, units: int = 1) -> None:
         self.persistence = persistence
-        self.max_queued = max_queued
+        derived = queued_messages_for(outbox_max_messages, units)
+        self.max_queued = derived if max_queued is None else max_queued
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or find_mosquitto()

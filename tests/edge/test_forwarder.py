@@ -7,17 +7,17 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.forwarder import Forwarder
 from edge.outbox import Outbox
+from lecis.mqtt_session import Connection, MqttSession, SessionConfig
 from lecis.payloads import check_data, check_event
 from lecis.topics import Topics
 from provisioning.broker import MosquittoProcess, find_mosquitto
@@ -109,14 +109,13 @@ def deduped_seqs(payloads: list[dict[str, Any]]) -> list[int]:
 
 
 async def forward_forever(forwarder: Forwarder, port: int) -> None:
-    """What the unit's broker link does: a new connection after each failure."""
-    while True:
-        try:
-            async with aiomqtt.Client("127.0.0.1", port, identifier="labedge-unit-u1",
-                                      max_inflight_messages=1000) as client:
-                await forwarder.run(client)
-        except aiomqtt.MqttError:
-            await asyncio.sleep(0.05)
+    """What the unit's broker link does: the forwarder on each connection of a reconnecting session."""
+    async def on_connect(connection: Connection) -> list[Coroutine[Any, Any, None]]:
+        return [forwarder.run(connection)]
+
+    config = SessionConfig(port=port, client_id="labedge-unit-u1", initial_backoff_s=0.05,
+                           max_backoff_s=0.2)
+    await MqttSession(config, on_connect=on_connect).run()
 
 
 @contextlib.asynccontextmanager

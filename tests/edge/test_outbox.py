@@ -1,7 +1,8 @@
-"""The outbox: numbered, ordered, bounded, and still there after a crash."""
+"""The outbox: numbered, ordered, bounded, still there after a crash, and never waiting on the disk."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -60,6 +61,7 @@ def test_ack_removes_only_the_delivered_messages(path: Path) -> None:
             outbox.append("ph1", "data", reading(i))
         ids = [m.id for m in outbox.pending(0, 100)]
         outbox.ack([ids[4], ids[0], ids[1], 10_000])  # out of order, and one that never existed
+        assert outbox.flush()
         assert outbox.count() == 3
         assert [m.seq for m in outbox.pending(0, 100)] == [3, 4, 6]
     with Outbox(path) as outbox:
@@ -80,6 +82,7 @@ def test_size_limit_drops_the_oldest_and_counts_them(path: Path) -> None:
     with Outbox(path, max_messages=10) as outbox:
         for i in range(15):
             outbox.append("ph1", "data", reading(i))
+        assert outbox.flush()
         assert outbox.count() == 10
         assert outbox.take_dropped() == 5
         assert outbox.take_dropped() == 0  # reported once
@@ -90,6 +93,7 @@ def test_size_limit_drops_in_chunks_of_a_hundredth(path: Path) -> None:
     with Outbox(path, max_messages=1000) as outbox:
         for i in range(1001):
             outbox.append("ph1", "data", reading(i))
+        assert outbox.flush()
         assert outbox.take_dropped() == 10
         assert outbox.count() == 991
         assert outbox.pending(0, 1)[0].seq == 11
@@ -179,14 +183,20 @@ outbox = Outbox(Path(sys.argv[1])).open()
 for i in range(int(sys.argv[2])):
     body = {"readings": [{"ts": "2026-11-21T15:04:05.123Z", "values": {"ph": i}}]}
     seq = outbox.append("ph1", "data", body)
+    if i == int(sys.argv[2]) // 2 and sys.argv[3] != "flush":
+        outbox.flush()  # half of them surely on disk, the rest queued when the kill comes
+if sys.argv[3] == "flush":
+    outbox.flush()
 print(seq, flush=True)
 sys.stdin.read()  # hold the outbox open until killed
 """
 
 
-def test_an_append_survives_kill_9_right_after_it_returns(path: Path) -> None:
+def kill_9_after(path: Path, appends: int, flush: bool) -> str:
+    """A child process appends, optionally flushes, says its last seq and is killed with SIGKILL."""
     root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "500"], cwd=root,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(appends),
+                              "flush" if flush else "no"], cwd=root,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
@@ -197,9 +207,79 @@ def test_an_append_survives_kill_9_right_after_it_returns(path: Path) -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert line.strip() == "500"
+    return line.strip()
+
+
+def test_a_flushed_append_survives_kill_9_right_after(path: Path) -> None:
+    assert kill_9_after(path, 500, flush=True) == "500"
     with Outbox(path) as outbox:
         assert outbox.count() == 500
         assert outbox.last_seq("ph1") == 500
         assert outbox.pending(0, 1000)[-1].seq == 500
         assert outbox.append("ph1", "data", reading(7.0)) == 501
+
+
+def test_kill_9_with_appends_still_queued_leaves_no_gap_in_seq(path: Path) -> None:
+    # What the child queued but had not committed is lost with it; the seqs it had handed
+    # out for those were never sent (only committed messages are), so numbering goes on
+    # from the last stored one, with no gap and no seq given to two readings.
+    assert kill_9_after(path, 20_000, flush=False) == "20000"
+    with Outbox(path) as outbox:
+        stored = outbox.count()
+        assert 10_000 <= stored <= 20_000
+        seqs = [m.seq for m in outbox.pending(0, 30_000)]
+        assert seqs == list(range(1, stored + 1))
+        assert outbox.append("ph1", "data", reading(7.0)) == stored + 1
+
+
+def test_append_returns_before_the_disk_and_counts_the_queue(path: Path) -> None:
+    with Outbox(path) as outbox:
+        seqs = [outbox.append("ph1", "data", reading(i)) for i in range(100)]
+        assert seqs == list(range(1, 101))
+        assert outbox.count() == 100  # queued ones count: the unit's status says what it holds
+        assert outbox.flush()
+        assert outbox.committed_id() == outbox.max_id() == 100
+
+
+async def test_fetch_serves_only_committed_messages_recent_ones_from_memory(path: Path) -> None:
+    woken: list[int] = []
+    async with Outbox(path) as outbox:
+        outbox.watch(lambda: woken.append(outbox.committed_id()))
+        for i in range(10):
+            outbox.append("ph1", "data", reading(i))
+        assert await outbox.flushed()
+        await asyncio.sleep(0)  # the commit's wake-up runs on this loop
+        assert woken and woken[-1] == 10
+        first = await outbox.fetch(0, 4)
+        assert [m.seq for m in first] == [1, 2, 3, 4]
+        assert [m.seq for m in await outbox.fetch(first[-1].id, 100)] == list(range(5, 11))
+        assert await outbox.fetch(10, 100) == []
+    async with Outbox(path) as outbox:  # after a restart the backlog comes from the file
+        assert [m.seq for m in await outbox.fetch(0, 100)] == list(range(1, 11))
+
+
+async def test_a_full_disk_is_reported_and_append_keeps_going(path: Path) -> None:
+    problems: list[tuple[str, str]] = []
+    async with Outbox(path, on_problem=lambda code, message: problems.append((code, message)),
+                      memory_limit=50) as outbox:
+        outbox.append("ph1", "data", reading(0))
+        assert await outbox.flushed()
+        writer_db = outbox._writer.db  # type: ignore[union-attr]  # the writer is idle: flushed
+        pages = writer_db.execute("PRAGMA page_count").fetchone()[0]
+        writer_db.execute(f"PRAGMA max_page_count={pages}")  # SQLite now answers "database or disk is full"
+        big = {"readings": [{"ts": TS, "values": {"ph": 7.0}, "note": "x" * 3000}]}
+        for _ in range(80):
+            outbox.append("ph1", "data", big)  # never raises
+        assert not await outbox.flushed()
+        await asyncio.sleep(0)
+        codes = [code for code, _ in problems]
+        assert codes.count("disk_full") == 1  # once per episode, not once per retry
+        assert "outbox_full" in codes  # the memory buffer of 50 overflowed: counted
+        assert "free space" in dict(problems)["disk_full"]
+        assert outbox.take_dropped() == 30
+        writer_db.execute("PRAGMA max_page_count=1073741823")
+        outbox.append("ph1", "data", reading(1))
+        assert await outbox.flushed()
+        seqs = [m.seq for m in await outbox.fetch(0, 200)]
+        assert seqs[0] == 1 and seqs[1:] == list(range(32, 83))  # the 30 oldest unwritten went
+        assert outbox.count() == 52
