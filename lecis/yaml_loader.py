@@ -3,7 +3,10 @@
 The YAML 1.2 core schema applies (ruamel.yaml): only `true` and `false` are
 booleans, so `on`, `off`, `yes` and `no` stay strings. Nothing here stops at
 the first problem: every one found becomes a ConfigProblem naming the file,
-the line and the dotted field (`commands.cal_mid.params.point.min`).
+the line and the dotted field (`commands.cal_mid.params.point.min`). Hostile
+text (huge files, alias bombs, deep nesting, 400-digit numbers, control
+characters) is refused the same way, quickly and in bounded memory
+(`lecis.yaml_limits`): nothing here raises anything but ConfigError.
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ from typing import Any, TypeVar
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from lecis.errors import ConfigError, ConfigProblem
+from lecis.yaml_limits import MAX_BYTES, MAX_INT, MAX_INT_CHARS, MAX_KEY_CHARS, check_events
+from lecis.yaml_limits import YPath as YPath
+from lecis.yaml_limits import field_name as field_name
 
-YPath = tuple[str | int, ...]
 _CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(_CORE + name for name in ("int", "float", "bool", "null", "timestamp"))
+_TOO_LARGE = "number too large; whole numbers here are from -{0} to {0}"
 F = TypeVar("F", float, None)
 I = TypeVar("I", int, None)  # noqa: E741
 S = TypeVar("S", str, None)
@@ -37,26 +45,21 @@ class Missing(enum.Enum):
 MISSING = Missing.MISSING
 
 
-def field_name(path: YPath) -> str:
-    """`("commands", "cal", "params")` -> `commands.cal.params`; list items as `modules[2]`."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 @dataclass
 class YamlDoc:
     """A loaded file: plain values, the line (1-based) of every key and list item, and problems.
 
     `problems` are those found while loading that still leave a usable
     document (a duplicate key keeps its first value); `Fields` starts from them.
+    `refused` holds the paths whose value was one of them and became None,
+    so that a typed read does not report the same line a second time.
     """
 
     source: str
     data: Any
     lines: dict[YPath, int] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
+    refused: set[YPath] = field(default_factory=set)
 
     def line_of(self, path: YPath) -> int | None:
         """Line of `path`, or of its nearest existing parent when it is absent."""
@@ -81,28 +84,56 @@ class YamlDoc:
 
 def load_yaml(path: Path, what: str = "key: value lines") -> YamlDoc:
     """Read and parse a file whose top level must be a mapping; raises ConfigError."""
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)  # never more, whatever the file is (/dev/zero included)
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(str(path), None, None, "file does not exist")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(str(path), None, None, f"cannot read the file: {exc}")]) from None
-    return parse_yaml(text, str(path), what)
+        raise ConfigError([ConfigProblem(source, None, None, "file does not exist")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(source, None, None,
+                                         f"cannot read the file: {exc.strerror or exc}")]) from None
+    return parse_yaml_bytes(raw, source, what)
+
+
+def parse_yaml_bytes(raw: bytes, source: str, what: str = "key: value lines") -> YamlDoc:
+    """`parse_yaml` of a file's bytes, which must be UTF-8 and at most MAX_BYTES long (pure)."""
+    if len(raw) > MAX_BYTES:
+        raise ConfigError([ConfigProblem(source, None, None, f"cannot read the file: larger than "
+                                         f"{MAX_BYTES // 1000} kB; a unit config or DCD is a few kB")])
+    try:
+        text = raw.decode("utf-8-sig")  # a leading BOM (Windows editors) is not content
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(source, line, None, f"cannot read the file: byte "
+                                         f"0x{raw[exc.start]:02x} is not UTF-8 text; save the file "
+                                         "as UTF-8")]) from None
+    return parse_yaml(text, source, what)
 
 
 def parse_yaml(text: str, source: str, what: str = "key: value lines") -> YamlDoc:
     """Parse YAML text (pure); raises ConfigError when there is no mapping to check at all."""
     yaml = YAML(typ="rt")
     try:
+        check_events(text, source)
         root = yaml.compose(text)
+    except ReaderError as exc:
+        at = int(exc.position)
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else 0
+        at_line = text.count("\n", 0, at) + 1
+        raise ConfigError([ConfigProblem(source, at_line, None, f"not valid YAML at column {column}: "
+                                         f"character U+{code:04X} is not allowed (control characters "
+                                         "and lone surrogates are not text)")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
         where = "" if mark is None else f" at column {mark.column + 1}"
-        reason = "; ".join(str(p) for p in (exc.problem, exc.context) if p)
+        reason = "; ".join(" ".join(str(p).split()) for p in (exc.problem, exc.context) if p)
         raise ConfigError([ConfigProblem(source, line, None, f"not valid YAML{where}: {reason}")]) from None
     except YAMLError as exc:
-        raise ConfigError([ConfigProblem(source, None, None, f"not valid YAML: {exc}")]) from None
+        raise ConfigError([ConfigProblem(source, None, None,
+                                         f"not valid YAML: {' '.join(str(exc).split())}")]) from None
     if root is None:
         raise ConfigError([ConfigProblem(source, None, None, f"the file is empty; expected {what}")])
     if not isinstance(root, MappingNode):
@@ -110,7 +141,7 @@ def parse_yaml(text: str, source: str, what: str = "key: value lines") -> YamlDo
                                          f"expected {what} at the top level, got {_node_kind(root)}")])
     builder = _Builder(yaml, source)
     builder.lines[()] = root.start_mark.line + 1  # where a missing top-level key is reported
-    return YamlDoc(source, builder.build(root, ()), builder.lines, builder.problems)
+    return YamlDoc(source, builder.build(root, ()), builder.lines, builder.problems, builder.refused)
 
 
 def _node_kind(node: Node) -> str:
@@ -127,10 +158,16 @@ class _Builder:
         self.source = source
         self.lines: dict[YPath, int] = {}
         self.problems: list[ConfigProblem] = []
+        self.refused: set[YPath] = set()
 
     def problem(self, node: Node, path: YPath, message: str) -> None:
         self.problems.append(ConfigProblem(self.source, node.start_mark.line + 1, field_name(path) or None,
                                            message))
+
+    def refuse(self, node: Node, path: YPath, message: str) -> None:
+        """A value that cannot be used: reported here, None in the document."""
+        self.problem(node, path, message)
+        self.refused.add(path)
 
     def build(self, node: Node, path: YPath) -> Any:
         tag = str(node.tag)
@@ -155,13 +192,25 @@ class _Builder:
             return items
         if tag == _CORE + "str":
             return str(node.value)
-        if not tag.startswith(_CORE) or tag.endswith(("binary", "set", "omap", "pairs")):
-            self.problem(node, path, f"the YAML tag {tag} is not supported here; write a plain value")
+        if tag not in _SCALAR_TAGS:
+            self.refuse(node, path, f"the YAML tag {tag} is not supported here; write a plain value")
             return None
-        value = self.constructor.construct_object(node, deep=True)
+        text = str(node.value)
+        if tag == _CORE + "int" and len(text) > MAX_INT_CHARS:
+            self.refuse(node, path, _TOO_LARGE.format(MAX_INT))
+            return None
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except (YAMLError, ValueError, TypeError, ArithmeticError, LookupError):  # ruamel on `!!int ""`
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            self.refuse(node, path, f"{shown!r} is not a valid {tag.removeprefix(_CORE)}")
+            return None
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int):
+            if abs(value) > MAX_INT:
+                self.refuse(node, path, _TOO_LARGE.format(MAX_INT))
+                return None
             return int(value)
         if isinstance(value, float):
             return float(value)
@@ -173,6 +222,10 @@ class _Builder:
             return None
         if not isinstance(node, ScalarNode):
             self.problem(node, path, "a key must be a plain name, not a list or mapping")
+            return None
+        if len(str(node.value)) > MAX_KEY_CHARS:
+            self.problem(node, path, f"a key of {len(str(node.value))} characters; keys here are names "
+                                     f"of at most {MAX_KEY_CHARS}")
             return None
         return str(node.value)
 
@@ -188,7 +241,7 @@ def describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return repr(value)
+        return repr(value) if len(value) <= 60 else repr(value[:57]) + "..."
     return str(value)
 
 
@@ -209,6 +262,8 @@ class Fields:
         self.problems = list(doc.problems) if problems is None else problems
 
     def problem(self, path: YPath, message: str, line: int | None = None) -> None:
+        if path in self.doc.refused:
+            return  # its value was reported while loading; one problem per mistake
         where = self.doc.line_of(path) if line is None else line
         self.problems.append(ConfigProblem(self.doc.source, where, field_name(path) or None, message))
 
