@@ -37,7 +37,7 @@ class Probe:
     def feed(self, topic: str, raw: bytes, retain: bool) -> None:
         try:
             payload = json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):  # hostile traffic seen on the wire
             self.violations.append(f"{topic}: payload is not JSON: {raw[:80]!r}")
             return
         parts = self.topics.split(topic)
