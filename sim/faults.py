@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 FAULT_KINDS = ("garbage", "partial", "silence", "disconnect")
 # Line noise, never printable ASCII nor a line end: a reader can tell it from a real answer.
-_NOISE = bytes(b for b in range(1, 256) if (b < 0x20 and b not in (0x0A, 0x0D)) or b >= 0x80)
+NOISE_BYTES = bytes(b for b in range(1, 256) if (b < 0x20 and b not in (0x0A, 0x0D)) or b >= 0x80)
 
 
 def parse_fault_kinds(text: str) -> frozenset[str]:
@@ -70,7 +70,7 @@ class FaultInjector:
         data = (line + "\r").encode("ascii")
         chunks: list[tuple[float, bytes]] = []
         if self._roll("garbage"):
-            noise = bytes(self._rng.choice(_NOISE) for _ in range(self._rng.randint(1, 8)))
+            noise = bytes(self._rng.choice(NOISE_BYTES) for _ in range(self._rng.randint(1, 8)))
             on_own_line = self._rng.random() < 0.5
             chunks.append((0.0, noise + b"\r" if on_own_line else noise))
             self.injected.append(f"garbage before {line!r}")

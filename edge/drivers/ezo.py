@@ -30,8 +30,6 @@ from lecis.errors import CommandFailed, DeviceError, LabedgeError
 MAX_TIMEOUTS = 3  # consecutive unanswered readings before the module goes to ERROR
 TEMP_STEP_C = 0.1  # resend temperature compensation when the source moved this much
 SETUP_ATTEMPTS = 3  # a circuit that restarts while being set up gets this many tries
-#: Conditions that last (a probe left out): reported once until a good reading comes back.
-LASTING = frozenset({"no_probe", "out_of_range"})
 
 
 class EzoRefused(LabedgeError):
@@ -52,8 +50,6 @@ class EzoSilent(LabedgeError):
 
 class EzoDriver(SerialInstrumentDriver):
     """An Atlas Scientific EZO circuit: probe `ph`, `do` or `rtd` from the DCD settings."""
-
-    lasting = LASTING
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)

@@ -27,13 +27,10 @@ from lecis.dcd import Dcd
 from lecis.errors import CommandFailed, DeviceError
 
 MAX_TIMEOUTS = 3  # consecutive missing lines before the module goes to ERROR
-LASTING = frozenset({"out_of_range"})  # reported once until a good reading comes back
 
 
 class LineDriver(SerialInstrumentDriver):
     """A serial instrument that answers (or streams) one text line per reading."""
-
-    lasting = LASTING
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)

@@ -19,9 +19,6 @@ class SerialInstrumentDriver(Driver):
     under `_lock`, which device commands take too, so the two never interleave.
     """
 
-    #: Warning codes for conditions that last (reported once until a good reading).
-    lasting: frozenset[str] = frozenset()
-
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
         settings = dcd.settings
@@ -31,7 +28,7 @@ class SerialInstrumentDriver(Driver):
         self.timeout_s: float = settings.get("timeout_s") or 3.0
         self._line: SerialLine | None = None
         self._lock = asyncio.Lock()
-        self._warnings = InstrumentWarnings(host, self.lasting)
+        self._warnings = InstrumentWarnings(host)
 
     @property
     def _paced(self) -> bool:
@@ -45,16 +42,24 @@ class SerialInstrumentDriver(Driver):
     async def run(self) -> None:
         clock = self.host.clock
         due = clock.monotonic()
-        while True:
-            async with self._lock:
-                values = await self._measure()
-            if values is not None:
-                self._warnings.good_reading()
-                self.host.reading(values)
-            if self._paced:
-                # A slow instrument delays the next reading rather than bunching them.
-                due = max(due + self.period_s, clock.monotonic())
-                await clock.sleep(due - clock.monotonic())
+        try:
+            while True:
+                async with self._lock:
+                    values = await self._measure()
+                if values is not None:
+                    self._warnings.good_reading()
+                    self.host.reading(values)
+                else:
+                    self._warnings.tick()
+                if self._paced:
+                    # A slow instrument delays the next reading rather than bunching them.
+                    due = max(due + self.period_s, clock.monotonic())
+                    await clock.sleep(due - clock.monotonic())
+        except Exception:
+            # The counts of an unfinished episode are told before the module reports why it stopped
+            # (not on cancellation: that is the unit stopping the module, which may be shutting down).
+            self._warnings.end_all("the measuring stopped")
+            raise
 
     async def close(self) -> None:
         line, self._line = self._line, None

@@ -193,8 +193,10 @@ async def test_rtd_without_probe_reports_once_and_resumes(tmp_path: Path) -> Non
             sim.attach_probe()
             (back,) = await host.wait_readings(1)
         assert back.values == {"temp": 21.5}
-        assert host.codes() == ["no_probe"]
+        # The episode's first event, then at the good reading how many repeats were not sent.
+        assert host.codes() == ["no_probe", "no_probe"]
         assert "-1023.000" in host.events[0][2]
+        assert "more no_probe warnings" in host.events[1][2] and "a good reading came" in host.events[1][2]
         assert all(r.values["temp"] != -1023.0 for r in host.readings)
 
 
