@@ -13,6 +13,7 @@ import contextlib
 import logging
 from typing import Any
 
+from edge.driver import Driver
 from edge.slm import Module
 from edge.waiting import sleep_or_event
 from lecis.errors import DeviceError
@@ -50,12 +51,14 @@ async def supervise(
             module.transition("INIT")
         elif module.sm.state is S.ERROR:
             module.transition("CLEAR")
-        driver = module.factory(module.dcd, module, module.resources)
+        driver = None
         try:
+            driver = module.factory(module.dcd, module, module.resources)
             await driver.initialize()
         except Exception as exc:
-            driver.safe()
-            await _close(module, driver)
+            if driver is not None:
+                _safe(module, driver)
+                await _close(module, driver)
             code, message = describe_failure(exc)
             if not isinstance(exc, DeviceError):
                 log.error("%s/%s driver failed to start", module.unit, module.id, exc_info=exc)
@@ -71,7 +74,7 @@ async def supervise(
         elif module.sm.state is S.CLEARING:
             module.transition("clear_ok")
         if module.estop_latched and module.sm.state is S.IDLE:
-            driver.safe()
+            _safe(module, driver)
             module.transition("ESTOP")
         module.settle_pending(True)
         failure = await _run_until_restart(module)
@@ -118,6 +121,13 @@ async def _run_until_restart(module: Module) -> BaseException | None:
             run.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await run
+
+
+def _safe(module: Module, driver: Driver) -> None:
+    try:
+        driver.safe()
+    except Exception:  # logged; the module goes on to ERROR or ESTOPPED all the same
+        log.exception("%s/%s driver could not drive its outputs safe", module.unit, module.id)
 
 
 async def _close(module: Module, driver: object) -> None:

@@ -96,13 +96,21 @@ class Module:
     def reading(self, values: dict[str, float], ts: datetime | None = None) -> None:
         moment = ts or self.clock.now()
         self.latest_reading = Reading(moment, dict(values))
-        self.services.record(self.id, "data", {"readings": [{"ts": iso_ts(moment), "values": values}]})
+        self._record("data", {"readings": [{"ts": iso_ts(moment), "values": values}]})
 
     def event(self, level: str, code: str, message: str) -> None:
         log.log(logging.WARNING if level != "info" else logging.INFO, "%s/%s %s: %s",
                 self.unit, self.id, code, message)
         body = {"ts": iso_ts(self.clock.now()), "level": level, "code": code, "message": message}
-        self.services.record(self.id, "event", body)
+        self._record("event", body)
+
+    def _record(self, kind: str, body: dict[str, Any]) -> None:
+        # Safety paths record after acting (fault, loss of controller, limits): a recording that
+        # fails costs the record, never the rest of the path.
+        try:
+            self.services.record(self.id, kind, body)
+        except Exception:
+            log.exception("%s/%s could not record a %s message", self.unit, self.id, kind)
 
     def outputs_changed(self) -> None:
         self.publish_state()
