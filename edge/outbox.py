@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -33,7 +34,8 @@ log = logging.getLogger("labedge.outbox")
 FORMAT_VERSION = 1
 KINDS = ("data", "event")
 RECENT = 5000  # appended messages kept in memory for the forwarder
-BACKPRESSURE_S = 5.0  # longest an append waits for a healthy but busy writer
+BACKPRESSURE_S = 2.0  # longest an append waits for a healthy writer that is behind
+STUCK_S = 0.5  # a writer inside one SQLite call this long is treated as stuck: appends never wait on it
 
 _SCHEMA = """
 CREATE TABLE message (
@@ -193,21 +195,39 @@ class Outbox:
         if "seq" in body or "hist" in body:
             raise ValueError("outbox body must not carry seq or hist; the outbox assigns them")
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        shared = self._shared
-        with shared.lock:
-            if shared.queued >= self.memory_limit and not shared.failing:
-                # A healthy writer that is behind: a burst waits for it rather than losing readings.
-                shared.room.wait_for(lambda: shared.queued < self.memory_limit or shared.failing,
-                                     BACKPRESSURE_S)
-            shared.queued += 1
-            shared.count += 1
         seq = self._seqs.get(module, 0) + 1
+        self._seqs[module] = seq
+        if not self._room():
+            # Memory is full and the disk takes nothing: this reading goes, counted, and the seq
+            # it had is a gap the outbox_full alarm explains.
+            with self._shared.lock:
+                self._shared.dropped += 1
+            self._report("outbox_full", f"outbox {self.path}: the disk takes no writes and "
+                                        f"{self.memory_limit} messages wait in memory; dropping new ones")
+            return seq
         self._last_id += 1
         msg = OutboxMessage(self._last_id, module, kind, seq, text)
-        self._seqs[module] = seq
         self._recent.append(msg)
         writer.ops.put((APPEND, msg))
         return seq
+
+    def _room(self) -> bool:
+        """Count one more queued message, if memory allows; a healthy writer that is behind
+        (a burst of appends) is waited for briefly, a failing or stuck one never."""
+        shared = self._shared
+        with shared.lock:
+            if shared.queued >= self.memory_limit:
+                def stuck() -> bool:
+                    since = shared.busy_since
+                    return shared.failing or (since > 0 and time.monotonic() - since > STUCK_S)
+
+                if stuck() or not shared.room.wait_for(
+                        lambda: shared.queued < self.memory_limit or stuck(), BACKPRESSURE_S) or stuck():
+                    if shared.queued >= self.memory_limit:
+                        return False
+            shared.queued += 1
+            shared.count += 1
+        return True
 
     def ack(self, ids: Iterable[int]) -> None:
         """Delete delivered messages (queued for the writer); ids already gone are ignored."""
@@ -246,7 +266,9 @@ class Outbox:
         """
         writer = self._require_open()
         self._loop = asyncio.get_running_loop()  # commits wake the forwarder on its own loop
-        committed = self._shared.committed_id
+        # While the disk refuses writes, what waits in memory is sent too (best effort:
+        # docs/outbox.md says what a crash in that state costs).
+        committed = self._last_id if self._shared.failing else self._shared.committed_id
         if after_id >= committed:
             return []
         recent = self._recent

@@ -67,6 +67,7 @@ class Shared:
     dropped: int = 0  # for take_dropped()
     memory_from: int = 0  # messages below this id are never served from memory (dropped unwritten)
     failing: bool = False
+    busy_since: float = 0.0  # time.monotonic() the writer entered SQLite, 0 when it is not in it
 
     def __post_init__(self) -> None:
         self.room = threading.Condition(self.lock)
@@ -137,7 +138,9 @@ class Writer(threading.Thread):
             if kind == READ:
                 self._read(*arg)
             elif kind == SYNC:
+                self.shared.busy_since = time.monotonic()
                 self._checkpoint("PASSIVE")
+                self.shared.busy_since = 0.0
             elif kind == FLUSH:
                 arg.set_result(not self.unwritten and not self.unacked)
             elif kind == CLOSE:
@@ -152,12 +155,15 @@ class Writer(threading.Thread):
             return
         while self.unwritten or self.unacked:
             chunk = [self.unwritten[i] for i in range(min(COMMIT_CHUNK, len(self.unwritten)))]
+            self.shared.busy_since = time.monotonic()
             try:
                 deleted, dropped = self._transaction(chunk)
             except sqlite3.Error as exc:
                 self._rollback()
                 self._on_failure(exc)
                 return
+            finally:
+                self.shared.busy_since = 0.0
             for _ in chunk:
                 self.unwritten.popleft()
             self.unacked.clear()
@@ -247,6 +253,7 @@ class Writer(threading.Thread):
             self._failure = code
             log.error("%s", message)
             self.report(code, message)
+            self.progressed()  # the forwarder now also sends what waits in memory
 
     def _checkpoint(self, mode: str) -> None:
         try:

@@ -175,6 +175,8 @@ class MqttSession:
             try:
                 async with self._make_client() as client:
                     connection = Connection(client)
+                    # Offline from the instant the connection ends, not once its tasks are wound up.
+                    connection.closed.add_done_callback(lambda _: self.connected.clear())
                     try:
                         for topic in list(self.subscriptions):
                             await connection.subscribe(topic)
