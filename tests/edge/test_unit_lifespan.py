@@ -16,6 +16,8 @@ from edge.safety.shutdown import EXIT_FAULT, EXIT_OK
 from edge.safety.tasks import TaskSupervisor
 from edge.unit import Unit
 from lecis.config_loader import load_unit_config
+from provisioning.broker import MosquittoProcess
+from tests.rig import probe
 from tests.system.inproc import PUMP, VALVE, write_equipment_unit
 
 DEAD_PORT = 9  # discard: nothing listens; the unit's own link is a fake here
@@ -24,10 +26,11 @@ DEAD_PORT = 9  # discard: nothing listens; the unit's own link is a fake here
 class FakeLink:
     """Records what the unit publishes; `run()` fails its first `failures` times (None: always)."""
 
-    def __init__(self, failures: int | None = 0) -> None:
+    def __init__(self, failures: int | None = 0, connected: bool = True) -> None:
         self.failures = failures
         self.connected = asyncio.Event()
-        self.connected.set()  # publish() always "reaches the broker": the test reads `published`
+        if connected:  # publish() "reaches the broker": the test reads `published`
+            self.connected.set()
         self.published: list[tuple[str, Any, bool]] = []
         self.runs = 0
         self._stopping = asyncio.Event()
@@ -58,8 +61,9 @@ async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def fake_unit(tmp: Path, link: FakeLink) -> AsyncIterator[tuple[Unit, MockFactory]]:
-    config = load_unit_config(write_equipment_unit(tmp, "fake-1", DEAD_PORT,
+async def fake_unit(tmp: Path, link: FakeLink, port: int = DEAD_PORT
+                    ) -> AsyncIterator[tuple[Unit, MockFactory]]:
+    config = load_unit_config(write_equipment_unit(tmp, "fake-1", port,
                                                    {"valve1": VALVE, "pump1": PUMP}, extra=""))
     pins = MockFactory(pin_class=MockPWMPin)
     unit = Unit(config, resources=DriverResources(pin_factory=pins), link_factory=lambda unit: link)
@@ -169,3 +173,15 @@ async def test_a_lease_release_applies_the_loss_policy(tmp_path: Path) -> None:
             lost = [e for e in events if e["code"] == "controller_lost"]
             assert len(lost) == 2 and all("'tsc'" in e["message"] and "released" in e["message"]
                                           for e in lost), lost
+
+
+async def test_a_unit_whose_link_is_the_fault_still_leaves_state_lost(mosquitto: MosquittoProcess,
+                                                                      tmp_path: Path) -> None:
+    link = FakeLink(failures=None, connected=False)
+    async with probe("127.0.0.1", mosquitto.port) as found:
+        async with fake_unit(tmp_path, link, mosquitto.port) as (unit, _pins):
+            # The link never connects and keeps dying: the unit's last word goes on its own connection.
+            assert await unit.run() == EXIT_FAULT
+        state = await found.wait_for(
+            lambda: (s := found.last("lab/fake-1/$state")) and s["state"] == "lost" and s, 5, "$state lost")
+    assert state["boot"] == unit.boot
