@@ -45,3 +45,53 @@ def test_the_id_is_kept_when_only_later_fields_are_bad() -> None:
 def test_huge_payloads_are_refused_before_parsing() -> None:
     with pytest.raises(CommandPayloadInvalid, match="limit"):
         parse_command(b'{"id": "x", "cmd": "' + b"a" * 70000 + b'"}')
+
+
+@pytest.mark.parametrize(
+    ("payload", "param", "command_id"),
+    [
+        (rb'{"id": "\ud800", "cmd": "STATUS"}', "id", None),
+        (rb'{"id": "x", "cmd": "\udfff"}', "cmd", "x"),
+        (rb'{"id": "x", "cmd": "STATUS", "lease": "t\ud800"}', "lease", "x"),
+        (rb'{"id": "x", "cmd": "on", "args": {"\ud800": 1}}', "args", "x"),
+        (rb'{"id": "x", "cmd": "on", "args": {"speed": "\ud800"}}', "speed", "x"),
+        (rb'{"id": "x", "cmd": "on", "args": {"speed": [[{"k": ["\ud83d"]}]]}}', "speed", "x"),
+        (rb'{"id": "x", "cmd": "on", "args": {"speed": {"\udc00": 1}}}', "speed", "x"),
+        (rb'{"id": "x", "cmd": "STATUS", "note": "\ud800"}', "note", "x"),
+        (rb'{"id": "x", "cmd": "STATUS", "\ud800": 1}', None, "x"),
+    ],
+)
+def test_text_that_cannot_be_sent_back_as_utf8_is_refused_naming_the_field(
+        payload: bytes, param: str | None, command_id: str | None) -> None:
+    with pytest.raises(CommandPayloadInvalid) as caught:
+        parse_command(payload)
+    assert caught.value.param == param
+    assert caught.value.command_id == command_id
+    caught.value.message.encode("utf-8")  # the message itself can always be sent
+
+
+def test_a_paired_surrogate_escape_is_just_text() -> None:
+    assert parse_command(rb'{"id": "x", "cmd": "on", "args": {"who": "\ud83d\ude00"}}').args == {"who": "😀"}
+
+
+def test_deep_nesting_of_good_text_is_walked_without_recursion() -> None:
+    deep = b'{"id": "x", "cmd": "on", "args": {"a": ' + b"[" * 900 + b'"ok"' + b"]" * 900 + b"}}"
+    assert parse_command(deep).id == "x"
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), float("inf"), float("nan"), True, "1", None])
+def test_is_finite_number_refuses_what_no_float_holds(value: object) -> None:
+    from lecis.commands import is_finite_number
+
+    assert not is_finite_number(value)
+
+
+@pytest.mark.parametrize("ptype", ["number", "integer"])
+def test_param_spec_refuses_a_huge_integer_naming_the_parameter(ptype: str) -> None:
+    from lecis.dcd import ParamSpec
+    from lecis.errors import CommandInvalid
+
+    spec = ParamSpec("seconds", ptype, minimum=0, maximum=60)  # type: ignore[arg-type]
+    with pytest.raises(CommandInvalid) as caught:
+        spec.check(10**400)
+    assert caught.value.param == "seconds"
