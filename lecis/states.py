@@ -72,6 +72,8 @@ TRANSITIONS: tuple[tuple[frozenset[LecisState], str, LecisState], ...] = (
     (frozenset({S.CLEARING}), "clear_ok", S.IDLE),
     (frozenset({S.CLEARING}), "clear_failed", S.ERROR),
     (LIVE_STATES, "fault", S.ERROR),
+    # RESET re-initializes; a latched ESTOP survives it (the module comes back ESTOPPED after
+    # INIT, see edge.module_supervisor): only CLEAR releases the latch.
     (LIVE_STATES, "RESET", S.POWERED_UP),
     (ALL_STATES, "shutdown", S.SHUTDOWN),
 )
