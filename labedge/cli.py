@@ -5,21 +5,36 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import metadata
+
+
+def version() -> str:
+    """The installed labedge version (pyproject.toml), or `unknown` when run from a bare checkout."""
+    try:
+        return metadata.version("labedge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     from edge.cli import add_edge_parser
+    from labedge.cmd import add_cmd_parser
     from labedge.lab import add_lab_parser
     from labedge.watch import add_watch_parser
     from sim.cli import add_sim_parser
 
-    parser = argparse.ArgumentParser(prog="labedge", description="edge runtime for laboratory benches")
+    parser = argparse.ArgumentParser(
+        prog="labedge", description="Edge runtime for laboratory benches: units, simulators, the "
+                                    "one-machine lab and tools. `labedge COMMAND --help` for each.")
+    parser.add_argument("--version", action="version", version=f"labedge {version()}",
+                        help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_edge_parser(sub)
     add_sim_parser(sub)
     add_lab_parser(sub)
     add_watch_parser(sub)
+    add_cmd_parser(sub)
     return parser
 
 

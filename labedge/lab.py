@@ -3,32 +3,48 @@
 A broker, simulated instruments on pseudo-terminals and a unit with mock
 GPIO pins, then live readings in the terminal. Ctrl-C stops everything,
 and the unit turns every output off on the way out.
+
+One lab per folder: `DIR/lab.lock` (a flock held while the lab runs) is
+taken before any file is written, so a second `labedge lab` on the same
+folder says which process runs there and changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
+from edge.data_lock import LockHeld, LockUnusable, PidLock
 from labedge.lab_files import write_lab_files
+
+LOCK_NAME = "lab.lock"
 
 
 def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    lab = subparsers.add_parser("lab", help="run broker, simulators and a unit on this machine")
+    lab = subparsers.add_parser(
+        "lab", help="run broker, simulators and a unit on this machine",
+        description="The one-machine lab: a broker, simulated EZO circuits and unit bench-1 with mock "
+                    "GPIO pins, under one supervisord; live readings until Ctrl-C. One lab per --dir.")
     lab.add_argument("--dir", type=Path, default=Path("var/lab"), help="working folder (default: var/lab)")
     lab.add_argument("--port", type=int, default=1883, help="broker port on 127.0.0.1 (default: 1883)")
     lab.add_argument("--no-watch", action="store_true", help="do not print readings; just keep running")
     lab.set_defaults(handler=run_lab)
 
-    broker = subparsers.add_parser("broker", help="run an MQTT broker: Mosquitto, or the embedded one")
-    broker.add_argument("--host", default="127.0.0.1")
-    broker.add_argument("--port", type=int, default=1883)
-    broker.add_argument("--dir", type=Path, default=Path("var/broker"))
+    broker = subparsers.add_parser("broker", help="run an MQTT broker: Mosquitto, or the embedded one",
+                                   description="Run Mosquitto with labedge's settings (or the embedded "
+                                               "broker where Mosquitto is not installed).")
+    broker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    broker.add_argument("--port", type=int, default=1883, help="port to listen on (default: 1883)")
+    broker.add_argument("--dir", type=Path, default=Path("var/broker"),
+                        help="folder for its config and persistence (default: var/broker)")
     broker.add_argument("--embedded", action="store_true",
                         help="use the embedded broker even if Mosquitto is here")
     broker.set_defaults(handler=run_broker)
@@ -79,19 +95,55 @@ def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0
                    stdout=subprocess.DEVNULL)
 
 
+def supervisord_left_running(lab_dir: Path) -> int | None:
+    """The pid of a supervisord that an earlier lab in `lab_dir` left behind (its lab was killed)."""
+    try:
+        pid = int((lab_dir / "supervisord.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"supervisord" in cmdline and str(lab_dir).encode() in cmdline else None
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the same way out as Ctrl-C: supervisord and the unit stopped first
+
+
 def run_lab(args: argparse.Namespace) -> int:
+    lab_dir = args.dir.resolve()
+    lock = PidLock(lab_dir / LOCK_NAME, {"port": args.port})
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"labedge lab: a lab is already running in {args.dir}: {exc.holder}. Stop it (Ctrl-C where "
+              f"it runs), or use another --dir; nothing was changed.", file=sys.stderr)
+        return 2
+    except LockUnusable as exc:
+        print(f"labedge lab: {exc}", file=sys.stderr)
+        return 2
+    with lock:
+        return _run_locked_lab(args, lab_dir)
+
+
+def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
+    orphan = supervisord_left_running(lab_dir)
+    if orphan is not None and orphan != os.getpid():
+        print(f"labedge lab: the supervisord of an earlier lab in {args.dir} still runs (pid {orphan}). "
+              f"Stop it with: supervisorctl -c {lab_dir}/supervisord.conf shutdown", file=sys.stderr)
+        return 2
     if port_in_use(args.port):
         print(f"labedge lab: port {args.port} on 127.0.0.1 is already in use (another broker or lab?). "
               f"Stop it, or choose another port with --port.", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     labedge = shutil.which("labedge") or str(Path(sys.executable).with_name("labedge"))
     supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
-    conf = write_lab_files(args.dir.resolve(), args.port, labedge)
+    conf = write_lab_files(lab_dir, args.port, labedge)
     print(f"labedge lab: starting broker on 127.0.0.1:{args.port}, simulators and unit bench-1 "
           f"(logs in {args.dir}/logs)")
     proc = subprocess.Popen([supervisord, "-n", "-c", str(conf)])
     try:
-        start_unit_when_ports_exist(args.dir.resolve(), conf)
+        start_unit_when_ports_exist(lab_dir, conf)
         if args.no_watch:
             proc.wait()
         else:

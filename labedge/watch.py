@@ -15,9 +15,11 @@ from lecis.topics import Topics
 
 
 def add_watch_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    watch = subparsers.add_parser("watch", help="print live readings, events and states")
-    watch.add_argument("--host", default="127.0.0.1")
-    watch.add_argument("--port", type=int, default=1883)
+    watch = subparsers.add_parser("watch", help="print live readings, events and states",
+                                  description="Print what units publish, one line per message, "
+                                              "until Ctrl-C.")
+    watch.add_argument("--host", default="127.0.0.1", help="broker host (default: 127.0.0.1)")
+    watch.add_argument("--port", type=int, default=1883, help="broker port (default: 1883)")
     watch.add_argument("--root", default="lab", help="topic root (default: lab)")
     watch.set_defaults(handler=run_watch)
 
