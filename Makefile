@@ -38,10 +38,11 @@ pytest:
 bench: deps
 	$(PY) -m bench.outbox_bench
 	$(PY) -m bench.unit_bench
-	$(PY) -m bench.command_bench
+	$(PY) -m bench.command_bench --fsync-delay-ms 50
 
 soak: deps
 	$(PY) -m bench.outbox_bench --messages 5000000
+	$(PY) -m bench.broker_queue_bench --messages 150000
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
