@@ -16,10 +16,16 @@ from lecis.errors import CommandInvalid
 ParamType = Literal["number", "integer", "string", "boolean"]
 ControllerLossPolicy = Literal["off", "hold"]
 
-INSTRUMENT_DRIVERS = ("ezo", "line")
-EQUIPMENT_DRIVERS = ("gpio.switch", "gpio.pump")
-DRIVERS = INSTRUMENT_DRIVERS + EQUIPMENT_DRIVERS
-EZO_PROBES = ("ph", "do", "rtd")
+_FROM_DRIVER_SPECS = ("INSTRUMENT_DRIVERS", "EQUIPMENT_DRIVERS", "DRIVERS", "EZO_PROBES")
+
+
+def __getattr__(name: str) -> Any:
+    # Driver names are listed once, in lecis.driver_specs (which imports this module).
+    if name in _FROM_DRIVER_SPECS:
+        import lecis.driver_specs
+
+        return getattr(lecis.driver_specs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The commands of a DCD: built-in device commands per driver, and checking the ones a DCD declares.
+"""The commands of a DCD: a driver's built-in ones (from its spec), and checking the ones a DCD declares.
 
 A command's `wire` template is filled only from parameters checked against
 their schema, so nothing a controller sends reaches an instrument unchecked.
@@ -11,7 +11,8 @@ import string
 from dataclasses import replace
 from typing import Any, cast
 
-from lecis.dcd import INSTRUMENT_DRIVERS, CommandSpec, ParamSpec, ParamType
+from lecis.dcd import CommandSpec, ParamSpec, ParamType
+from lecis.driver_specs import DriverSpec, driver_spec
 from lecis.errors import CommandInvalid
 from lecis.states import STANDARD_COMMANDS
 from lecis.yaml_loader import MISSING, Fields, YPath, describe
@@ -22,39 +23,6 @@ NAME_RULE = "lower-case letters, digits and _, starting with a letter, up to 32 
 PARAM_TYPES = ("number", "integer", "string", "boolean")
 COMMAND_KEYS = ("wire", "expect", "description", "params")
 PARAM_KEYS = ("type", "min", "max", "enum", "required", "default", "unit", "max_length")
-
-
-def _number(name: str, lo: float | None, hi: float | None, unit: str | None = None,
-            default: float | None = None) -> ParamSpec:
-    return ParamSpec(name, "number", default is None, lo, hi, default=default, unit=unit)
-
-
-def _cal_point(which: str, default: float) -> CommandSpec:
-    point = _number("point", 0, 14, "pH", default)
-    return CommandSpec(f"cal_{which}", (point,), f"Cal,{which},{{point:.2f}}", None,
-                       f"calibrate the {which} point in a buffer of pH `point`")
-
-
-EZO_COMMON = (
-    CommandSpec("info", (), "i", r"^\?i,", "device type and firmware version"),
-    CommandSpec("led_on", (), "L,1", None, "indicator LED on"),
-    CommandSpec("led_off", (), "L,0", None, "indicator LED off"),
-    CommandSpec("device_status", (), "Status", r"^\?Status,", "reason of last restart and supply voltage"),
-    CommandSpec("cal_query", (), "Cal,?", r"^\?Cal,\d", "number of calibration points stored"),
-    CommandSpec("cal_clear", (), "Cal,clear", None, "forget the calibration"),
-)
-EZO_COMMANDS = {
-    "ph": (_cal_point("mid", 7.0), _cal_point("low", 4.0), _cal_point("high", 10.0),
-           CommandSpec("slope", (), "Slope,?", r"^\?Slope,", "acid and base slope (%) and zero offset (mV)")),
-    "do": (CommandSpec("cal_atm", (), "Cal", None, "calibrate in air (atmospheric oxygen)"),
-           CommandSpec("cal_zero", (), "Cal,0", None, "calibrate in zero-oxygen solution"),
-           CommandSpec("salinity", (_number("us", 0, 100000, "uS/cm"),), "S,{us:g}", None,
-                       "salinity compensation, conductivity in uS/cm"),
-           CommandSpec("pressure", (_number("kpa", 10, 500, "kPa"),), "P,{kpa:g}", None,
-                       "atmospheric pressure compensation in kPa")),
-    "rtd": (CommandSpec("cal", (_number("temp", -126, 1254, "°C"),), "Cal,{temp:g}", None,
-                        "calibrate to the temperature `temp` of a reference"),),
-}
 
 
 def compile_regex(f: Fields, path: YPath, text: str | None) -> re.Pattern[str] | None:
@@ -69,43 +37,25 @@ def compile_regex(f: Fields, path: YPath, text: str | None) -> re.Pattern[str] |
 
 def builtin_commands(driver: str, settings: dict[str, Any]) -> tuple[CommandSpec, ...]:
     """The device commands a driver offers whatever its DCD says."""
-    if driver == "ezo":
-        return EZO_COMMON + EZO_COMMANDS.get(settings["probe"], ())
-    if driver == "line":
-        return ()
-    # No upper bound here: the drivers refuse a dose longer than max_on_s and cut
-    # a run or pulse at max_on_s, each with a message saying why.
-    seconds = _number("seconds", 0.001, None, "s")
-    if driver == "gpio.switch":
-        return (CommandSpec("on", (), description="switch on (off again after max_on_s at the latest)"),
-                CommandSpec("off", (), description="switch off"),
-                CommandSpec("pulse", (seconds,), description="switch on for `seconds`, then off"))
-    speed = (ParamSpec("speed", "number", False, 0.0, 1.0),) if settings["pwm"] else ()
-    commands = [CommandSpec("on", speed, description="run until off (off after max_on_s at the latest)"),
-                CommandSpec("off", (), description="stop"),
-                CommandSpec("run", (seconds,) + speed, description="run for `seconds`, then stop")]
-    if settings["ml_per_s"] is not None:
-        commands.append(CommandSpec("dose", (_number("ml", 0.001, None, "ml"),) + speed,
-                                    description="pump `ml` millilitres using the calibrated ml_per_s"))
-    return tuple(commands)
+    return driver_spec(driver).commands(settings)
 
 
-def declared_commands(f: Fields, driver: str, settings: dict[str, Any]) -> tuple[CommandSpec, ...]:
-    commands = list(builtin_commands(driver, settings))
+def declared_commands(f: Fields, spec: DriverSpec, settings: dict[str, Any]) -> tuple[CommandSpec, ...]:
+    commands = list(spec.commands(settings))
     path: YPath = ("commands",)
-    if driver not in INSTRUMENT_DRIVERS:
+    if not spec.extensible:
         if f.value(path) is not MISSING:
             names = ", ".join(c.name for c in commands)
-            f.problem(path, f"{driver} has fixed commands ({names}); a DCD cannot add others")
+            f.problem(path, f"{spec.name} has fixed commands ({names}); a DCD cannot add others")
         return tuple(commands)
     given = f.mapping(path, None, what="a mapping of command name to {wire, expect, description, params}")
     for name in given or {}:
-        spec = _command(f, path + (name,), name)
+        command = _command(f, path + (name,), name)
         index = next((i for i, c in enumerate(commands) if c.name == name), None)
-        if spec is not None and index is not None:
-            commands[index] = spec
-        elif spec is not None:
-            commands.append(spec)
+        if command is not None and index is not None:
+            commands[index] = command
+        elif command is not None:
+            commands.append(command)
     return tuple(commands)
 
 

@@ -25,6 +25,7 @@ from edge.ezo_parse import (
 from edge.line_parse import answer_matches, check_range, render_wire, shown
 from edge.serial_line import SerialTimeout, open_line
 from lecis.dcd import Dcd
+from lecis.driver_specs import EzoSettings, settings_of
 from lecis.errors import CommandFailed, DeviceError, LabedgeError
 
 MAX_TIMEOUTS = 3  # consecutive unanswered readings before the module goes to ERROR
@@ -53,17 +54,13 @@ class EzoDriver(SerialInstrumentDriver):
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
-        settings = dcd.settings
-        self.probe: str = settings["probe"]
-        self.temperature_source: str | None = settings.get("temperature_source")
-        self.do_outputs: tuple[str, ...] = tuple(settings.get("do_outputs") or self._outputs_from_readings())
+        settings = settings_of(dcd, EzoSettings)
+        self.probe = settings.probe
+        self.temperature_source = settings.temperature_source
+        self.do_outputs = settings.do_outputs
         self.firmware: str | None = None  # as the circuit reports it to `i`
         self._sent_temp: float | None = None
         self._timeouts = 0
-
-    def _outputs_from_readings(self) -> list[str]:
-        names = {spec.name for spec in self.dcd.readings}
-        return [output for output, name in DO_OUTPUT_ORDER if name in names] or ["mg", "%"]
 
     @property
     def _what(self) -> str:

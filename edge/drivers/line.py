@@ -24,6 +24,7 @@ from edge.line_parse import (
 )
 from edge.serial_line import SerialTimeout, open_line
 from lecis.dcd import Dcd
+from lecis.driver_specs import LineSettings, settings_of
 from lecis.errors import CommandFailed, DeviceError
 
 MAX_TIMEOUTS = 3  # consecutive missing lines before the module goes to ERROR
@@ -34,12 +35,12 @@ class LineDriver(SerialInstrumentDriver):
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
-        settings = dcd.settings
-        self.query: str | None = settings.get("query")
-        self.write_terminator: str = settings.get("write_terminator", "\r\n")
-        self.read_terminator: str = settings.get("read_terminator", "\n")
-        self.encoding: str = settings.get("encoding", "ascii")
-        self.pattern_text: str = settings["pattern"]
+        settings = settings_of(dcd, LineSettings)
+        self.query = settings.query
+        self.write_terminator = settings.write_terminator
+        self.read_terminator = settings.read_terminator
+        self.encoding = settings.encoding
+        self.pattern_text = settings.pattern
         self._pattern: re.Pattern[str] | None = None
         self._timeouts = 0
 

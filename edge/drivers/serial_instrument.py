@@ -9,6 +9,7 @@ from edge.driver import Driver, DriverResources, ModuleHost
 from edge.drivers.warnings import InstrumentWarnings
 from edge.serial_line import SerialLine
 from lecis.dcd import Dcd
+from lecis.driver_specs import SerialSettings, settings_of
 from lecis.errors import DeviceLost
 
 
@@ -21,11 +22,11 @@ class SerialInstrumentDriver(Driver):
 
     def __init__(self, dcd: Dcd, host: ModuleHost, resources: DriverResources) -> None:
         super().__init__(dcd, host, resources)
-        settings = dcd.settings
-        self.port: str = settings["port"]
-        self.baudrate: int = settings.get("baudrate", 9600)
-        self.period_s: float = settings["period_s"]
-        self.timeout_s: float = settings.get("timeout_s") or 3.0
+        settings = settings_of(dcd, SerialSettings)  # checked by the spec's rules; DeviceError if not
+        self.port = settings.port
+        self.baudrate = settings.baudrate
+        self.period_s = settings.period_s
+        self.timeout_s = settings.timeout_s
         self._line: SerialLine | None = None
         self._lock = asyncio.Lock()
         self._warnings = InstrumentWarnings(host)

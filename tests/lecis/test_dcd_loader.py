@@ -293,7 +293,7 @@ def test_pump_commands_follow_its_settings() -> None:
     ("dose", {}, "ml", "dose needs parameter 'ml'"),
     ("dose", {"ml": 0}, "ml", "ml must be at least 0.001, got 0"),
     ("dose", {"ml": True}, "ml", "ml must be a number, got bool"),
-    ("run", {"seconds": math.nan}, "seconds", "seconds must be finite"),
+    ("run", {"seconds": math.nan}, "seconds", "seconds must be a finite number that fits a float"),
     ("run", {"seconds": 1, "speed": 0.5}, "speed", "run takes no parameter 'speed' (parameters: seconds)"),
     ("run", {"seconds": "5"}, "seconds", "seconds must be a number, got str"),
     ("on", {"speed": 1.5}, "speed", "speed must be at most 1, got 1.5"),
