@@ -175,7 +175,19 @@ class Module:
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._command_ended)
+
+    def _command_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        # A bug past the command's own handlers: outputs safe, the module to ERROR, logged.
+        exc = task.exception()
+        log.error("%s/%s command task failed", self.unit, self.id, exc_info=exc)
+        try:
+            self.driver_failed("driver_crash", f"command failed unexpectedly: {type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("%s/%s could not go to ERROR after a failed command", self.unit, self.id)
 
     # ---- commands ---------------------------------------------------------------------------
     def check(self, command: Command) -> tuple[str, bool, dict[str, Any], Lease | None]:

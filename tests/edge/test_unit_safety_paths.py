@@ -9,6 +9,7 @@ from typing import Any
 from edge.driver import DriverResources
 from edge.module_supervisor import supervise
 from edge.outbox import OutboxError
+from edge.replies import Replier
 from edge.safety.estop import estop_all
 from edge.safety.lease_loss import apply_loss_policy
 from edge.slm import Module
@@ -90,3 +91,20 @@ async def test_a_driver_that_cannot_even_be_built_puts_its_module_in_error_and_r
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_command_task_that_fails_past_its_handlers_leaves_the_module_safe_in_error() -> None:
+    unit = FakeUnit()
+    token = unit.lease.acquire({"holder": "tsc", "ttl_s": 60})["token"]
+
+    def send(topic: str, payload: dict[str, Any]) -> None:
+        if payload["status"] == "running":
+            raise RuntimeError("the reply path broke")
+        unit.replies.append(payload)
+
+    async with running(unit) as module:
+        reply = Replier(send, unit.log, unit.clock, "r", "w1")
+        module.handle(command("work", token, {"seconds": 60}, "w1"), reply)
+        await until(lambda: module.state.value == "ERROR")
+        assert module.outputs() == {"on": False}
+        assert module.sm.error is not None and module.sm.error.code == "driver_crash"
