@@ -106,7 +106,7 @@ class LeaseManager:
             raise LeaseDenied(
                 f"this command needs the lease token; the unit is controlled by {live.holder!r}"
             )
-        if live is None or not secrets.compare_digest(token, live.token):
+        if live is None or not _same_token(token, live.token):
             if live is None:
                 raise LeaseDenied("lease token is not valid (expired or released); acquire a new lease")
             raise LeaseDenied(f"lease token is not valid; the unit is controlled by {live.holder!r}")
@@ -147,6 +147,11 @@ class LeaseManager:
             live = self._live()
             remaining = None if live is None else max(0.0, live.expires_at - self.clock.monotonic())
             await sleep_or_event(self.clock, self._rearm, remaining)
+
+
+def _same_token(given: str, token: str) -> bool:
+    # Bytes: compare_digest refuses str with non-ASCII characters, and a token from the wire may have them.
+    return secrets.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode("utf-8"))
 
 
 def sleep_forever() -> asyncio.Future[None]:

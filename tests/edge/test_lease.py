@@ -142,3 +142,11 @@ def test_a_failing_listener_still_ends_the_lease() -> None:
     lease.acquire({"holder": "hub", "ttl_s": 1})
     clock.t = 5
     assert lease.acquire({"holder": "other", "ttl_s": 1})["holder"] == "other"
+
+
+@pytest.mark.parametrize("token", ["jeton-é", "\u2603" * 24, "\ud800"])
+def test_a_token_with_any_characters_is_just_not_valid(token: str) -> None:
+    lease, _ = manager()
+    lease.acquire({"holder": "hub", "ttl_s": 10})
+    with pytest.raises(LeaseDenied, match="not valid"):
+        lease.verify(token)
