@@ -12,7 +12,7 @@ from typing import Any
 
 from lecis.dcd import Dcd, ReadingSpec
 from lecis.dcd_commands import NAME, NAME_RULE, compile_regex, declared_commands
-from lecis.driver_specs import DRIVER_SPECS, DRIVERS, DriverSpec
+from lecis.driver_specs import DRIVER_SPECS, DriverSpec
 from lecis.driver_specs import read_pin as read_pin
 from lecis.errors import ConfigError, ConfigProblem, DcdError
 from lecis.topics import MODULE_ID
@@ -58,7 +58,7 @@ def check_dcd(doc: YamlDoc) -> tuple[Dcd | None, list[ConfigProblem]]:
     f = Fields(doc)
     module = f.string(("module",), None, required=True, pattern=MODULE_ID,
                       expected=MODULE_RULE)
-    driver = f.string(("driver",), None, required=True, choices=DRIVERS)
+    driver = f.string(("driver",), None, required=True, choices=tuple(DRIVER_SPECS))
     spec = DRIVER_SPECS[driver] if driver else None
     extra = spec.keys if spec else tuple(k for s in DRIVER_SPECS.values() for k in s.keys)
     f.mapping((), MODULE_KEYS + extra)

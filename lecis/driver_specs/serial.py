@@ -101,7 +101,8 @@ def _ezo_check(f: Fields, settings: Settings) -> None:
     probe = settings["probe"]
     if settings["temperature_source"] is not None and probe == "rtd":
         f.problem(("temperature_source",), "only pH and DO circuits take temperature compensation")
-    if f.value(("do_outputs",)) is not MISSING and probe not in ("do", None):
+    # The default is tolerated: a loaded DCD's settings carry it whatever the probe.
+    if f.value(("do_outputs",)) not in (MISSING, list(DO_OUTPUTS)) and probe not in ("do", None):
         f.problem(("do_outputs",), "only the DO circuit has do_outputs; remove this key")
         settings["do_outputs"] = list(DO_OUTPUTS)
 
