@@ -83,6 +83,8 @@ class ParamSpec:
                 out[key] = value
         if self.choices is not None:
             out["enum"] = list(self.choices)
+        if self.type == "string":
+            out["max_length"] = self.max_length  # so a reader of $birth checks as the unit does
         return out
 
 
