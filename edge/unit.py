@@ -29,14 +29,14 @@ from edge.safety.lease_loss import apply_loss_policy
 from edge.safety.shutdown import EXIT_FAULT, EXIT_OK, all_safe, last_word
 from edge.safety.tasks import TaskSupervisor
 from edge.slm import DriverFactory, Module
-from edge.unit_commands import handle_unit_command
+from edge.unit_messages import handle_message
 from edge.unit_parts import UnitExtra, UnitLink
 from lecis.clock import Clock, SystemClock, iso_ts
-from lecis.commands import CommandPayloadInvalid, ReplyStatus, parse_command
-from lecis.errors import CommandRejected, LabedgeError
+from lecis.commands import ReplyStatus
+from lecis.errors import LabedgeError
 from lecis.mqtt_session import Connection
 from lecis.states import LecisState
-from lecis.topics import MODULE_ID, UNIT_CMD, Topics
+from lecis.topics import Topics
 from lecis.unit_config import UnitConfig
 
 log = logging.getLogger("labedge.unit")
@@ -165,79 +165,7 @@ class Unit:
     # ---- incoming ------------------------------------------------------------------------------
     def on_message(self, topic: str, payload: bytes) -> None:
         """Route one incoming message; never raises: the link must go on serving ESTOP."""
-        try:
-            self._route(topic, payload)
-        except Exception:
-            log.exception("message on %s could not be handled (%d bytes)", topic, len(payload))
-            self._reject_unhandled(topic)
-
-    def _reject_unhandled(self, topic: str) -> None:
-        """Answer a message whose handling raised: `rejected`, id null (it may not be trustworthy)."""
-        try:
-            reply_topic = self._reply_topic(topic)
-            if reply_topic is None:
-                return
-            reply = Replier(self.send_reply, ReplyLog(1), self.clock, reply_topic, None)
-            reply(ReplyStatus.REJECTED, {"kind": "execution", "param": None,
-                                         "message": "the unit could not handle this message "
-                                                    "(an internal error, logged on the unit)"})
-        except Exception:
-            log.exception("could not answer a message on %s", topic)
-
-    def _reply_topic(self, topic: str) -> str | None:
-        parts = self.topics.split(topic)
-        if parts is None or parts[0] != self.id:
-            return None
-        _, target, leaf = parts
-        if target == UNIT_CMD:
-            return self.topics.unit_reply(self.id)
-        if leaf == "cmd" and MODULE_ID.match(target):
-            return self.topics.reply(self.id, target)
-        return None
-
-    def _route(self, topic: str, payload: bytes) -> None:
-        parts = self.topics.split(topic)
-        if parts is None or parts[0] != self.id:
-            return
-        _, target, leaf = parts
-        if target == UNIT_CMD:
-            reply_topic = self.topics.unit_reply(self.id)
-        elif leaf == "cmd" and MODULE_ID.match(target):
-            reply_topic = self.topics.reply(self.id, target)
-        else:
-            return
-        try:
-            command = parse_command(payload)
-        except CommandPayloadInvalid as exc:
-            earlier = self.replies.get(exc.command_id) if exc.command_id else None
-            if earlier is not None:
-                self.send_reply(reply_topic, earlier)
-                return
-            reply = Replier(self.send_reply, self.replies, self.clock, reply_topic, exc.command_id)
-            reply(ReplyStatus.REJECTED, exc.to_error())
-            return
-        earlier = self.replies.get(command.id)
-        if earlier is not None:
-            self.send_reply(reply_topic, earlier)  # answered again, never executed twice
-            return
-        reply = Replier(self.send_reply, self.replies, self.clock, reply_topic, command.id)
-        try:
-            if target == UNIT_CMD:
-                handle_unit_command(self, command, reply)
-            elif target in self.modules:
-                self.modules[target].handle(command, reply)
-            else:
-                known = ", ".join(sorted(self.modules))
-                reply(ReplyStatus.REJECTED, {"kind": "unknown_command", "param": None,
-                                             "message": f"unit {self.id} has no module {target!r} "
-                                                        f"(modules: {known})"})
-        except CommandRejected as exc:
-            reply(ReplyStatus.REJECTED, exc.to_error())
-        except Exception:
-            log.exception("%s on %s raised while being handled", command.cmd, topic)
-            reply(ReplyStatus.REJECTED, {"kind": "execution", "param": None,
-                                         "message": f"the unit could not handle {command.cmd!r} "
-                                                    "(an internal error, logged on the unit)"})
+        handle_message(self, topic, payload)
 
     # ---- unit state ----------------------------------------------------------------------------
     def _unit_state_payload(self, state: str) -> bytes:
