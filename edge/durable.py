@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS volume (module TEXT NOT NULL, at REAL NOT NULL, ml RE
 CREATE INDEX IF NOT EXISTS volume_at ON volume (at);
 CREATE TABLE IF NOT EXISTS segments (module TEXT PRIMARY KEY, started REAL NOT NULL,
                                      ml_per_s REAL NOT NULL, max_s REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS stretches (module TEXT PRIMARY KEY, used REAL NOT NULL, at REAL NOT NULL,
+                                      is_on INTEGER NOT NULL);
 """
 
 
@@ -63,6 +65,7 @@ class DurableState:
         self.on_error: Callable[[str], None] | None = None  # called on the writer thread
         self._replies: list[tuple[str, str, dict[str, Any]]] = []
         self._volume: dict[str, list[tuple[float, float]]] = {}
+        self._stretches: dict[str, tuple[float, float]] = {}
         self._queue: queue.SimpleQueue[Write | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._puts = 0
@@ -132,6 +135,10 @@ class DurableState:
             self._volume.setdefault(module, []).append((0.0, ml))
             db.execute("INSERT INTO volume VALUES (?, ?, ?)", (module, max(now, started), ml))
             db.execute("DELETE FROM segments WHERE module = ?", (module,))
+        # An output's on-stretch: one that was on when the process died counts as on until this start.
+        for module, used, at, is_on in db.execute("SELECT module, used, at, is_on FROM stretches").fetchall():
+            age = max(0.0, now - at)
+            self._stretches[module] = (used + age, 0.0) if is_on else (used, age)
 
     def replies(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(command id, reply topic, last reply) as the last process left them, oldest first."""
@@ -141,7 +148,20 @@ class DurableState:
         """(age in seconds, ml) of what `module` pumped before this start, over the last two hours."""
         return list(self._volume.get(module, []))
 
+    def stretch(self, module: str) -> tuple[float, float] | None:
+        """(on-seconds, seconds off since) of `module`'s last on-stretch before this start, or None."""
+        return self._stretches.get(module)
+
     # ---- writes (queued; committed by the writer thread) -------------------------------------
+    def put_stretch(self, module: str, used: float, is_on: bool) -> None:
+        """`module` turned on (`used`: on-seconds of its stretch before) or off (`used`: in all)."""
+        row = (module, used, self._now(), int(is_on))
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO stretches VALUES (?, ?, ?, ?)", row)
+
+        self._queue.put(write)
+
     def put_reply(self, command_id: str, topic: str, payload: dict[str, Any]) -> None:
         row = (command_id, topic, json.dumps(payload, separators=(",", ":")), self._now())
         self._puts += 1

@@ -50,7 +50,9 @@ class GpioOutput:
     watchdog wakes. `on_segment(seconds, speed)` is called whenever on-time at
     one speed ends (off, speed change, watchdog, close), and
     `on_segment_start(speed, max_seconds)` when one begins, so callers can
-    count what was delivered.
+    count what was delivered. `on_switch(is_on, used)` follows every turn-on
+    (`used`: on-seconds of the stretch before it) and turn-off (`used`: in all),
+    so the stretch can be kept across restarts (`restore`).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class GpioOutput:
         on_segment: Callable[[float, float], None] | None = None,
         on_segment_start: Callable[[float, float], None] | None = None,
         allowance: Allowance | None = None,
+        on_switch: Callable[[bool, float], None] | None = None,
     ) -> None:
         if max_on_s <= 0:
             raise DeviceError("bad_settings", f"{name}: max_on_s must be above 0, got {max_on_s}")
@@ -84,6 +87,7 @@ class GpioOutput:
         self._on_segment = on_segment
         self._on_segment_start = on_segment_start
         self._allowance = allowance
+        self._on_switch = on_switch
         self._speed = 0.0
         self._used = 0.0  # on-seconds of the current stretch before the current on-interval
         self._on_mono: float | None = None  # start of the current on-interval
@@ -157,6 +161,12 @@ class GpioOutput:
         return self._clock.monotonic() - self._segment_mono, self._speed
 
     # ---- switching --------------------------------------------------------------------------
+    def restore(self, used: float, off_for: float) -> None:
+        """Take up a stretch left by the last process: `used` on-seconds, off for `off_for` seconds."""
+        if self._on_mono is None and off_for < self.min_off_s:
+            self._used = min(self.max_on_s, max(0.0, used))
+            self._off_mono = self._clock.monotonic() - max(0.0, off_for)
+
     def hold(self, held: bool) -> None:
         """While held (a paused command), off-time does not end the stretch."""
         self._held = held
@@ -188,6 +198,7 @@ class GpioOutput:
             self._off_mono = None
             self._on_since = self._clock.now()
             self._start_segment(now, left)
+            self._report_switch(True, self._used)
         elif speed != self._speed:
             self._end_segment(now)
             self._write(speed)
@@ -213,6 +224,7 @@ class GpioOutput:
             self._segment_mono = None
             self._on_since = None
             self._speed = 0.0
+            self._report_switch(False, self._used)
 
     def close(self) -> None:
         """Turn off and release the pin."""
@@ -236,6 +248,14 @@ class GpioOutput:
             self._device.on()
         else:
             self._device.off()
+
+    def _report_switch(self, is_on: bool, used: float) -> None:
+        if self._on_switch is None:
+            return
+        try:
+            self._on_switch(is_on, used)
+        except Exception:  # bookkeeping must never stand between a pin and its safe value
+            log.exception("%s: recording the on-stretch failed", self.name)
 
     def _start_segment(self, now: float, max_seconds: float) -> None:
         self._segment_mono = now

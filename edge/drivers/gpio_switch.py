@@ -92,11 +92,29 @@ class GpioOutputDriver(Driver):
 
     def _open_output(self, pin: int, active_high: bool, max_on_s: float, min_off_s: float,
                      **extra: Any) -> GpioOutput:
-        return GpioOutput(
-            self.dcd.module, pin, clock=self.host.clock, max_on_s=max_on_s, min_off_s=min_off_s,
+        store, module = self.resources.durable, self.dcd.module
+        output = GpioOutput(
+            module, pin, clock=self.host.clock, max_on_s=max_on_s, min_off_s=min_off_s,
             active_high=active_high, pin_factory=self.resources.pin_factory, on_limit=self._limit_reached,
+            on_switch=None if store is None else lambda on, used: store.put_stretch(module, used, on),
             **extra,
         )
+        # A restart inside an on-stretch does not give the output a fresh max_on_s.
+        kept = self.resources.extra.setdefault("gpio.stretch", {}).pop(module, None)
+        if kept is not None:
+            used, closed_at = kept
+            output.restore(used, self.host.clock.monotonic() - closed_at)
+        elif store is not None and (left := store.stretch(module)) is not None:
+            output.restore(*left)
+        return output
+
+    async def close(self) -> None:
+        output, self.output = self.output, None
+        if output is not None:
+            output.close()
+            # RESET builds a new driver in the same process: it takes up the same stretch.
+            self.resources.extra.setdefault("gpio.stretch", {})[self.dcd.module] = (
+                output.on_for(), self.host.clock.monotonic())
 
     def _out(self) -> GpioOutput:
         if self.output is None:
@@ -189,10 +207,6 @@ class GpioOutputDriver(Driver):
             out["on_since"] = iso_ts(since)
         return out
 
-    async def close(self) -> None:
-        output, self.output = self.output, None
-        if output is not None:
-            output.close()
 
 
 class GpioSwitchDriver(GpioOutputDriver):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from gpiozero.pins.mock import MockFactory
 from edge.driver import CommandAborted, DriverResources
 from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, GpioOutput, OutputLimitReached
 from edge.drivers.gpio_switch import GpioSwitchDriver, switch_settings
+from edge.durable import DurableState
 from edge.pins import view_pin
 from lecis.dcd import CommandSpec, Dcd, ParamSpec
 from lecis.errors import CommandStateForbidden, DeviceError
@@ -202,3 +205,51 @@ def host_events(driver: GpioSwitchDriver) -> list[tuple[str, str, str]]:
     host = driver.host
     assert isinstance(host, FakeHost)
     return host.events
+
+
+async def test_a_restart_inside_a_stretch_does_not_give_a_fresh_max_on(
+    pin_factory: MockFactory, clock: ManualClock, tmp_path: Path
+) -> None:
+    store = DurableState(tmp_path / "durable.sqlite3", clock)
+    store.open()
+    first = GpioSwitchDriver(switch_dcd(min_off_s=5), FakeHost(clock),
+                             DriverResources(pin_factory, durable=store))
+    await first.initialize()
+    await first.execute("on", {}, command_run(clock))
+    await clock.advance(1.5)
+    await first.close()  # the process stops: the output goes off
+    store.close()
+
+    restarted = ManualClock(start=clock.now() + timedelta(seconds=2))  # a new process, 2 s later
+    again = DurableState(tmp_path / "durable.sqlite3", restarted)
+    again.open()
+    second = GpioSwitchDriver(switch_dcd(min_off_s=5), FakeHost(restarted),
+                              DriverResources(pin_factory, durable=again))
+    try:
+        await second.initialize()
+        assert second.output is not None and second.output.budget() == pytest.approx(0.5)
+        await restarted.advance(3.0)  # off for 5 s in all: a fresh stretch
+        assert second.output.budget() == 2.0
+    finally:
+        await second.close()
+        again.close()
+
+
+async def test_a_process_that_died_with_the_output_on_counts_it_on_until_the_restart(
+    pin_factory: MockFactory, clock: ManualClock, tmp_path: Path
+) -> None:
+    store = DurableState(tmp_path / "durable.sqlite3", clock)
+    store.open()
+    store.put_stretch("heater", 0.5, True)  # turned on after 0.5 s of its stretch; never turned off
+    store.close()
+    restarted = ManualClock(start=clock.now() + timedelta(seconds=1))
+    again = DurableState(tmp_path / "durable.sqlite3", restarted)
+    again.open()
+    driver = GpioSwitchDriver(switch_dcd(), FakeHost(restarted), DriverResources(pin_factory, durable=again))
+    try:
+        await driver.initialize()
+        assert driver.output is not None and driver.output.budget() == pytest.approx(0.5)
+        assert driver.output.rest_needed() == 1.0, "off since the restart, not since it died"
+    finally:
+        await driver.close()
+        again.close()

@@ -209,6 +209,27 @@ async def test_the_hour_and_the_reply_log_survive_a_restart(mosquitto: Mosquitto
             assert pin.states[1:] == [], "and not executed twice"
 
 
+async def test_a_restart_inside_an_on_stretch_gives_no_fresh_max_on(mosquitto: MosquittoProcess,
+                                                                    tmp_path: Path) -> None:
+    dcds = {"valve1": SHORT_VALVE + "min_off_s: 5\n"}
+    async with connected_client("127.0.0.1", mosquitto.port, "lim-t") as ctl:
+        async with running_unit(tmp_path, "lim-t", mosquitto.port, dcds) as first:
+            await ctl.acquire()
+            first_pin = first.pin(VALVE_PIN)
+            first_pin.clear_states()
+            assert (await ctl.call("valve1", "on"))["status"] == "done"
+            await asyncio.sleep(1.5)
+        before = on_intervals(first_pin)  # on until the unit stopped
+        async with running_unit(tmp_path, "lim-t", mosquitto.port, dcds) as again:
+            await ctl.acquire()
+            pin = again.pin(VALVE_PIN)
+            pin.clear_states()
+            assert (await ctl.call("valve1", "on"))["status"] == "done"
+            await wait_pin(pin, False)
+            total = sum(before) + sum(on_intervals(pin))
+            assert total <= 2.0 + 0.05, f"on {total:.3f} s across the restart; max_on_s is 2, min_off_s 5"
+
+
 async def test_a_dose_running_when_the_process_died_is_answered_failed(mosquitto: MosquittoProcess,
                                                                         tmp_path: Path) -> None:
     config = write_equipment_unit(tmp_path, "lim-k", mosquitto.port, {"pump1": SLOW_PUMP}, extra="")
