@@ -121,8 +121,10 @@ def run_lab(args: argparse.Namespace) -> int:
     except LockUnusable as exc:
         print(f"labedge lab: {exc}", file=sys.stderr)
         return 2
-    with lock:
+    try:
         return _run_locked_lab(args, lab_dir)
+    finally:
+        lock.release()
 
 
 def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:

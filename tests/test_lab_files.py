@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import configparser
+import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from labedge.lab_files import write_lab_files
 from lecis.config_loader import load_unit_config
+from provisioning.broker import find_mosquitto, free_port, wait_listening
+from tests.rig import probe
+from tests.system.processes import LABEDGE, stop
+
+SUPERVISORCTL = str(Path(sys.executable).with_name("supervisorctl"))
 
 
 def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> None:
@@ -23,3 +35,58 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
     assert config.broker.port == 18830
     assert {m.module for m in config.modules} == {"ph1", "do1", "temp1", "base_pump", "aeration"}
     assert config.buttons.stop_pin == 6
+
+
+async def test_a_second_lab_on_the_same_folder_changes_nothing_and_names_the_first(tmp_path: Path) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
+    lab_dir, port = tmp_path / "lab", free_port()
+    first = start_lab(lab_dir, port, tmp_path / "first.log")
+    try:
+        await asyncio.to_thread(wait_listening, "127.0.0.1", port, 30)
+        async with probe("127.0.0.1", port, pattern="lab/bench-1/$state") as found:
+            ready = await found.wait_for(lambda: _ready(found), 90, "the first lab's unit ready")
+            files = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in (
+                lab_dir / "bench-1" / "unit.yaml", lab_dir / "supervisord.conf",
+                lab_dir / "bench-1" / "dcd" / "ph1.yaml")}
+
+            second = await asyncio.to_thread(lab, "--dir", str(lab_dir), "--port", str(free_port()))
+            assert second.returncode == 2
+            assert second.stderr.splitlines() == [
+                f"labedge lab: a lab is already running in {lab_dir}: pid {first.pid} (port {port}). "
+                "Stop it (Ctrl-C where it runs), or use another --dir; nothing was changed."]
+            assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == files
+
+            other_dir = tmp_path / "other"
+            third = await asyncio.to_thread(lab, "--dir", str(other_dir), "--port", str(port))
+            assert third.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in third.stderr
+            assert not (other_dir / "bench-1" / "unit.yaml").exists()
+
+            # The first lab is whole: its unit restarts on its own broker.
+            conf = lab_dir / "supervisord.conf"
+            await asyncio.to_thread(subprocess.run, [SUPERVISORCTL, "-c", str(conf), "restart",
+                                                     "unit-bench-1"], check=True, capture_output=True)
+            await found.wait_for(lambda: _ready(found) and _ready(found) != ready, 60,
+                                 "the first lab's unit ready again after a restart")
+        supervisord = int((lab_dir / "supervisord.pid").read_text())
+    finally:
+        code = stop(first, signal.SIGTERM, timeout=40)
+    assert code == 0
+    assert not Path(f"/proc/{supervisord}").exists(), "SIGTERM stops the lab's supervisord too"
+
+
+def _ready(found: Any) -> str | None:
+    """The boot id of the lab unit's last `ready` state, if that is its last state."""
+    state = found.last("lab/bench-1/$state") or {}
+    return state.get("boot") if state.get("state") == "ready" else None
+
+
+def start_lab(lab_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        return subprocess.Popen([*LABEDGE, "lab", "--no-watch", "--dir", str(lab_dir), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def lab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LABEDGE, "lab", "--no-watch", *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
