@@ -26,7 +26,7 @@ from typing import Any
 from gpiozero import Button, GPIOZeroError
 
 from lecis.clock import Clock
-from lecis.errors import DeviceError
+from lecis.errors import DeviceError, SettingInvalid
 
 log = logging.getLogger("labedge.buttons")
 
@@ -95,7 +95,7 @@ class UnitButtons:
         on_action: Callable[[str, str], None],
     ) -> None:
         if debounce_s < 0 or estop_hold_s <= 0:
-            raise ValueError(
+            raise SettingInvalid(
                 f"buttons need debounce_s >= 0 and estop_hold_s > 0, got {debounce_s} and {estop_hold_s}"
             )
         self.pins = {"start": start_pin, "stop": stop_pin}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from edge.line_parse import ReadingInvalid, parse_number, shown
+from lecis.errors import SettingInvalid
 
 __all__ = [
     "DEVICE_TYPES",
@@ -103,7 +104,7 @@ def reading_names(probe: str, do_outputs: Sequence[str] = ("mg", "%")) -> tuple[
         return ("temp",)
     if probe == "do":
         return tuple(name for output, name in DO_OUTPUT_ORDER if output in do_outputs)
-    raise ValueError(f"unknown EZO probe {probe!r}; expected one of {', '.join(DEVICE_TYPES)}")
+    raise SettingInvalid(f"unknown EZO probe {probe!r}; expected one of {', '.join(DEVICE_TYPES)}")
 
 
 def parse_reading(

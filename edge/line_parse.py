@@ -36,22 +36,26 @@ def shown(text: str, limit: int = SHOWN_CHARS) -> str:
     return quoted[:limit] + f"... ({len(text)} chars)"
 
 
+class PatternInvalid(LabedgeError, ValueError):
+    """A DCD `pattern` that cannot name the readings."""
+
+
 def compile_pattern(pattern: str, readings: Iterable[ReadingSpec] = ()) -> re.Pattern[str]:
     """Compile a DCD `pattern`; every named group must be a declared reading, if any are declared.
 
-    Raises ValueError with a message naming the pattern.
+    Raises PatternInvalid (a ValueError) with a message naming the pattern.
     """
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise PatternInvalid(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
     groups = set(compiled.groupindex)
     if not groups:
-        raise ValueError(f"pattern {pattern!r} has no named group such as (?P<turbidity>[0-9.]+)")
+        raise PatternInvalid(f"pattern {pattern!r} has no named group such as (?P<turbidity>[0-9.]+)")
     names = {spec.name for spec in readings}
     extra = sorted(groups - names) if names else []
     if extra:
-        raise ValueError(
+        raise PatternInvalid(
             f"pattern {pattern!r} names {', '.join(extra)}, which the DCD does not declare as readings "
             f"(declared: {', '.join(sorted(names))})"
         )

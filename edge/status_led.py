@@ -14,7 +14,7 @@ from typing import Any
 from gpiozero import LED, GPIOZeroError
 
 from lecis.clock import Clock
-from lecis.errors import DeviceError
+from lecis.errors import DeviceError, SettingInvalid
 
 #: Half period (seconds on, then the same off) of each blinking mode; None: no blinking.
 HALF_PERIOD_S: dict[str, float | None] = {"steady": None, "off": None, "slow": 1.0, "fast": 0.125}
@@ -40,7 +40,7 @@ class StatusLed:
     def set_mode(self, mode: str) -> None:
         """Show `mode`. Setting the mode it already shows changes nothing (the blink keeps its rhythm)."""
         if mode not in HALF_PERIOD_S:
-            raise ValueError(f"status LED mode must be one of {', '.join(HALF_PERIOD_S)}, got {mode!r}")
+            raise SettingInvalid(f"status LED mode must be one of {', '.join(HALF_PERIOD_S)}, got {mode!r}")
         if self._closed or mode == self.mode:
             return
         self._stop_blinking()

@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from lecis.errors import SettingInvalid, TimestampInvalid
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -41,7 +43,7 @@ class ScaledClock:
 
     def __init__(self, factor: float, start: datetime | None = None) -> None:
         if factor <= 0:
-            raise ValueError(f"clock factor must be above 0, got {factor}")
+            raise SettingInvalid(f"clock factor must be above 0, got {factor}")
         self.factor = factor
         self._start_wall = start or datetime.now(UTC)
         self._start_mono = time.monotonic()
@@ -65,7 +67,7 @@ def iso_ts(moment: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    """Inverse of `iso_ts`; raises ValueError naming the text on a bad stamp."""
+    """Inverse of `iso_ts`; raises TimestampInvalid (a ValueError) naming the text on a bad stamp."""
     if not isinstance(text, str) or not text.endswith("Z"):
-        raise ValueError(f"timestamp {text!r} is not UTC ISO 8601 ending in 'Z'")
+        raise TimestampInvalid(f"timestamp {text!r} is not UTC ISO 8601 ending in 'Z'")
     return datetime.fromisoformat(text[:-1] + "+00:00")

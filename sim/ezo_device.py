@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from lecis.clock import Clock, SystemClock
+from lecis.errors import SettingInvalid
 from sim.ezo_protocol import EzoCircuit, EzoOptions, Response
 from sim.faults import FaultInjector, FaultPlan
 from sim.process_model import ValueSource, WaterProcess
@@ -128,7 +129,7 @@ class EzoSimulator:
 
     def _require_rtd(self) -> None:
         if self.probe != "rtd":
-            raise ValueError(f"a detached probe is modelled for the rtd circuit only, not {self.probe}")
+            raise SettingInvalid(f"a detached probe is modelled for the rtd circuit only, not {self.probe}")
 
     # ---- inside ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lecis.clock import Clock
+from lecis.errors import SettingInvalid
 from sim.process_model import ValueSource, do_saturation_mg_l
 
 Response = list[tuple[float, str]]
@@ -89,7 +90,7 @@ class EzoCircuit:
     def __init__(self, probe: str, source: ValueSource, clock: Clock,
                  options: EzoOptions | None = None) -> None:
         if probe not in READ_DELAY_S:
-            raise ValueError(f"unknown probe {probe!r}; expected ph, do or rtd")
+            raise SettingInvalid(f"unknown probe {probe!r}; expected ph, do or rtd")
         self.probe = probe
         self.source = source
         self.clock = clock

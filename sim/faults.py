@@ -10,17 +10,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from lecis.errors import SettingInvalid
+
 FAULT_KINDS = ("garbage", "partial", "silence", "disconnect")
 # Line noise, never printable ASCII nor a line end: a reader can tell it from a real answer.
 NOISE_BYTES = bytes(b for b in range(1, 256) if (b < 0x20 and b not in (0x0A, 0x0D)) or b >= 0x80)
 
 
 def parse_fault_kinds(text: str) -> frozenset[str]:
-    """"garbage,partial" -> {"garbage", "partial"}; ValueError naming an unknown kind."""
+    """"garbage,partial" -> {"garbage", "partial"}; SettingInvalid (a ValueError) naming an unknown kind."""
     kinds = {part.strip().lower() for part in text.split(",") if part.strip()}
     unknown = sorted(kinds - set(FAULT_KINDS))
     if unknown:
-        raise ValueError(f"unknown fault {', '.join(unknown)}; choose from {', '.join(FAULT_KINDS)}")
+        raise SettingInvalid(f"unknown fault {', '.join(unknown)}; choose from {', '.join(FAULT_KINDS)}")
     return frozenset(kinds)
 
 
@@ -39,10 +41,10 @@ class FaultPlan:
     def __post_init__(self) -> None:
         parse_fault_kinds(",".join(self.kinds))  # raises on an unknown kind
         if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"fault rate must be between 0 and 1, got {self.rate}")
+            raise SettingInvalid(f"fault rate must be between 0 and 1, got {self.rate}")
         for name in ("silence_s", "partial_late_s", "disconnect_every_s", "disconnect_for_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"fault timing {name} must be above 0, got {getattr(self, name)}")
+                raise SettingInvalid(f"fault timing {name} must be above 0, got {getattr(self, name)}")
 
     @classmethod
     def parse(cls, text: str, rate: float = 0.05, seed: int = 0, **timings: float) -> FaultPlan:

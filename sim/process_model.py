@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lecis.clock import Clock
+from lecis.errors import SettingInvalid
 
 PROBES = ("ph", "do", "rtd")
 
@@ -93,7 +94,7 @@ class WaterProcess:
 
     def sample(self, probe: str) -> dict[str, float]:
         if probe not in PROBES:
-            raise ValueError(f"unknown probe {probe!r}; expected one of {', '.join(PROBES)}")
+            raise SettingInvalid(f"unknown probe {probe!r}; expected one of {', '.join(PROBES)}")
         self.advance()
         # A little sensor noise on top of the water's own drift, as a real probe shows.
         temp_c = self.temp.value + self._rng.gauss(0.0, 0.004)

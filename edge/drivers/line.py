@@ -14,6 +14,7 @@ from typing import Any
 from edge.driver import CommandRun, DriverResources, ModuleHost
 from edge.drivers.serial_instrument import SerialInstrumentDriver
 from edge.line_parse import (
+    PatternInvalid,
     ReadingInvalid,
     answer_matches,
     check_range,
@@ -56,7 +57,7 @@ class LineDriver(SerialInstrumentDriver):
     async def initialize(self) -> None:
         try:
             self._pattern = compile_pattern(self.pattern_text, self.dcd.readings)
-        except ValueError as exc:
+        except PatternInvalid as exc:
             raise DeviceError("bad_dcd", f"{self.dcd.source}: settings.pattern: {exc}") from exc
         self._line = await open_line(
             self.resources, self.port, self.baudrate, clock=self.host.clock,
