@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lecis.clock import Clock
-from lecis.errors import SettingInvalid
+from lecis.errors import LabedgeError, SettingInvalid
 from sim.process_model import ValueSource, do_saturation_mg_l
 
 Response = list[tuple[float, str]]
@@ -29,7 +29,7 @@ NAME_MAX = 16
 BOOT_S = 0.5  # from *RS to *RE after Factory
 
 
-class BadArgument(Exception):
+class BadArgument(LabedgeError):
     """A command the circuit understands, with arguments it refuses: answered `*ER`."""
 
 
