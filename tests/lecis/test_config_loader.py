@@ -169,3 +169,26 @@ def test_unit_file_shape_problems(tmp_path: Path) -> None:
     ]
     path.write_text("unit: bench-2\nunit: bench-3\n")
     assert ("unit.yaml", 2, "unit", "duplicate key 'unit' (first given at line 1)") in problems_of(path)
+
+
+def test_hostile_unit_and_dcd_files_are_problems_of_their_own_files(tmp_path: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefghij", "bcdefghijk", strict=True))
+    unit = unit_text("bomb.yaml", "deep.yaml", "big.yaml", "ok.yaml",
+                     extra=f"max_lease_ttl_s: {'9' * 400}\noutbox: {{max_messages: {'1' * 30}}}\n")
+    path = write_unit(tmp_path, unit, {
+        "bomb.yaml": bomb,
+        "deep.yaml": "module: deep\ndriver: gpio.switch\npin: 5\nmax_on_s: 1\ncommands: "
+                     + "{a: " * 3000 + "}" * 3000 + "\n",
+        "big.yaml": f"module: big\ndriver: gpio.pump\npin: {'2' * 400}\nmax_on_s: {'3' * 5000}\n",
+        "ok.yaml": PUMP.format(module="ok", pin=17),
+    })
+    assert [(file, line, field) for file, line, field, _ in problems_of(path)] == [
+        ("unit.yaml", 8, "max_lease_ttl_s"),
+        ("unit.yaml", 9, "outbox.max_messages"),
+        ("bomb.yaml", 6, "f[0]"),
+        ("deep.yaml", 5, "commands.a.a.a.a.a..."),
+        ("big.yaml", 3, "pin"),
+        ("big.yaml", 4, "max_on_s"),
+    ]
+    assert all("number too large" in m for f, _, _, m in problems_of(path) if f in ("big.yaml", "unit.yaml"))
