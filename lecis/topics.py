@@ -48,14 +48,44 @@ class Topics:
     def reply(self, unit: str, module: str) -> str:
         return f"{self.root}/{unit}/{module}/reply"
 
-    def module_cmd_filter(self, unit: str) -> str:
-        return f"{self.root}/{unit}/+/cmd"
+    # ---- subscription filters ----------------------------------------------------------------
+    def module_filter(self, unit: str, leaf: str) -> str:
+        """Every module's `leaf` (`cmd`, `reply`, `data`, `event`, `state`) of one unit."""
+        return f"{self.root}/{unit}/+/{leaf}"
 
+    def module_cmd_filter(self, unit: str) -> str:
+        return self.module_filter(unit, "cmd")
+
+    def module_reply_filter(self, unit: str) -> str:
+        return self.module_filter(unit, "reply")
+
+    def unit_filter(self, unit: str) -> str:
+        """Everything one unit publishes or is sent."""
+        return f"{self.root}/{unit}/#"
+
+    def all_filter(self) -> str:
+        """Everything under this root: every unit and the hub."""
+        return f"{self.root}/#"
+
+    # ---- the hub ------------------------------------------------------------------------------
     def hub_state(self) -> str:
         return f"{self.root}/hub/$state"
 
+    def hub_cmd(self) -> str:
+        return f"{self.root}/hub/$cmd"
+
+    def hub_reply(self) -> str:
+        return f"{self.root}/hub/$reply"
+
     def hub_session(self, unit: str) -> str:
         return f"{self.root}/hub/sessions/{unit}"
+
+    def hub_sessions_filter(self) -> str:
+        return f"{self.root}/hub/sessions/+"
+
+    def hub_experiment(self, subtopic: str) -> str:
+        """`lab/hub/experiment/<subtopic>` (the hub documents its subtopics in docs/protocol.md)."""
+        return f"{self.root}/hub/experiment/{subtopic}"
 
     def split(self, topic: str) -> tuple[str, str, str] | None:
         """(unit, module or '$…', leaf) for a unit topic under this root, else None.

@@ -209,3 +209,16 @@ def test_a_bad_command_is_both_a_wire_error_and_the_units_rejection() -> None:
     error = caught.value
     assert isinstance(error, WireFormatError) and error.field == "cmd"
     assert error.to_error()["kind"] == "validation" and error.command_id == "c1"
+
+
+def test_topic_filters_come_from_lecis_topics() -> None:
+    from lecis.topics import Topics
+
+    topics = Topics("plant")
+    assert topics.module_reply_filter("u1") == "plant/u1/+/reply"
+    assert topics.module_cmd_filter("u1") == "plant/u1/+/cmd"
+    assert topics.module_filter("u1", "data") == "plant/u1/+/data"
+    assert (topics.unit_filter("u1"), topics.all_filter()) == ("plant/u1/#", "plant/#")
+    assert (topics.hub_cmd(), topics.hub_reply()) == ("plant/hub/$cmd", "plant/hub/$reply")
+    assert topics.hub_sessions_filter() == "plant/hub/sessions/+"
+    assert topics.hub_experiment("state") == "plant/hub/experiment/state"
