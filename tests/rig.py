@@ -70,7 +70,7 @@ class Probe:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
 
     def seqs(self, unit: str, module: str, leaf: str = "data") -> list[int]:
-        topic = f"{self.topics.root}/{unit}/{module}/{leaf}"
+        topic = {"data": self.topics.data, "event": self.topics.event}[leaf](unit, module)
         return [m.payload["seq"] for m in self.messages if m.topic == topic]
 
     def module_state(self, unit: str, module: str) -> dict[str, Any] | None:
@@ -97,7 +97,7 @@ async def probe(host: str, port: int, topics: Topics | None = None, pattern: str
                 client = aiomqtt.Client(host, port, identifier=identifier,
                                         clean_session=not persistent, keepalive=5)
                 async with client:
-                    await client.subscribe(pattern or f"{topics.root}/#", qos=1)
+                    await client.subscribe(pattern or topics.all_filter(), qos=1)
                     connected.set()
                     async for message in client.messages:
                         raw = message.payload if isinstance(message.payload, bytes) else b""
