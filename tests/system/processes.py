@@ -78,3 +78,69 @@ def write_unit(tmp: Path, unit: str, port: int, modules: dict[str, str], period_
 
 def start_unit(config: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return spawn(["edge", "run", "--config", str(config), "--pin-factory", "mock"], log, env)
+
+
+# A unit process whose mock pins write every level they take to a file, as it happens (one
+# os.write per change), so the history survives even a SIGKILL of the process. The unit runs
+# through the real command line; only gpiozero's mock PWM pin class is swapped for a recording one.
+PIN_RECORDER = r"""
+import os, sys, time
+import gpiozero.pins.mock as mock
+
+LOG = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+class RecordingPWMPin(mock.MockPWMPin):
+    def __init__(self, factory, info):
+        super().__init__(factory, info)
+        self._record(self._state)
+
+    def _change_state(self, value):
+        changed = super()._change_state(value)
+        if changed:
+            self._record(value)
+        return changed
+
+    def _record(self, value):
+        os.write(LOG, f"{self.info.name} {time.monotonic():.6f} {float(value)!r}\n".encode())
+
+
+mock.MockPWMPin = RecordingPWMPin
+from labedge.cli import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def start_recorded_unit(config: Path, pin_log: Path, log: Path,
+                        env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`labedge edge run --pin-factory mock` with every pin change appended to `pin_log`.
+
+    Each line is `<pin name> <time.monotonic()> <level>`; the clock is the system's
+    monotonic clock, the same in the test process.
+    """
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    handle = log.open("ab")
+    args = ["edge", "run", "--config", str(config), "--pin-factory", "mock"]
+    return subprocess.Popen([sys.executable, "-c", PIN_RECORDER, str(pin_log), *args],
+                            stdout=handle, stderr=subprocess.STDOUT, env=full_env)
+
+
+def read_pin_log(pin_log: Path) -> dict[str, list[tuple[float, float]]]:
+    """Pin name -> [(monotonic time, level)] in order, from a `start_recorded_unit` log."""
+    history: dict[str, list[tuple[float, float]]] = {}
+    if not pin_log.exists():
+        return history
+    for line in pin_log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            history.setdefault(parts[0], []).append((float(parts[1]), float(parts[2])))
+    return history
+
+
+def record_pins_released(pin_log: Path, pins: list[str]) -> None:
+    """What the wiring does when a unit process dies: each output floats, the pull-down holds it off."""
+    now = time.monotonic()
+    with pin_log.open("a") as out:
+        for pin in pins:
+            out.write(f"{pin} {now:.6f} 0.0\n")
