@@ -15,14 +15,15 @@ the process. See docs/durable.md for the bounds and the clock-jump rule.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lecis.clock import Clock
 from lecis.errors import LabedgeError
@@ -52,6 +53,19 @@ class DurableStateError(LabedgeError):
     """The unit's durable state file cannot be opened or read."""
 
 
+class EventSink(Protocol):
+    def event(self, level: str, code: str, message: str) -> None: ...
+
+
+def alarm_every(modules: Callable[[], Iterable[EventSink]]) -> Callable[[str], None]:
+    """An `on_error` that raises an `alarm` event `durable_write_failed` on every module."""
+    def alarm(message: str) -> None:
+        for module in modules():
+            module.event("alarm", "durable_write_failed", message)
+
+    return alarm
+
+
 class DurableState:
     """Replies and pump volume on disk; `open()` before use, `close()` on the way out."""
 
@@ -62,7 +76,10 @@ class DurableState:
         self.reply_capacity = reply_capacity
         self.reply_max_age_s = reply_max_age_s
         self.write_errors = 0
-        self.on_error: Callable[[str], None] | None = None  # called on the writer thread
+        # Called once per episode of failed writes, on the event loop that opened the store.
+        self.on_error: Callable[[str], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failing = False
         self._replies: list[tuple[str, str, dict[str, Any]]] = []
         self._volume: dict[str, list[tuple[float, float]]] = {}
         self._stretches: dict[str, tuple[float, float]] = {}
@@ -75,6 +92,10 @@ class DurableState:
         """Read what the last process left (sync, at start), then start the writer thread."""
         if self._thread is not None:
             return
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         try:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
@@ -231,8 +252,23 @@ class DurableState:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            if self.on_error is not None:
-                try:
-                    self.on_error(f"durable state not saved to {self.path}: {exc}")
-                except Exception:
-                    log.exception("durable state: reporting a write error failed")
+            if not self._failing:
+                self._failing = True
+                self._report(f"the unit's durable state could not be saved to {self.path} ({exc}); limits "
+                             "hold in memory, but a restart now would forget the last writes; check the disk")
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("durable state: saved again to %s", self.path)
+
+    def _report(self, message: str) -> None:
+        callback, loop = self.on_error, self._loop
+        if callback is None:
+            return
+        try:
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(callback, message)
+            else:
+                callback(message)
+        except Exception:
+            log.exception("durable state: reporting a write error failed")

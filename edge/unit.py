@@ -17,7 +17,7 @@ from typing import Any
 import aiomqtt
 
 from edge.driver import DriverResources, Reading
-from edge.durable import DurableState
+from edge.durable import DurableState, alarm_every
 from edge.forwarder import Forwarder
 from edge.lease import LeaseEnd, LeaseManager
 from edge.module_supervisor import supervise
@@ -88,6 +88,7 @@ class Unit:
         # Replies by id and pump volume survive restarts (edge.durable, docs/durable.md).
         self.durable = DurableState(Path(config.data_dir) / "durable.sqlite3", self.clock)
         self.resources.durable = self.durable
+        self.durable.on_error = alarm_every(lambda: self.modules.values())
         self.replies = ReplyLog(store=self.durable)
         self.modules = {
             dcd.module: Module(dcd, factory, self, self.resources, auto_init) for dcd in config.modules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -125,17 +126,26 @@ def test_writes_never_wait_for_the_disk(tmp_path: Path) -> None:
     again.close()
 
 
-def test_a_failed_write_is_reported_and_the_writer_goes_on(tmp_path: Path) -> None:
+async def test_a_failed_write_is_reported_once_on_the_loop_and_the_writer_goes_on(tmp_path: Path) -> None:
     clock = ManualClock()
     store = opened(tmp_path / "durable.sqlite3", clock)
-    errors: list[str] = []
-    reported = threading.Event()
-    store.on_error = lambda message: (errors.append(message), reported.set())  # type: ignore[func-returns-value]
-    store._queue.put(lambda db: db.execute("INSERT INTO nowhere VALUES (1)"))
-    assert reported.wait(5)
+    errors: list[tuple[str, bool]] = []
+    reported = asyncio.Event()
+    loop_thread = threading.get_ident()
+
+    def on_error(message: str) -> None:
+        errors.append((message, threading.get_ident() == loop_thread))
+        reported.set()
+
+    store.on_error = on_error
+    for _ in range(2):
+        store._queue.put(lambda db: db.execute("INSERT INTO nowhere VALUES (1)"))
+        assert store.flush()
+    await asyncio.wait_for(reported.wait(), 5)
     store.put_reply("after", "t", {"id": "after", "status": "done"})
     store.close()
-    assert store.write_errors == 1 and "no such table" in errors[0]
+    assert store.write_errors == 2
+    assert len(errors) == 1 and "no such table" in errors[0][0] and errors[0][1], "once, on the loop"
     again = opened(tmp_path / "durable.sqlite3", clock)
     assert [cid for cid, _, _ in again.replies()] == ["after"]
     again.close()
