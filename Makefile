@@ -4,6 +4,8 @@
 
 PYTHON ?= python3
 VENV := .venv
+# e.g. --system-site-packages to use Raspberry Pi OS's python3-lgpio (docs/dependencies.md)
+VENV_FLAGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -15,7 +17,7 @@ system-deps:
 	@sh provisioning/scripts/install-system-packages.sh
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
