@@ -184,7 +184,8 @@ class DurableState:
         self._queue.put(write)
 
     def put_reply(self, command_id: str, topic: str, payload: dict[str, Any]) -> None:
-        row = (command_id, topic, json.dumps(payload, separators=(",", ":")), self._now())
+        # default=str: a result the wire codec can send must never fail to be kept.
+        row = (command_id, topic, json.dumps(payload, separators=(",", ":"), default=str), self._now())
         self._puts += 1
         prune = self._puts % _PRUNE_EVERY == 0
         capacity, oldest = self.reply_capacity, row[3] - self.reply_max_age_s

@@ -7,6 +7,7 @@ unfinished is answered `failed` after the restart.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from lecis.commands import FINAL_STATUSES, ReplyStatus, reply_payload
 if TYPE_CHECKING:
     from edge.durable import DurableState
 
+log = logging.getLogger("labedge.replies")
 Send = Callable[[str, dict[str, Any]], None]
 RESTARTED = "unit restarted while the command ran; its outputs were turned off, send it again if still wanted"
 
@@ -35,7 +37,10 @@ class ReplyLog:
         while len(self._last) > self.capacity:
             self._last.popitem(last=False)
         if self.store is not None:
-            self.store.put_reply(command_id, topic, payload)
+            try:
+                self.store.put_reply(command_id, topic, payload)
+            except (TypeError, ValueError):  # never in the way of the reply itself
+                log.exception("reply to %r not kept on disk", command_id)
 
     def restore(self, clock: Clock) -> list[tuple[str, dict[str, Any]]]:
         """Load the store's replies (after `store.open()`); return (topic, `failed` reply) to send
