@@ -16,12 +16,11 @@ durable state, so a restart does not forget it.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edge.driver import CommandRun
-from edge.drivers.gpio_switch import GpioOutputDriver, min_off, positive, setting
-from lecis.dcd import Dcd
+from edge.drivers.gpio_switch import GpioOutputDriver, min_off
+from lecis.driver_specs import PumpSettings, settings_of
 from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden
 
 if TYPE_CHECKING:
@@ -29,34 +28,6 @@ if TYPE_CHECKING:
 
 HOUR_S = 3600.0
 _SLACK_ML = 1e-6  # float noise must not refuse a dose that fits exactly
-
-
-@dataclass(frozen=True)
-class PumpSettings:
-    pin: int
-    active_high: bool
-    max_on_s: float
-    min_off_s: float
-    ml_per_s: float | None
-    max_ml_per_hour: float | None
-    pwm: bool
-    pwm_frequency_hz: float
-
-
-def pump_settings(dcd: Dcd) -> PumpSettings:
-    max_on = positive(dcd, "max_on_s")
-    frequency = positive(dcd, "pwm_frequency_hz", 100.0)
-    assert max_on is not None and frequency is not None
-    return PumpSettings(
-        pin=setting(dcd, "pin", (int,), "a BCM GPIO number"),
-        active_high=setting(dcd, "active_high", (bool,), "true or false", True),
-        max_on_s=max_on,
-        min_off_s=min_off(dcd),
-        ml_per_s=positive(dcd, "ml_per_s", None),
-        max_ml_per_hour=positive(dcd, "max_ml_per_hour", None),
-        pwm=setting(dcd, "pwm", (bool,), "true or false", False),
-        pwm_frequency_hz=frequency,
-    )
 
 
 class VolumeLog:
@@ -103,7 +74,7 @@ class GpioPumpDriver(GpioOutputDriver):
     timed_commands = frozenset({"run", "dose"})
 
     async def initialize(self) -> None:
-        self.settings = s = pump_settings(self.dcd)
+        self.settings = s = settings_of(self.dcd, PumpSettings)
         # Kept for the life of the unit process, so a RESET or re-INIT of the
         # module does not wipe the last hour's volume.
         logs = self.resources.extra.setdefault("gpio.pump.volume", {})
@@ -113,7 +84,7 @@ class GpioPumpDriver(GpioOutputDriver):
                 store=self.resources.durable, module=self.dcd.module, now=self.host.clock.monotonic())
         self.volume: VolumeLog = volume
         self.output = self._open_output(
-            s.pin, s.active_high, s.max_on_s, s.min_off_s, pwm=s.pwm, pwm_frequency_hz=s.pwm_frequency_hz,
+            s.pin, s.active_high, s.max_on_s, min_off(s), pwm=s.pwm, pwm_frequency_hz=s.pwm_frequency_hz,
             on_segment=self._delivered, on_segment_start=self._started, allowance=self._hour_allowance,
         )
         if s.max_ml_per_hour is not None and s.ml_per_s is None:

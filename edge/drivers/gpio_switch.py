@@ -10,73 +10,24 @@ rejected, kind `state`, saying how long the output must rest first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
 from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, GpioOutput, OutputLimitReached
 from lecis.clock import iso_ts
 from lecis.dcd import Dcd
-from lecis.errors import CommandFailed, CommandStateForbidden, DeviceError
-
-
-@dataclass(frozen=True)
-class SwitchSettings:
-    pin: int
-    active_high: bool
-    max_on_s: float
-    min_off_s: float
-
-
-def setting(dcd: Dcd, key: str, kinds: tuple[type, ...], what: str, default: Any = ...) -> Any:
-    """One setting of `dcd`, type-checked; DeviceError naming the file and key when wrong or missing."""
-    value = dcd.settings.get(key)
-    if value is None:
-        if default is ...:
-            raise DeviceError(
-                "bad_settings", f"{dcd.source}: module {dcd.module} needs settings.{key} ({what})"
-            )
-        return default
-    # bool is an int in Python: `pin: true` must not pass as pin 1.
-    if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
-        raise DeviceError(
-            "bad_settings", f"{dcd.source}: module {dcd.module}: settings.{key} must be {what}, got {value!r}"
-        )
-    return value
-
-
-def positive(dcd: Dcd, key: str, default: Any = ...) -> float | None:
-    """A setting that must be a number above 0 (or the default when absent)."""
-    value = setting(dcd, key, (int, float), "a number above 0", default)
-    if value is None:
-        return None
-    if value <= 0:
-        raise DeviceError(
-            "bad_settings", f"{dcd.source}: module {dcd.module}: settings.{key} must be above 0, got {value}"
-        )
-    return float(value)
-
-
-def min_off(dcd: Dcd) -> float:
-    """`min_off_s`: a number >= 0; absent or null means DEFAULT_MIN_OFF_S."""
-    value = setting(dcd, "min_off_s", (int, float), "a number 0 or more", None)
-    if value is None:
-        return DEFAULT_MIN_OFF_S
-    if value < 0:
-        where = f"{dcd.source}: module {dcd.module}"
-        raise DeviceError("bad_settings", f"{where}: settings.min_off_s must be 0 or more, got {value}")
-    return float(value)
+from lecis.driver_specs import SwitchSettings, settings_of
+from lecis.errors import CommandFailed, CommandStateForbidden
 
 
 def switch_settings(dcd: Dcd) -> SwitchSettings:
-    max_on = positive(dcd, "max_on_s")
-    assert max_on is not None
-    return SwitchSettings(
-        pin=setting(dcd, "pin", (int,), "a BCM GPIO number"),
-        active_high=setting(dcd, "active_high", (bool,), "true or false", True),
-        max_on_s=max_on,
-        min_off_s=min_off(dcd),
-    )
+    """The module's settings, typed and checked by the driver spec (lecis.driver_specs.gpio)."""
+    return settings_of(dcd, SwitchSettings)
+
+
+def min_off(settings: SwitchSettings) -> float:
+    """`min_off_s`, where null means the driver's default (DEFAULT_MIN_OFF_S)."""
+    return DEFAULT_MIN_OFF_S if settings.min_off_s is None else settings.min_off_s
 
 
 class GpioOutputDriver(Driver):
@@ -217,7 +168,7 @@ class GpioSwitchDriver(GpioOutputDriver):
     async def initialize(self) -> None:
         settings = switch_settings(self.dcd)
         self.output = self._open_output(settings.pin, settings.active_high, settings.max_on_s,
-                                        settings.min_off_s)
+                                        min_off(settings))
 
     def check(self, name: str, args: dict[str, Any]) -> None:
         if name in ("on", "pulse"):

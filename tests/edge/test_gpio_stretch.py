@@ -16,7 +16,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge.driver import CommandAborted, DriverResources
 from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, GpioOutput, OutputLimitReached
-from edge.drivers.gpio_switch import GpioSwitchDriver, switch_settings
+from edge.drivers.gpio_switch import GpioSwitchDriver, min_off, switch_settings
 from edge.durable import DurableState
 from edge.pins import view_pin
 from lecis.dcd import CommandSpec, Dcd, ParamSpec
@@ -194,10 +194,10 @@ async def test_the_output_itself_refuses_to_switch_on_without_budget(
 
 
 def test_min_off_s_defaults_and_bounds() -> None:
-    assert switch_settings(switch_dcd()).min_off_s == DEFAULT_MIN_OFF_S
-    assert switch_settings(switch_dcd(min_off_s=None)).min_off_s == DEFAULT_MIN_OFF_S
-    assert switch_settings(switch_dcd(min_off_s=0)).min_off_s == 0.0
-    with pytest.raises(DeviceError, match="min_off_s must be 0 or more"):
+    assert min_off(switch_settings(switch_dcd())) == DEFAULT_MIN_OFF_S
+    assert min_off(switch_settings(switch_dcd(min_off_s=None))) == DEFAULT_MIN_OFF_S
+    assert min_off(switch_settings(switch_dcd(min_off_s=0))) == 0.0
+    with pytest.raises(DeviceError, match="min_off_s: expected a number at least 0 or null, got -1"):
         switch_settings(switch_dcd(min_off_s=-1))
 
 

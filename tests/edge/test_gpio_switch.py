@@ -199,8 +199,9 @@ async def test_close_releases_the_pin_for_the_next_driver(
 
 @pytest.mark.parametrize(
     ("settings", "needle"),
-    [({"max_on_s": None}, "needs settings.max_on_s"), ({"max_on_s": 0}, "max_on_s must be above 0"),
-     ({"pin": True}, "settings.pin must be a BCM GPIO number")],
+    [({"max_on_s": None}, "max_on_s: expected a number above 0, got nothing"),
+     ({"max_on_s": 0}, "max_on_s: expected a number above 0, got 0"),
+     ({"pin": True}, "pin: pin true does not exist on the Raspberry Pi header")],
 )
 async def test_bad_settings_are_named(
     pin_factory: MockFactory, clock: ManualClock, settings: dict[str, Any], needle: str
