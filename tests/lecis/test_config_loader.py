@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lecis.config_loader import check_unit_config, load_unit_config
 from lecis.errors import ConfigError
 from lecis.unit_config import BrokerConfig, ButtonsConfig, OutboxConfig
+from tests.lecis.test_yaml_loader import JSONISH, YAMLISH
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "unit.yaml"
 
@@ -192,3 +198,26 @@ def test_hostile_unit_and_dcd_files_are_problems_of_their_own_files(tmp_path: Pa
         ("big.yaml", 4, "max_on_s"),
     ]
     assert all("number too large" in m for f, _, _, m in problems_of(path) if f in ("big.yaml", "unit.yaml"))
+
+
+UNIT_KEYS = st.sampled_from(["unit", "broker", "data_dir", "modules", "outbox", "buttons", "status_led",
+                             "max_lease_ttl_s", "topic_root", "host", "port", "pin", "start_pin"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(UNIT_KEYS, JSONISH, max_size=8), st.dictionaries(st.sampled_from(
+    ["module", "driver", "pin", "port", "max_on_s", "ml_per_s", "commands", "readings", "probe"]),
+    JSONISH, max_size=8), YAMLISH)
+def test_fuzz_unit_and_dcd_files_give_config_errors_only(unit: dict[str, Any], dcd: dict[str, Any],
+                                                         noise: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        (base / "dcd").mkdir()
+        (base / "dcd" / "m.yaml").write_text(json.dumps(dcd, ensure_ascii=False), "utf-8", "surrogatepass")
+        (base / "dcd" / "n.yaml").write_text(noise, "utf-8", "surrogatepass")
+        body = {"unit": "u1", "data_dir": "d", "modules": ["dcd/m.yaml", "dcd/n.yaml"], **unit}
+        (base / "unit.yaml").write_text(json.dumps(body, ensure_ascii=False), "utf-8", "surrogatepass")
+        try:
+            check_unit_config(base / "unit.yaml", None)
+        except ConfigError as exc:
+            assert exc.problems and all(str(p) for p in exc.problems)
