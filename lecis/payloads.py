@@ -9,7 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lecis.wire import Birth, Button, Data, Event, ModuleState, Reply, UnitState, check
+from lecis.wire import (
+    MESSAGE_BY_LEAF,
+    Birth,
+    Button,
+    Data,
+    Event,
+    Message,
+    ModuleState,
+    Reply,
+    UnitState,
+    check,
+)
 from lecis.wire.fields import TS_PATTERN
 from lecis.wire.messages import EVENT_LEVELS, UNIT_STATES
 
@@ -51,13 +62,10 @@ def check_button(obj: Any) -> list[str]:
     return check(Button, obj)
 
 
+def _checker(cls: type[Message]) -> Callable[[Any], list[str]]:
+    return lambda obj: check(cls, obj)
+
+
 CHECKS_BY_LEAF: dict[str, Callable[[Any], list[str]]] = {
-    "$state": check_unit_state,
-    "$birth": check_birth,
-    "$reply": check_reply,
-    "$button": check_button,
-    "state": check_module_state,
-    "data": check_data,
-    "event": check_event,
-    "reply": check_reply,
+    leaf: _checker(cls) for leaf, cls in MESSAGE_BY_LEAF.items()
 }

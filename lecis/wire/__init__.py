@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 
 from lecis.commands import Command
 from lecis.errors import WireEncodeError, WireFormatError
+from lecis.topics import Topics
 from lecis.wire.birth import Birth, BirthModule
 from lecis.wire.command import CommandFormatError, command_body, decode_command, encode_command
 from lecis.wire.jsonbytes import MAX_DEPTH, MAX_PAYLOAD_BYTES, from_bytes, to_bytes
@@ -35,11 +36,18 @@ from lecis.wire.messages import (
 
 M = TypeVar("M", bound=Message)
 
+#: The message type of each topic leaf under a unit (`$…` for unit topics) and of the hub's topics.
+MESSAGE_BY_LEAF: dict[str, type[Message]] = {
+    "$state": UnitState, "$birth": Birth, "$reply": Reply, "$button": Button,
+    "state": ModuleState, "data": Data, "event": Event, "reply": Reply,
+}
+
 __all__ = [
     "MAX_DEPTH", "MAX_PAYLOAD_BYTES", "Birth", "BirthModule", "Button", "Command", "CommandFormatError",
     "Data", "Event", "HubState", "Message", "ModuleState", "Reading", "Reply", "ReplyError",
     "RunningCommand", "Session", "StateError", "UnitState", "UnitStateName", "WireEncodeError",
-    "WireFormatError", "check", "command_body", "decode", "decode_command", "encode", "encode_command",
+    "MESSAGE_BY_LEAF", "WireFormatError", "check", "command_body", "decode", "decode_command",
+    "decode_topic", "encode", "encode_command",
     "from_bytes", "to_bytes",
 ]
 
@@ -60,3 +68,23 @@ def decode(cls: Any, payload: bytes) -> Any:
     if cls is Command:
         return decode_command(payload)
     return cls.from_json(from_bytes(payload))
+
+
+def decode_topic(topics: Topics, topic: str, payload: bytes) -> Message | Command | None:
+    """The message on `topic` decoded by its type, or None for a topic the contract gives no type.
+
+    `lab/hub/$state` is a HubState, `lab/hub/sessions/U` a Session, `lab/U/M/cmd` and
+    `lab/U/$cmd` Commands; WireFormatError when the payload does not fit its type.
+    """
+    if topic == topics.hub_state():
+        return decode(HubState, payload)
+    parts = topics.split(topic)
+    if parts is None:
+        return None
+    unit, target, leaf = parts
+    if unit == "hub" and target == "sessions":
+        return decode(Session, payload)
+    if (target == "$cmd" and not leaf) or leaf == "cmd":
+        return decode_command(payload)
+    cls = MESSAGE_BY_LEAF.get(target if target.startswith("$") else leaf)
+    return None if cls is None else decode(cls, payload)

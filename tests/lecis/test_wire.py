@@ -222,3 +222,24 @@ def test_topic_filters_come_from_lecis_topics() -> None:
     assert (topics.hub_cmd(), topics.hub_reply()) == ("plant/hub/$cmd", "plant/hub/$reply")
     assert topics.hub_sessions_filter() == "plant/hub/sessions/+"
     assert topics.hub_experiment("state") == "plant/hub/experiment/state"
+
+
+def test_a_payload_is_decoded_by_its_topic() -> None:
+    from lecis.topics import Topics
+    from lecis.wire import decode_topic
+
+    topics = Topics()
+    for message, topic in [(MESSAGES[0], topics.unit_state("u1")),
+                           (MESSAGES[1], topics.module_state("u1", "p1")),
+                           (MESSAGES[3], topics.data("u1", "p1")), (MESSAGES[4], topics.event("u1", "p1")),
+                           (MESSAGES[5], topics.reply("u1", "p1")), (MESSAGES[6], topics.unit_reply("u1")),
+                           (MESSAGES[7], topics.button("u1")), (MESSAGES[8], topics.hub_state()),
+                           (MESSAGES[9], topics.hub_session("u1")), (MESSAGES[-1], topics.birth("u1"))]:
+        assert decode_topic(topics, topic, encode(message)) == message, topic
+    command = Command("c1", "STATUS")
+    assert decode_topic(topics, topics.cmd("u1", "p1"), encode(command)) == command
+    assert decode_topic(topics, topics.unit_cmd("u1"), encode(command)) == command
+    assert decode_topic(topics, "lab/u1/p1/other", b"{}") is None
+    assert decode_topic(topics, "elsewhere/u1/p1/data", b"{}") is None
+    with pytest.raises(WireFormatError):
+        decode_topic(topics, topics.data("u1", "p1"), b"{}")
