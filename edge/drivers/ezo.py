@@ -163,7 +163,7 @@ class EzoDriver(SerialInstrumentDriver):
             if code == "*ER":
                 raise EzoRefused(f"{self._what} answered *ER to {text!r}")
             if code in ("*OV", "*UV"):
-                self.host.event("warning", "supply_voltage", f"{self._what} reports {code}: check its supply")
+                self._warnings.warn("supply_voltage", f"{self._what} reports {code}: check its supply")
 
     # ---- measuring ----------------------------------------------------------------------------
     async def _measure(self) -> dict[str, float] | None:
