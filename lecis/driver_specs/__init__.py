@@ -22,12 +22,13 @@ from lecis.driver_specs.serial import (
     SerialSettings,
 )
 from lecis.driver_specs.spec import PIN_TEXT, DriverSpec, SettingSpec, read_pin
-from lecis.errors import ConfigProblem, DeviceError
+from lecis.errors import ConfigProblem, DeviceError, LabedgeError
 from lecis.yaml_loader import Fields, YamlDoc
 
 __all__ = [
     "BAUDRATES", "DRIVERS", "DRIVER_SPECS", "EQUIPMENT_DRIVERS", "EZO_PROBES", "EZO_READINGS",
-    "INSTRUMENT_DRIVERS", "PIN_TEXT", "DriverSettingsInvalid", "DriverSpec", "EzoSettings", "LineSettings",
+    "INSTRUMENT_DRIVERS", "PIN_TEXT", "DriverSettingsInvalid", "DriverSpec", "DriverUnknown", "EzoSettings",
+    "LineSettings",
     "PumpSettings", "SerialSettings", "SettingSpec", "SwitchSettings", "driver_spec", "read_pin",
     "settings_of",
 ]
@@ -47,12 +48,19 @@ class DriverSettingsInvalid(DeviceError):
         self.problems = problems
 
 
+class DriverUnknown(LabedgeError, KeyError):
+    """No spec for this driver name (a Dcd the loader did not build)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def driver_spec(name: str) -> DriverSpec:
-    """The spec of driver `name`; KeyError naming the known drivers is a programming error here."""
+    """The spec of driver `name`; DriverUnknown (a KeyError) naming the known drivers."""
     try:
         return DRIVER_SPECS[name]
     except KeyError:
-        raise KeyError(f"no driver {name!r}; drivers: {', '.join(DRIVERS)}") from None
+        raise DriverUnknown(f"no driver {name!r}; drivers: {', '.join(DRIVER_SPECS)}") from None
 
 
 def settings_of(dcd: Dcd, kind: type[T]) -> T:
@@ -63,7 +71,7 @@ def settings_of(dcd: Dcd, kind: type[T]) -> T:
     """
     spec = driver_spec(dcd.driver)
     if not issubclass(spec.settings_type, kind):
-        raise TypeError(f"driver {dcd.driver} has {spec.settings_type.__name__}, not {kind.__name__}")
+        raise DriverUnknown(f"driver {dcd.driver} has {spec.settings_type.__name__}, not {kind.__name__}")
     f = Fields(YamlDoc(f"{dcd.source} (module {dcd.module})", dict(dcd.settings)), [])
     values: dict[str, Any] = spec.read_settings(f)
     if f.problems:
