@@ -28,6 +28,7 @@ log = logging.getLogger("labedge.gpio")
 # apart), yet a deliberate pause of a second or more starts anew.
 DEFAULT_MIN_OFF_S = 1.0
 _EPS_S = 1e-9
+MIN_ON_S = 0.001  # less on-time than this left in a stretch counts as none: no flicker of the pin
 
 Allowance = Callable[[float], "tuple[float, str] | None"]
 
@@ -187,10 +188,10 @@ class GpioOutput:
             if not self._stretch_open(now):
                 self._used = 0.0
             left = self.max_on_s - self._used
-            if left <= _EPS_S:
+            if left < MIN_ON_S:
                 raise OutputLimitReached("max_on_s", self.limit_message())
             other = self._allowance(speed) if self._allowance is not None else None
-            if other is not None and other[0] <= _EPS_S:
+            if other is not None and other[0] < MIN_ON_S:
                 raise OutputLimitReached(other[1], f"{self.name} may not switch on: {other[1]} reached")
             self._write(speed)
             self._speed = speed

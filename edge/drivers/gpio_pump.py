@@ -19,6 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from edge.driver import CommandRun
+from edge.drivers.gpio_output import MIN_ON_S
 from edge.drivers.gpio_switch import GpioOutputDriver, min_off
 from lecis.driver_specs import PumpSettings, settings_of
 from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden
@@ -192,10 +193,10 @@ class GpioPumpDriver(GpioOutputDriver):
                     f"wait {_n(rest or 0)} s (min_off_s) for a fresh stretch or dose less"
                 )
             self._check_hour(ml, f"dose of {_n(ml)} ml", "ml")
-        elif name in ("on", "run") and speed > 0 and rate is not None \
-                and self.settings.max_ml_per_hour is not None:
+        elif name in ("on", "run") and speed > 0 and self.settings.max_ml_per_hour is not None:
             used = self.ml_last_hour()
-            if used >= self.settings.max_ml_per_hour - _SLACK_ML:
+            allowed = self._hour_allowance(speed)
+            if allowed is not None and allowed[0] < MIN_ON_S:
                 raise CommandStateForbidden(
                     f"{module} already pumped {_n(used)} ml in the last hour; max_ml_per_hour is "
                     f"{_n(self.settings.max_ml_per_hour)}; wait until earlier doses leave the hour"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge.driver import CommandRun, Driver, DriverResources, ModuleHost
-from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, GpioOutput, OutputLimitReached
+from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, MIN_ON_S, GpioOutput, OutputLimitReached
 from lecis.clock import iso_ts
 from lecis.dcd import Dcd
 from lecis.driver_specs import SwitchSettings, settings_of
@@ -75,7 +75,7 @@ class GpioOutputDriver(Driver):
     def check_stretch(self) -> None:
         """Refuse a switch-on while the output's stretch has no on-time left (before anything moves)."""
         out = self.output
-        if out is not None and not out.is_on and out.budget() <= 0:
+        if out is not None and not out.is_on and out.budget() < MIN_ON_S:
             raise CommandStateForbidden(out.limit_message())
 
     def _limit_reached(self, reason: str, seconds_on: float) -> None:
