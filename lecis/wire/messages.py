@@ -121,10 +121,11 @@ class Reading:
 
     @classmethod
     def from_obj(cls, o: Obj) -> Reading:
+        ts = o.ts("ts")
         values = o.obj("values")
         if not values.value:
             raise o.fail("values", "must name at least one value")
-        return cls(o.ts("ts"), {k: number_at(v, values.field(k)) for k, v in values.value.items()})
+        return cls(ts, {k: number_at(v, values.field(k)) for k, v in values.value.items()})
 
 
 @dataclass(frozen=True)
