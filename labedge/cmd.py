@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import socket
 import sys
 import uuid
@@ -26,6 +27,7 @@ EXIT_CODES = {"done": 0, "failed": 1, "rejected": 3}
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 4  # the broker answered, the unit did not (stopped, or not connected)
 EXIT_UNREACHABLE = 5  # no broker at --broker
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, after the lease was given back
 HOLDER = "cli"
 
 EPILOG = """\
@@ -34,7 +36,7 @@ quotes, e.g. name='"5"') text; anything else is text. --json '{...}' for lists
 and objects.
 
 exit status: 0 done, 1 failed, 2 bad arguments, 3 rejected (kind and message
-printed), 4 no final reply in time, 5 broker unreachable.
+printed), 4 no final reply in time, 5 broker unreachable, 130 interrupted.
 
 The lease taken for the command is released when it ends, and the unit then
 applies each module's on_controller_loss policy: with policy off, `on` is
@@ -91,16 +93,31 @@ def run_cmd(args: argparse.Namespace) -> int:
 async def send_command(host: str, port: int, root: str, target: Target, command: str,
                        arguments: dict[str, Any], lease: str | None, timeout: float,
                        out: TextIO, err: TextIO) -> int:
-    """Connect, lease if needed, send, print the replies; returns the exit status."""
+    """Connect, lease if needed, send, print the replies; returns the exit status.
+
+    Ctrl-C or SIGTERM cancels the command's wait; the lease it took is given
+    back on the way out, so the unit applies its loss policy at once rather
+    than when the lease would have expired.
+    """
     from hub.unit_client import connected_client
     from lecis.topics import Topics
 
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         async with connected_client(host, port, target.unit, holder=HOLDER, topics=Topics(root)) as client:
             return await _leased_call(client, target, command, arguments, lease, timeout, out, err)
     except ConnectionError as exc:  # the session's SessionOffline: the broker went away
         print(f"labedge cmd: lost the broker at {host}:{port}: {exc}", file=err)
         return EXIT_UNREACHABLE
+    except asyncio.CancelledError:  # the way out for Ctrl-C (asyncio.run cancels us) and SIGTERM
+        print(f"labedge cmd: interrupted; {command} may still be running on {target} unless the lease "
+              "given back stopped it", file=err)
+        return EXIT_INTERRUPTED
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _leased_call(client: UnitClient, target: Target, command: str, arguments: dict[str, Any],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from hub.unit_client import connected_client
 from labedge.cmd_args import CmdUsageError, needs_lease, parse_args, parse_broker, parse_target, parse_value
 from provisioning.broker import MosquittoProcess, free_port
+from tests.rig import probe
 from tests.system.inproc import running_unit
 from tests.system.processes import LABEDGE
 
@@ -146,3 +148,27 @@ def test_arguments_targets_and_brokers() -> None:
             parse_broker(bad)
     assert needs_lease("on") and needs_lease("CLEAR")
     assert not needs_lease("STATUS") and not needs_lease("ESTOP") and not needs_lease("lease.acquire")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_interrupted_cmd_gives_the_lease_back_and_the_pump_stops(mosquitto: MosquittoProcess,
+                                                                       tmp_path: Path, sig: int) -> None:
+    async with running_unit(tmp_path, "cmd-e", mosquitto.port) as rig, \
+            probe("127.0.0.1", mosquitto.port) as found, \
+            connected_client("127.0.0.1", mosquitto.port, "cmd-e", holder="next") as other:
+        proc = await asyncio.create_subprocess_exec(
+            *LABEDGE, "cmd", "cmd-e/pump1", "run", "seconds=1.9", "--broker", f"127.0.0.1:{mosquitto.port}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))["status"] == "accepted"
+        assert rig.pin(17).state == 1
+        proc.send_signal(sig)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 130, err.decode()
+        assert b"Traceback" not in err and b"interrupted" in err
+        # Stopped by the lease given back (the loss policy), not by the end of the run.
+        lost = await found.wait_for(lambda: [e for e in found.on("lab/cmd-e/pump1/event")
+                                             if e["code"] == "controller_lost"], 10, "controller_lost")
+        assert "cli" in lost[0]["message"]
+        assert rig.pin(17).state == 0
+        assert (await other.acquire())["status"] == "done", "the cli's lease is free"
