@@ -1,4 +1,4 @@
-"""Pure parsing of the EZO UART dialect (docs: /work/shared/instruments/ezo-uart.md).
+"""Pure parsing of the EZO UART dialect (docs/ezo.md).
 
 Lines arrive here already split on `\\r` and decoded; nothing in this module
 does I/O. A line is a response code (`*OK`), a query answer (`?i,pH,2.16`),
