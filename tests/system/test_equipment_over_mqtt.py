@@ -58,6 +58,9 @@ async def test_lease_loss_turns_off_what_must_go_off(mosquitto: MosquittoProcess
         assert (await ctl.call("pump1", "on"))["status"] == "done"
         assert (await ctl.call("valve1", "on"))["status"] == "done"
         last_command_at = time.monotonic()  # every accepted command extended the lease to now + ttl
+        # The probe may still hold the retained "off" from before the command: see "on" first.
+        await found.wait_for(lambda: (s := found.module_state("eq-c", "pump1")) and s["outputs"].get("on"),
+                             5, "pump1 on")
         state = await found.wait_for(
             lambda: (s := found.module_state("eq-c", "pump1")) and s["outputs"].get("on") is False and s,
             5, "pump1 off after the lease expired")
