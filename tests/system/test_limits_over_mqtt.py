@@ -27,6 +27,9 @@ from tests.system.processes import spawn, stop
 
 pytestmark = pytest.mark.system
 
+# The lateness allowed to a cut made by a timer on a loaded 2-core machine; the defects
+# overshoot by seconds (a whole max_on_s and more).
+TOL_S = 0.1
 PUMP_PIN = 17
 VALVE_PIN = 27
 FAST_PUMP = """module: pump1
@@ -104,7 +107,7 @@ async def test_pause_and_resume_do_not_restart_max_on(mosquitto: MosquittoProces
         reply = await wait_final(ctl, command_id)
         assert reply["status"] == "done" and reply["result"]["limited_by"] == "max_on_s", reply
         on_time = sum(on_intervals(pin))
-        assert on_time <= 2.0 + 0.05, f"{module} was on {on_time:.3f} s in one command; max_on_s is 2"
+        assert on_time <= 2.0 + TOL_S, f"{module} was on {on_time:.3f} s in one command; max_on_s is 2"
         assert pin.state == 0
 
 
@@ -121,7 +124,7 @@ async def test_back_to_back_off_on_is_one_stretch_and_a_spent_one_is_refused(mos
         assert (await ctl.call("valve1", "on"))["status"] == "done"
         await wait_pin(pin, False)
         intervals = on_intervals(pin)
-        assert len(intervals) == 2 and sum(intervals) <= 2.0 + 0.05, intervals
+        assert len(intervals) == 2 and sum(intervals) <= 2.0 + TOL_S, intervals
         refused = await ctl.call("valve1", "on")
         assert refused["status"] == "rejected" and refused["error"]["kind"] == "state", refused
         assert "max_on_s=2 s in this stretch; it must stay off" in refused["error"]["message"]
@@ -138,9 +141,9 @@ async def test_repeated_runs_share_one_stretch(mosquitto: MosquittoProcess, tmp_
         pin.clear_states()
         first = await ctl.call("pump1", "run", {"seconds": 1.5})
         second = await ctl.call("pump1", "run", {"seconds": 1.5})
-        assert first["result"] == {"ran_s": pytest.approx(1.5, abs=0.05)}
+        assert first["result"] == {"ran_s": pytest.approx(1.5, abs=TOL_S)}
         assert second["result"]["limited_by"] == "max_on_s", second
-        assert sum(on_intervals(pin)) <= 2.0 + 0.05
+        assert sum(on_intervals(pin)) <= 2.0 + TOL_S
 
 
 # ---- item 5: max_ml_per_hour is a hard cap ----------------------------------------------------------
@@ -157,7 +160,7 @@ async def test_on_is_cut_when_the_hour_is_full(mosquitto: MosquittoProcess, tmp_
         assert (await ctl.call("pump1", "on"))["status"] == "done"
         await wait_pin(pin, False)
         delivered = sum(on_intervals(pin)) * 50.0
-        assert delivered <= 100.0 + 1.0, f"{delivered:.1f} ml pumped in the hour; max_ml_per_hour is 100"
+        assert delivered <= 100.0 + TOL_S * 50.0, f"{delivered:.1f} ml in the hour; max_ml_per_hour is 100"
         event = await found.wait_for(
             lambda: [e for e in found.on("lab/lim-v/pump1/event") if e["code"] == "max_ml_per_hour"], 5,
             "a max_ml_per_hour event")
@@ -181,7 +184,7 @@ async def test_a_run_is_cut_and_a_dose_that_does_not_fit_is_rejected(mosquitto: 
         pin.clear_states()
         cut = await ctl.call("pump1", "run", {"seconds": 5})
         assert cut["status"] == "done" and cut["result"]["limited_by"] == "max_ml_per_hour", cut
-        assert sum(on_intervals(pin)) == pytest.approx(0.5, abs=0.05)
+        assert sum(on_intervals(pin)) == pytest.approx(0.5, abs=TOL_S)
 
 
 # ---- item 6: limits and command ids survive restarts -----------------------------------------------
@@ -227,7 +230,7 @@ async def test_a_restart_inside_an_on_stretch_gives_no_fresh_max_on(mosquitto: M
             assert (await ctl.call("valve1", "on"))["status"] == "done"
             await wait_pin(pin, False)
             total = sum(before) + sum(on_intervals(pin))
-            assert total <= 2.0 + 0.05, f"on {total:.3f} s across the restart; max_on_s is 2, min_off_s 5"
+            assert total <= 2.0 + TOL_S, f"on {total:.3f} s across the restart; max_on_s is 2, min_off_s 5"
 
 
 async def test_a_dose_running_when_the_process_died_is_answered_failed(mosquitto: MosquittoProcess,
