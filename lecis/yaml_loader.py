@@ -15,6 +15,7 @@ import difflib
 import enum
 import math
 import re
+import stat
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,10 @@ def load_yaml(path: Path, what: str = "key: value lines") -> YamlDoc:
     """Read and parse a file whose top level must be a mapping; raises ConfigError."""
     source = str(path)
     try:
+        if stat.S_ISFIFO(path.stat().st_mode) or stat.S_ISSOCK(path.stat().st_mode):
+            # Opening a pipe waits for a writer, possibly forever.
+            raise ConfigError([ConfigProblem(source, None, None, "cannot read the file: it is a pipe or "
+                                             "socket, not a file")])
         with path.open("rb") as stream:
             raw = stream.read(MAX_BYTES + 1)  # never more, whatever the file is (/dev/zero included)
     except FileNotFoundError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -265,6 +266,9 @@ def test_oversized_files_and_endless_devices_are_refused_reading_a_bounded_amoun
         load_yaml(Path("/dev/zero"))
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_yaml(tmp_path)
+    os.mkfifo(tmp_path / "pipe.yaml")  # opening it would wait for a writer forever
+    with pytest.raises(ConfigError, match="it is a pipe or socket, not a file"):
+        load_yaml(tmp_path / "pipe.yaml")
 
 
 def test_not_utf8_is_located_and_a_bom_is_fine() -> None:
