@@ -26,7 +26,7 @@ from lecis.errors import ConfigError, ConfigProblem
 
 MAX_BYTES = 1_000_000  # of the file; the largest DCD we know is under 10 kB
 MAX_DEPTH = 32  # nested mappings and lists; a DCD needs 5 (commands.cal.params.point.min)
-MAX_VALUES = 100_000  # after expanding aliases, each use counted in full
+MAX_VALUES = 10_000  # after expanding aliases, each use counted in full; a DCD has a few hundred
 MAX_INT = 2**63 - 1  # whole numbers beyond 64 bits are typing slips, and overflow float()
 MAX_INT_CHARS = 40  # longer integer text is refused before it is converted
 MAX_KEY_CHARS = 100  # keys are names; a longer one would fill every message that quotes it

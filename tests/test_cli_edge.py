@@ -43,7 +43,7 @@ def equipment_unit(tmp: Path, port: int = 1, name: str = "cli-u") -> Path:
 
 
 HOSTILE_UNITS = {
-    "alias bomb in unit.yaml": (BOMB, None, "unit.yaml:6: f[0]: aliases make this file more than"),
+    "alias bomb in unit.yaml": (BOMB, None, "unit.yaml:5: e[0]: aliases make this file more than"),
     "400-digit port": ("unit: u1\nbroker: {port: " + "9" * 400 + "}\ndata_dir: d\nmodules: [dcd/p.yaml]\n",
                        None, "unit.yaml:2: broker.port: number too large"),
     "5000-deep nesting in a DCD": ("unit: u1\ndata_dir: d\nmodules: [dcd/p.yaml]\n",

@@ -192,7 +192,7 @@ def test_hostile_unit_and_dcd_files_are_problems_of_their_own_files(tmp_path: Pa
     assert [(file, line, field) for file, line, field, _ in problems_of(path)] == [
         ("unit.yaml", 8, "max_lease_ttl_s"),
         ("unit.yaml", 9, "outbox.max_messages"),
-        ("bomb.yaml", 6, "f[0]"),
+        ("bomb.yaml", 5, "e[0]"),
         ("deep.yaml", 5, "commands.a.a.a.a.a..."),
         ("big.yaml", 3, "pin"),
         ("big.yaml", 4, "max_on_s"),

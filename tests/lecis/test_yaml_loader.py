@@ -175,7 +175,7 @@ def refused(text: str) -> ConfigProblem:
 def test_billion_laughs_alias_bomb_is_refused_at_its_line() -> None:
     assert len(BOMB.splitlines()) == 11  # 9**11 values once expanded
     problem = refused(BOMB)
-    assert (problem.file, problem.line, problem.field) == ("f.yaml", 6, "f[0]")
+    assert (problem.file, problem.line, problem.field) == ("f.yaml", 5, "e[0]")
     assert "aliases make this file more than" in problem.message
 
 
