@@ -18,6 +18,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.stats import table
 from edge.forwarder import Forwarder
 from edge.outbox import Outbox
@@ -64,7 +66,7 @@ async def receive(port: int, expected: int) -> tuple[int, int]:
     return len(seqs), in_order
 
 
-async def run(tmp: Path, messages: int, max_queued: int) -> tuple[int, int, float]:
+async def run(tmp: Path, messages: int, max_queued: int) -> tuple[int, int, float, float]:
     with MosquittoProcess(max_queued=max_queued) as broker:
         hub = SessionConfig(port=broker.port, client_id=HUB, clean_session=False)
         async with MqttSession(hub, subscriptions=["lab/u1/+/data"]):
@@ -75,8 +77,10 @@ async def run(tmp: Path, messages: int, max_queued: int) -> tuple[int, int, floa
                                                              "values": {"ph": i % 1000}}]})
             outbox.flush(timeout=600)
             seconds = await replay(broker.port, outbox)
+        assert broker.proc is not None
+        queued_mb = psutil.Process(broker.proc.pid).memory_info().rss / 2**20  # holding the queue
         got, in_order = await receive(broker.port, messages)
-    return got, in_order, seconds
+    return got, in_order, seconds, queued_mb
 
 
 def main() -> None:
@@ -88,11 +92,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         for label, limit in ((f"derived from the outbox ({derived:,})", derived),
                              (f"old fixed limit ({OLD_LIMIT:,})", OLD_LIMIT)):
-            got, in_order, seconds = asyncio.run(run(Path(name), args.messages, limit))
+            got, in_order, seconds, queued_mb = asyncio.run(run(Path(name), args.messages, limit))
             lost = args.messages - got
             rows.append((f"max_queued_messages {label}",
                          f"received {got:,} of {args.messages:,} (lost {lost:,}; seq 1..n in order: "
-                         f"{in_order:,}); replay {seconds:.1f} s"))
+                         f"{in_order:,}); replay {seconds:.1f} s; broker RSS {queued_mb:.0f} MB"))
     table(f"{args.messages:,} readings replayed while the hub's persistent session is away", rows)
 
 

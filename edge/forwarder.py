@@ -12,6 +12,7 @@ ignores repeated seqs).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 
 from edge.outbox import Outbox, OutboxMessage
@@ -57,12 +58,12 @@ class Forwarder:
         hist_until = self.outbox.max_id()  # everything stored before this connection is backlog
         loop = asyncio.get_running_loop()
         low_water = self.window // 2
-        inflight: set[asyncio.Task[int]] = set()
+        inflight: set[asyncio.Task[None]] = set()
         acked: list[int] = []
         failures: list[BaseException] = []
         cursor = 0
 
-        def settled(task: asyncio.Task[int]) -> None:
+        def settled(msg_id: int, task: asyncio.Task[None]) -> None:
             inflight.discard(task)
             if task.cancelled():
                 return
@@ -71,15 +72,10 @@ class Forwarder:
                 failures.append(exc)
                 self._wake.set()
                 return
-            acked.append(task.result())
+            acked.append(msg_id)
             # Refill in large steps rather than one query per PUBACK.
             if len(inflight) <= low_water:
                 self._wake.set()
-
-        async def send(msg: OutboxMessage, topic: str, payload: bytes) -> int:
-            # The connection's end is watched below, so a PUBACK wait never times out by itself.
-            await client.publish(topic, payload, qos=1, timeout=math.inf)
-            return msg.id
 
         try:
             while True:
@@ -95,9 +91,11 @@ class Forwarder:
                         # Tasks start in creation order, and each one hands its message to the
                         # client in its first step, so publishes go out in id order.
                         payload = msg.payload(msg.id <= hist_until)
-                        task = loop.create_task(send(msg, self._topic(msg.module, msg.kind), payload))
+                        # The connection's end is watched below, so a PUBACK wait never times out.
+                        task = loop.create_task(client.publish(self._topic(msg.module, msg.kind), payload,
+                                                               qos=1, timeout=math.inf))
                         inflight.add(task)
-                        task.add_done_callback(settled)
+                        task.add_done_callback(functools.partial(settled, msg.id))
                     if batch:
                         cursor = batch[-1].id
                 if len(acked) >= self.ack_batch or (acked and not batch):

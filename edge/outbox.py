@@ -12,6 +12,7 @@ they go to `on_problem(code, message)` and the messages wait in memory.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import sqlite3
@@ -34,6 +35,7 @@ log = logging.getLogger("labedge.outbox")
 FORMAT_VERSION = 1
 KINDS = ("data", "event")
 RECENT = 5000  # appended messages kept in memory for the forwarder
+READ_AHEAD = 5000  # rows read from the file at once for a backlog, served from memory after
 BACKPRESSURE_S = 2.0  # longest an append waits for a healthy writer that is behind
 STUCK_S = 0.5  # a writer inside one SQLite call this long is treated as stuck: appends never wait on it
 
@@ -85,6 +87,10 @@ class Outbox:
         self._last_id = 0
         self._recent: deque[OutboxMessage] = deque(maxlen=RECENT)
         self._watchers: list[Callable[[], None]] = []
+        # Backlog rows read ahead: every stored message with an id in (_ahead_from, last row] is there.
+        self._ahead: list[OutboxMessage] = []
+        self._ahead_ids: list[int] = []
+        self._ahead_from = 0
 
     # ---- life ------------------------------------------------------------------------------------
     def open(self) -> Outbox:
@@ -116,6 +122,7 @@ class Outbox:
             self._loop = None
         self._shared = Shared(count=count, committed_id=self._last_id)
         self._recent.clear()
+        self._ahead, self._ahead_ids, self._ahead_from = [], [], 0
         self._writer = Writer(db, str(self.path), count, self.max_messages, self.drop_chunk,
                               self.memory_limit, self._shared, self._report, self._progressed)
         self._writer.start()
@@ -276,9 +283,15 @@ class Outbox:
             start = after_id + 1 - recent[0].id  # ids in memory are consecutive
             stop = start + min(limit, committed - after_id)
             return list(islice(recent, start, stop))
+        ahead = self._ahead
+        if ahead and self._ahead_from <= after_id < ahead[-1].id:
+            start = bisect.bisect_right(self._ahead_ids, after_id)
+            return ahead[start:start + limit]
         result: Future[list[OutboxMessage]] = Future()
-        writer.ops.put((READ, (after_id, limit, result)))
-        return await asyncio.wrap_future(result)
+        writer.ops.put((READ, (after_id, max(limit, READ_AHEAD), result)))
+        rows = await asyncio.wrap_future(result)
+        self._ahead, self._ahead_ids, self._ahead_from = rows, [m.id for m in rows], after_id
+        return rows[:limit]
 
     def pending(self, after_id: int = 0, limit: int = 1000) -> list[OutboxMessage]:
         """Like `fetch`, after a `flush()`, read from the file; blocks (tests, tools, benches)."""

@@ -177,7 +177,8 @@ class Writer(threading.Thread):
                 self.shared.room.notify_all()
             self._full_dropped += dropped
             self._report_full()
-            self.progressed()
+            if chunk:  # new messages to send; an ack-only commit wakes nobody
+                self.progressed()
         if self._failure is not None:
             log.warning("outbox %s writes again", self.path)
             self._failure = None
