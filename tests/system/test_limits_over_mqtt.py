@@ -14,11 +14,14 @@ import re
 import signal
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 
+from edge.durable import DurableState
 from hub.unit_client import UnitClient, connected_client
 from provisioning.broker import MosquittoProcess
 from tests.rig import Probe, probe
@@ -291,6 +294,45 @@ async def wait_ready(found: Probe, unit: str, pid: int, before: set[str] | None 
     """Wait for `ready` from a boot not in `before` (default: any boot)."""
     await found.wait_for(lambda: ready_boots(found, unit) - (before or set()), 20,
                          f"unit {unit} (pid {pid}) ready")
+
+
+def status_burst_then_estop(port: int, unit: str, count: int) -> float:
+    """From a client of its own (a thread, so the unit's loop cannot hold it up): `count` STATUS
+    commands, then an ESTOP; returns the monotonic time the ESTOP was handed to the socket."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:8]}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for n in range(count):
+            client.publish(f"lab/{unit}/pump1/cmd", json.dumps({"id": f"status-{n}", "cmd": "STATUS"}), qos=1)
+        info = client.publish(f"lab/{unit}/$cmd", json.dumps({"id": "estop", "cmd": "ESTOP"}), qos=1)
+        info.wait_for_publish(5)
+        return time.monotonic()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+async def test_estop_never_waits_for_the_durable_writes(mosquitto: MosquittoProcess, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_commit = DurableState._commit
+
+    def stalling(self: DurableState, db: sqlite3.Connection, writes: list[Any]) -> None:
+        time.sleep(0.2)  # an SD card stalling on every fsync
+        slow_commit(self, db, writes)
+
+    monkeypatch.setattr(DurableState, "_commit", stalling)
+    async with running_unit(tmp_path, "lim-e", mosquitto.port, {"pump1": SLOW_PUMP}) as rig, \
+            connected_client("127.0.0.1", mosquitto.port, "lim-e") as ctl:
+        await ctl.acquire()
+        pin = rig.pin(PUMP_PIN)
+        dose_id = await ctl.send("pump1", "dose", {"ml": 5})
+        await wait_pin(pin, True)
+        # Every reply is kept on disk: 20 replies queue behind stalled commits just before the ESTOP.
+        sent = await asyncio.to_thread(status_burst_then_estop, mosquitto.port, "lim-e", 20)
+        await wait_pin(pin, False)
+        assert pin._last_change - sent < 0.05, "ESTOP acted without waiting for a commit"
+        assert (await wait_final(ctl, dose_id))["status"] == "failed"
 
 
 # ---- item 10: one retained state per change, PAUSE/RESUME consistent --------------------------------
