@@ -335,6 +335,27 @@ async def test_estop_never_waits_for_the_durable_writes(mosquitto: MosquittoProc
         assert (await wait_final(ctl, dose_id))["status"] == "failed"
 
 
+async def test_a_failing_disk_is_an_alarm_and_the_limits_hold(mosquitto: MosquittoProcess,
+                                                              tmp_path: Path) -> None:
+    async with running_unit(tmp_path, "lim-f", mosquitto.port, {"pump1": FAST_PUMP}) as rig, \
+            probe("127.0.0.1", mosquitto.port, pattern="lab/lim-f/#") as found, \
+            connected_client("127.0.0.1", mosquitto.port, "lim-f") as ctl:
+        await ctl.acquire()
+        assert (await ctl.call("pump1", "dose", {"ml": 95}))["status"] == "done"
+
+        def disk_error(db: sqlite3.Connection) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        rig.unit.durable._queue.put(disk_error)  # the next commit fails as a dying SD card would
+        alarm = await found.wait_for(
+            lambda: [e for e in found.on("lab/lim-f/pump1/event") if e["code"] == "durable_write_failed"], 5,
+            "a durable_write_failed alarm")
+        assert alarm[0]["level"] == "alarm" and "disk I/O error" in alarm[0]["message"]
+        await asyncio.sleep(1.05)
+        refused = await ctl.call("pump1", "dose", {"ml": 10})
+        assert refused["status"] == "rejected", "the hour's volume still counts"
+
+
 # ---- item 10: one retained state per change, PAUSE/RESUME consistent --------------------------------
 async def states_until_reply(found: Probe, unit: str, module: str, mark: int, reply_id: str
                              ) -> list[dict[str, Any]]:
