@@ -136,7 +136,7 @@ class GpioOutputDriver(Driver):
             self._paused = False
             try:
                 self._switch(True, self._run_speed)
-            except OutputLimitReached as exc:  # the hour filled up meanwhile: the run ends here
+            except OutputLimitReached as exc:  # no time left by some limit: the run ends here
                 self._limited = exc.reason
                 self._run.finish(exc.reason)
             if self.output is not None:
@@ -157,7 +157,6 @@ class GpioOutputDriver(Driver):
         if since is not None:
             out["on_since"] = iso_ts(since)
         return out
-
 
 
 class GpioSwitchDriver(GpioOutputDriver):
