@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import socket
 import sys
@@ -70,6 +71,8 @@ def add_cmd_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def run_cmd(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):  # stdout is JSON and stderr the outcome; no session chatter
+        logging.getLogger("labedge.mqtt").setLevel(logging.WARNING)
     try:
         target = parse_target(args.target)
         arguments = parse_args(args.args, args.json_args)
