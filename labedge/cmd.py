@@ -193,7 +193,12 @@ async def _release(client: UnitClient, token: str | None, err: TextIO) -> None:
 
 
 def _print(reply: dict[str, Any], out: TextIO) -> None:
-    print(json.dumps(reply, ensure_ascii=False), file=out, flush=True)
+    text = json.dumps(reply, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: printable only escaped
+        text = json.dumps(reply)
+    print(text, file=out, flush=True)
 
 
 def _why(reply: dict[str, Any]) -> str:
