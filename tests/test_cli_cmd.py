@@ -7,6 +7,7 @@ The unit runs in the test's event loop on mock pins (tests.system.inproc);
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from hub.unit_client import connected_client
+from labedge.cmd import _print
 from labedge.cmd_args import CmdUsageError, needs_lease, parse_args, parse_broker, parse_target, parse_value
 from provisioning.broker import MosquittoProcess, free_port
 from tests.rig import probe
@@ -172,3 +174,10 @@ async def test_interrupted_cmd_gives_the_lease_back_and_the_pump_stops(mosquitto
         assert "cli" in lost[0]["message"]
         assert rig.pin(17).state == 0
         assert (await other.acquire())["status"] == "done", "the cli's lease is free"
+
+
+def test_replies_print_as_one_json_line_even_with_a_lone_surrogate() -> None:
+    out = io.StringIO()
+    _print({"id": "a", "message": "18 °C"}, out)
+    _print({"id": "\ud800"}, out)
+    assert out.getvalue().splitlines() == ['{"id": "a", "message": "18 °C"}', '{"id": "\\ud800"}']
