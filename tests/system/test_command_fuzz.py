@@ -97,6 +97,7 @@ class Seen:
     replies: list[dict[str, Any]] = field(default_factory=list)
     states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # topic -> last payload
+    retained: dict[str, dict[str, Any]] = field(default_factory=dict)  # as a new subscriber gets it
     violations: list[str] = field(default_factory=list)
 
 
@@ -134,7 +135,9 @@ class Fuzzer:
                 self.seen.replies.append(payload)
             else:
                 self.seen.latest[message.topic] = payload
-                if message.topic.endswith("/state"):
+                if message.retain:
+                    self.seen.retained[message.topic] = payload
+                elif message.topic.endswith("/state"):
                     self.seen.states.append((message.topic, payload))
             self.changed.notify_all()
 
@@ -221,9 +224,22 @@ class FuzzedUnit:
         assert unit_state.get("state") == "ready", unit_state
         estop = fuzzer.call("ESTOP", timeout=REPLY_WAIT_S)
         assert estop["status"] == "done", estop
-        fuzzer.wait(lambda: all(s.get("lecis") == "ESTOPPED" and s.get("outputs", {}).get("on") is False
-                                for s in fuzzer.module_states().values()), 5,
-                    "every module's retained state ESTOPPED with outputs off")
+
+        def retained_estopped() -> bool:
+            found = [fuzzer.seen.retained.get(f"lab/{UNIT}/{m}/state", {}) for m in MODULES]
+            return all(s.get("lecis") == "ESTOPPED" and s.get("outputs", {}).get("on") is False
+                       for s in found)
+
+        for _ in range(10):  # as a newcomer sees it: subscribe again, the broker sends what it retains
+            with fuzzer.lock:
+                fuzzer.seen.retained.clear()
+            fuzzer.client.subscribe(f"lab/{UNIT}/+/state", qos=1)
+            try:
+                fuzzer.wait(retained_estopped, 0.5, "retained states")
+                break
+            except AssertionError:
+                continue
+        fuzzer.wait(retained_estopped, 5, "every module's retained state ESTOPPED with outputs off")
         cleared = fuzzer.call("CLEAR", lease=True, timeout=REPLY_WAIT_S)
         assert cleared["status"] == "done", cleared
         fuzzer.wait(lambda: all(s.get("lecis") == "IDLE" for s in fuzzer.module_states().values()), 5,
