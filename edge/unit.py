@@ -38,9 +38,9 @@ from lecis.mqtt_session import Connection
 from lecis.states import LecisState
 from lecis.topics import Topics
 from lecis.unit_config import UnitConfig
+from lecis.version import software_version
 
 log = logging.getLogger("labedge.unit")
-VERSION = "0.1.0"
 
 
 def default_factory(dcd: Any, host: Any, resources: DriverResources) -> Any:
@@ -175,7 +175,7 @@ class Unit:
     def birth_payload(self) -> dict[str, Any]:
         return {
             "unit": self.id,
-            "version": VERSION,
+            "version": software_version(),
             "boot": self.boot,
             "ts": iso_ts(self.clock.now()),
             "modules": {mid: m.dcd.describe() for mid, m in self.modules.items()},

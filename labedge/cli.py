@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib import metadata
 
-
-def version() -> str:
-    """The installed labedge version (pyproject.toml), or `unknown` when run from a bare checkout."""
-    try:
-        return metadata.version("labedge")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+from lecis.version import software_version
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labedge", description="Edge runtime for laboratory benches: units, simulators, the "
                                     "one-machine lab and tools. `labedge COMMAND --help` for each.")
-    parser.add_argument("--version", action="version", version=f"labedge {version()}",
+    parser.add_argument("--version", action="version", version=f"labedge {software_version()}",
                         help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from labedge.cli import build_parser, main, version
+from labedge.cli import build_parser, main
+from lecis.version import software_version as version
 
 
 def walk(parser: argparse.ArgumentParser, path: str = "labedge") -> Iterator[tuple[str, argparse.Action]]:
