@@ -32,6 +32,9 @@ PROBE_TOPIC = "lab/bench-probe"
 # which also spares paho a scan of its in-flight messages on every PUBACK. The forwarder's
 # window is then its only limit; bare paho is held only by PAHO_QUEUE.
 PAHO_INFLIGHT = 0
+# TCP_NODELAY off for the forwarder as for bare paho (its default): both let Nagle coalesce
+# back-to-back publishes. The unit itself runs with it on (ESTOP latency); row 2b shows that.
+NODELAY = False
 PAHO_QUEUE = 20_000  # most publishes bare paho may have awaiting a PUBACK (queued or in flight)
 TARGETS = {"append": 5_000.0, "ratio": 0.5, "disk_mb": 200.0}
 
@@ -125,10 +128,11 @@ class SubscriberCount:
         self._proc.wait(timeout=5)
 
 
-async def _drain(outbox: Outbox, port: int, sub: SubscriberCount, window: int) -> float:
+async def _drain(outbox: Outbox, port: int, sub: SubscriberCount, window: int, nodelay: bool) -> float:
     forwarder = Forwarder(outbox, Topics(), UNIT, window=window)
     n = outbox.count()
-    config = SessionConfig(port=port, client_id="bench-forwarder", max_inflight=PAHO_INFLIGHT)
+    config = SessionConfig(port=port, client_id="bench-forwarder", max_inflight=PAHO_INFLIGHT,
+                           tcp_nodelay=nodelay)
     async with MqttSession(config) as session:
         connection = session.require()
         sub.expect(n)
@@ -144,9 +148,9 @@ async def _drain(outbox: Outbox, port: int, sub: SubscriberCount, window: int) -
     return end - start
 
 
-def drain(outbox: Outbox, port: int, sub: SubscriberCount, window: int) -> float:
+def drain(outbox: Outbox, port: int, sub: SubscriberCount, window: int, nodelay: bool = NODELAY) -> float:
     """Seconds to send everything in `outbox` with the forwarder, received by `sub`."""
-    return asyncio.run(_drain(outbox, port, sub, window))
+    return asyncio.run(_drain(outbox, port, sub, window, nodelay))
 
 
 def bare_paho(port: int, sub: SubscriberCount, messages: Sequence[tuple[str, bytes]]) -> float:

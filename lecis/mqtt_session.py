@@ -64,6 +64,9 @@ class SessionConfig:
     max_backoff_s: float = 10.0
     # 0: no client-side cap; whoever publishes bounds what is in flight (the forwarder's window).
     max_inflight: int = 0
+    # Small packets (PUBACKs, ESTOPs) leave at once. Off only to measure bulk throughput
+    # the way plain clients send it (Nagle coalesces back-to-back publishes).
+    tcp_nodelay: bool = True
 
     def __post_init__(self) -> None:
         if not self.clean_session and not self.client_id:
@@ -163,7 +166,7 @@ class MqttSession:
             password=config.password, will=self.will, keepalive=config.keepalive_s,
             timeout=config.connect_timeout_s, max_inflight_messages=config.max_inflight,
             tls_context=tls, clean_session=config.clean_session,
-            socket_options=NO_DELAY_SOCKET_OPTIONS,
+            socket_options=NO_DELAY_SOCKET_OPTIONS if config.tcp_nodelay else (),
         )
 
     async def run(self) -> None:
