@@ -270,6 +270,10 @@ async def test_a_dose_running_when_the_process_died_is_answered_failed(mosquitto
             assert not any(s["outputs"]["on"] for s in states)
             status = await ctl.call("pump1", "STATUS")
             assert status["result"]["outputs"]["on"] is False
+            # What the killed dose may have pumped (on until the restart, at most) still counts:
+            # the whole hour's 10 ml no longer fit.
+            refused = await ctl.call("pump1", "dose", {"ml": 10})
+            assert refused["status"] == "rejected" and "would make" in refused["error"]["message"], refused
     finally:
         stop(proc)
 
