@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,11 @@ async def test_a_dose_running_when_the_process_died_is_answered_failed(mosquitto
             dose_id = await ctl.send("pump1", "dose", {"ml": 8})
             await found.wait_for(lambda: (s := found.module_state("lim-k", "pump1")) and s["outputs"]["on"],
                                  10, "pump on")
-            await wait_durable(tmp_path / "data" / "durable.sqlite3", dose_id, "running")
+            # Killed once the running reply and the pump's on-segment are on disk (one writer batch).
+            state_file = tmp_path / "data" / "durable.sqlite3"
+            await wait_durable(state_file, lambda db: reply_on_disk(db, dose_id) == "running")
+            await wait_durable(state_file, lambda db: bool(
+                db.execute("SELECT 1 FROM segments WHERE module = 'pump1'").fetchone()))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             proc = spawn(run, tmp_path / "unit.log", env)
@@ -278,15 +283,19 @@ async def test_a_dose_running_when_the_process_died_is_answered_failed(mosquitto
         stop(proc)
 
 
-async def wait_durable(path: Path, command_id: str, status: str, timeout: float = 5.0) -> None:
-    """Wait until the unit's durable reply log holds `status` for `command_id` (one writer batch)."""
+async def wait_durable(path: Path, holds: Callable[[sqlite3.Connection], bool], timeout: float = 5.0) -> None:
+    """Wait until the unit's durable state file satisfies `holds` (written within one writer batch)."""
     async with asyncio.timeout(timeout):
         while True:
             with contextlib.closing(sqlite3.connect(path)) as db:
-                row = db.execute("SELECT payload FROM replies WHERE id = ?", (command_id,)).fetchone()
-            if row is not None and json.loads(row[0])["status"] == status:
-                return
+                if holds(db):
+                    return
             await asyncio.sleep(0.01)
+
+
+def reply_on_disk(db: sqlite3.Connection, command_id: str) -> str | None:
+    row = db.execute("SELECT payload FROM replies WHERE id = ?", (command_id,)).fetchone()
+    return None if row is None else str(json.loads(row[0])["status"])
 
 
 def ready_boots(found: Probe, unit: str) -> set[str]:
