@@ -77,6 +77,7 @@ class Case:
     allowed: frozenset[Outcome]
     maybe_anonymous: bool = False  # the id may be unreadable: "id": null, kind validation, is fine too
     note: str = ""
+    params: frozenset[str] | None = None  # a validation reply's `param` must be one of these
 
     @property
     def topic(self) -> str:
@@ -503,8 +504,13 @@ def command(draw: st.DrawFn) -> Case:
     allowed, anonymous = expected(target, body, leased)
     if not plain:
         allowed, anonymous = allowed | {VALIDATION}, True  # an id the unit may refuse to echo
+    params = None
+    if leased and name in PARAMS.get(target, {}) and isinstance(body.get("args"), dict) \
+            and not has_lone_surrogate(body):
+        # The first bad parameter is named: one the command was sent, or one it needs.
+        params = frozenset(body["args"]) | frozenset(PARAMS[target][name])
     return Case(target, dumps(body), cid, allowed, anonymous,
-                note="leased command" if leased else "command")
+                note="leased command" if leased else "command", params=params)
 
 
 @st.composite
@@ -674,6 +680,9 @@ def check_replies(fuzzer: Fuzzer, batch: list[Case], order: list[Case], replies:
         else:
             assert outcome in case.allowed, \
                 f"{outcome} to {case.describe()}; allowed: {sorted(case.allowed)}\nreply: {got[0]}"
+            if outcome == VALIDATION and case.params is not None:
+                assert got[0]["error"].get("param") in case.params, \
+                    f"param of {got[0]['error']} to {case.describe()}; expected one of {sorted(case.params)}"
         expected_count = 1 + sum(1 for c in order[len(batch):] if c is case)
         assert len(got) == expected_count, \
             f"{len(got)} replies, wanted {expected_count}, to {case.describe()}"
