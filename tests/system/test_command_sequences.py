@@ -86,6 +86,9 @@ TIMED = {"run", "dose", "pulse"}
 ENABLING = {"on", "run", "dose", "pulse", "RESUME"}
 FINAL = ("done", "failed", "rejected")
 REPLY_S = 5.0
+# A reply sent this shortly before a SIGKILL may not be on disk yet (docs/durable.md: one write
+# batch, a few ms, at worst one fsync): its id may be forgotten. Headroom for a loaded machine.
+KILL_WINDOW_S = 0.2
 
 PUMP = f"""module: pump1
 driver: gpio.pump
@@ -424,14 +427,17 @@ class UnitSequences(RuleBasedStateMachine):
 
     # ---- rules: the lease ---------------------------------------------------------------------
     @rule(kind=st.sampled_from(["acquire", "release", "expire"]), holder=st.sampled_from(HOLDERS),
-          gap=st.floats(0.0, 0.1), takeover=st.booleans())
-    def lease(self, kind: str, holder: str, gap: float, takeover: bool) -> None:
+          gap=st.floats(0.0, 0.1), takeover=st.booleans(), pump_on=st.booleans())
+    def lease(self, kind: str, holder: str, gap: float, takeover: bool, pump_on: bool) -> None:
+        """The lease changes hands; with `pump_on` the pump runs when it ends (the loss policy matters)."""
         if kind == "acquire" or self.holder is None:
             self._acquire_rule(holder)
         elif kind == "release":
+            if pump_on:
+                self._device("pump1", "on", 0.0, None)
             self._release()
         else:
-            self._expire(gap, takeover)
+            self._expire(gap, takeover, pump_on)
 
     def _acquire_rule(self, holder: str) -> None:
         previous = self.holder
@@ -452,11 +458,14 @@ class UnitSequences(RuleBasedStateMachine):
         self.lease_lost_at = sent.final[0]
         self._pump_off_by(sent.final[0] + 0.2, "0.2 s after lease.release")
 
-    def _expire(self, gap: float, takeover: bool) -> None:
+    def _expire(self, gap: float, takeover: bool, pump_on: bool) -> None:
         """The holder shortens its lease to 0.3 s and goes quiet; maybe the other one polls at once."""
         holder = self.holder or ""
         sent = self._acquire(holder, 0.3)
         assert sent.final is not None and sent.final[1]["status"] == "done"
+        if pump_on:  # an accepted command extends the lease by its ttl: it now ends 0.3 s after this one
+            sent = self._send("pump1", "on")
+            assert sent.final is not None
         expires = sent.final[0] + 0.3
         self.stale.append(self.tokens[holder] or "")
         self.tokens[holder] = None
@@ -493,10 +502,14 @@ class UnitSequences(RuleBasedStateMachine):
             (first["status"], first["error"], first["result"]), \
             f"{original.cmd} {original.cid} sent again: {again}, first final answer was {first}"
 
-    @rule(kill=st.booleans())
-    def restart(self, kill: bool) -> None:
-        """Stop (SIGTERM) or crash (SIGKILL) the process; a new one on the same data dir and wiring."""
+    @rule(kill=st.booleans(), running=st.sampled_from([None, "on", "timed"]), after=st.floats(0.0, 0.3))
+    def restart(self, kill: bool, running: str | None, after: float) -> None:
+        """Stop (SIGTERM) or crash (SIGKILL) the process, maybe while the pump runs; a new one on the
+        same data dir and wiring."""
         assert self.proc is not None
+        if running is not None and self.holder is not None:
+            self._device("pump1", running, 1.0, None)
+            time.sleep(after)
         self._collect_finals()
         if kill:
             self.proc.send_signal(signal.SIGKILL)
@@ -509,7 +522,7 @@ class UnitSequences(RuleBasedStateMachine):
         for sent in self.sent:
             if sent.final is None:
                 sent.cut_at = cut
-            elif kill and sent.final[0] > cut - 1.0:
+            elif kill and sent.final[0] > cut - KILL_WINDOW_S:
                 sent.forgettable = True  # within the window a crash may cost the reply log
         self._end_estop(cut)
         self._start()
