@@ -10,6 +10,9 @@ Everything in one run, against one private Mosquitto on loopback:
 3. a second unit process on the same slow disk with `--load-rate` readings a second
    going through its outbox (appended, committed, checkpointed, forwarded): ESTOP again.
 
+Each ESTOP is sent a random 0..40 ms after the pump is on, so that ESTOPs fall at
+moments unrelated to the unit's own work (a checkpoint every second).
+
 The controller is this process; a pin change is timestamped in the unit process.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -122,7 +126,8 @@ async def wait_ready(ctl: UnitClient, timeout: float = 20.0) -> None:
             raise SystemExit("the unit process did not answer STATUS within 20 s; see its unit.log")
 
 
-async def measure(port: int, pins: PinLog, tries: int, round_trips: bool) -> dict[str, list[float]]:
+async def measure(port: int, pins: PinLog, tries: int, round_trips: bool,
+                  jitter_s: float) -> dict[str, list[float]]:
     estop: list[float] = []
     round_trip: list[float] = []
     async with connected_client("127.0.0.1", port, UNIT, holder="bench") as ctl:
@@ -137,6 +142,9 @@ async def measure(port: int, pins: PinLog, tries: int, round_trips: bool) -> dic
             await ctl.call("pump1", "off")
         for _ in range(tries):
             assert (await ctl.call("pump1", "on"))["status"] == "done"
+            # Sent at a moment of its own, not right after a reply: an ESTOP that only follows a
+            # prompt answer would never land inside a stall of the unit's loop.
+            await asyncio.sleep(random.uniform(0, jitter_s))
             mark = len(pins.changes)
             sent = time.monotonic()
             await ctl.send(None, "ESTOP", lease=None)
@@ -159,6 +167,8 @@ def main() -> None:
     parser.add_argument("--fsync-delay-ms", type=int, default=50)
     parser.add_argument("--load-rate", type=float, default=500.0,
                         help="readings a second through the outbox during the loaded run")
+    parser.add_argument("--jitter-ms", type=float, default=40.0,
+                        help="each ESTOP waits a random 0..N ms after the pump is on")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name, MosquittoProcess() as broker:
         tmp = Path(name)
@@ -170,7 +180,8 @@ def main() -> None:
             count = tmp / f"fsyncs-{run}"
             env = shim_env(shim, fsync_delay_ms=args.fsync_delay_ms, count=count)
             with unit_process(tmp / run, broker.port, env, rate) as pins:
-                figures[run] = asyncio.run(measure(broker.port, pins, args.tries, round_trips=run == "idle"))
+                figures[run] = asyncio.run(measure(broker.port, pins, args.tries, run == "idle",
+                                                   args.jitter_ms / 1000))
             counts[run] = fsyncs(count)
     base = percentile(rtt, 0.99)
     delay = f"{args.fsync_delay_ms} ms fsync"
