@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import sqlite3
 import uuid
@@ -39,6 +38,7 @@ from lecis.states import LecisState
 from lecis.topics import Topics
 from lecis.unit_config import UnitConfig
 from lecis.version import software_version
+from lecis.wire import to_bytes
 
 log = logging.getLogger("labedge.unit")
 
@@ -50,7 +50,8 @@ def default_factory(dcd: Any, host: Any, resources: DriverResources) -> Any:
 
 
 def dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    """Contract JSON bytes, built by the one encoder (lecis.wire: never fails on a lone surrogate)."""
+    return to_bytes(payload)
 
 
 LinkFactory = Callable[["Unit"], UnitLink]

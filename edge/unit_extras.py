@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 from edge.safety.stop_button import button_action
 from lecis.clock import iso_ts
 from lecis.states import LecisState
+from lecis.wire import Button, encode
 
 if TYPE_CHECKING:
     from edge.buttons import UnitButtons
@@ -36,11 +37,10 @@ class ButtonsAndLed:
         unit = self.unit
         log.info("%s button %s", button, action)
         button_action(button, action, unit.estop)  # first, and local: no network needed
-        payload = {"button": button, "action": action, "ts": iso_ts(unit.clock.now())}
-        from edge.unit import dumps
-
+        pressed = Button(cast(Literal["start", "stop"], button), cast(Literal["pressed", "held"], action),
+                         iso_ts(unit.clock.now()))
         # A press while the broker is away is sent when it is back: the hub logs sessions from it.
-        unit.link.publish(unit.topics.button(unit.id), dumps(payload), hold=True)
+        unit.link.publish(unit.topics.button(unit.id), encode(pressed), hold=True)
 
     def unit_changed(self, unit: Unit) -> None:
         if self.led is not None:
