@@ -16,6 +16,7 @@ import functools
 import math
 
 from edge.outbox import Outbox, OutboxMessage
+from lecis.errors import SettingInvalid
 from lecis.mqtt_session import Connection, ConnectionClosed
 from lecis.topics import Topics
 
@@ -26,7 +27,7 @@ class Forwarder:
     def __init__(self, outbox: Outbox, topics: Topics, unit: str, window: int = 200,
                  ack_batch: int = 500) -> None:
         if window < 1:
-            raise ValueError(f"forwarder window must be at least 1, got {window}")
+            raise SettingInvalid(f"forwarder window must be at least 1, got {window}")
         self.outbox = outbox
         self.topics = topics
         self.unit = unit

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import logging
 import sqlite3
 import time
@@ -26,7 +25,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from edge.outbox_writer import ACK, APPEND, CLOSE, FLUSH, READ, SYNC, OutboxMessage, Shared, Writer
-from lecis.errors import LabedgeError
+from lecis.errors import LabedgeError, SettingInvalid
+from lecis.wire import to_bytes
 
 __all__ = ["KINDS", "FORMAT_VERSION", "Outbox", "OutboxError", "OutboxMessage"]
 
@@ -73,7 +73,7 @@ class Outbox:
     def __init__(self, path: Path, max_messages: int = 1_000_000, sync_interval_s: float = 1.0,
                  on_problem: OnProblem | None = None, memory_limit: int = 20_000) -> None:
         if max_messages < 1:
-            raise ValueError(f"outbox max_messages must be at least 1, got {max_messages}")
+            raise SettingInvalid(f"outbox max_messages must be at least 1, got {max_messages}")
         self.path = Path(path)
         self.max_messages = max_messages
         self.sync_interval_s = sync_interval_s  # how often the owner should call sync()
@@ -198,10 +198,10 @@ class Outbox:
         """
         writer = self._require_open()
         if kind not in KINDS:
-            raise ValueError(f"outbox kind must be one of {KINDS}, got {kind!r}")
+            raise SettingInvalid(f"outbox kind must be one of {KINDS}, got {kind!r}")
         if "seq" in body or "hist" in body:
-            raise ValueError("outbox body must not carry seq or hist; the outbox assigns them")
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            raise SettingInvalid("outbox body must not carry seq or hist; the outbox assigns them")
+        text = to_bytes(body)  # the one encoder: a lone surrogate in a message never fails here
         seq = self._seqs.get(module, 0) + 1
         self._seqs[module] = seq
         if not self._room():

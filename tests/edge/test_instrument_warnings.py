@@ -136,3 +136,16 @@ async def test_binary_noise_through_a_unit_gives_a_bounded_number_of_events_with
     assert len(noise_events) <= 2 * (during + 1) + 2, (len(noise_events), during)
     assert len(noise_events) * 50 < sim.noise_lines, [e["message"][:60] for e in noise_events]
     assert seen.violations == []
+
+
+def test_a_warning_quoting_a_lone_surrogate_is_stored_and_sent_intact(tmp_path: Path) -> None:
+    from edge.outbox import Outbox
+    from lecis.wire import Event, decode
+
+    text = "the instrument sent '\udcff\ud800' unasked; ignored"
+    with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+        outbox.append("turb1", "event", {"ts": "2026-11-21T15:04:05.123Z", "level": "warning",
+                                         "code": "bad_data", "message": text})
+        assert outbox.flush()
+        (stored,) = outbox.pending(0, 10)
+    assert decode(Event, stored.payload(hist=False)).message == text
