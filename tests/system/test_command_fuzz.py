@@ -78,9 +78,13 @@ class Case:
     maybe_anonymous: bool = False  # the id may be unreadable: "id": null, kind validation, is fine too
     note: str = ""
     params: frozenset[str] | None = None  # a validation reply's `param` must be one of these
+    may_ignore: bool = False  # a topic that names no module the unit could have: no reply is fine
+    raw_topic: str | None = None  # a topic of another shape than the target's
 
     @property
     def topic(self) -> str:
+        if self.raw_topic is not None:
+            return self.raw_topic
         return f"lab/{UNIT}/$cmd" if self.target == "$cmd" else f"lab/{UNIT}/{self.target}/cmd"
 
     def describe(self) -> str:
@@ -114,6 +118,8 @@ class Fuzzer:
         self.sent: dict[str, Case] = {}  # every case with an id, for replays
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fuzz-{uuid.uuid4().hex[:6]}")
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.disconnected = False
         self.client.max_inflight_messages_set(1000)
         self.client.connect("127.0.0.1", port)
         for topic in (f"lab/{UNIT}/+/reply", f"lab/{UNIT}/$reply", f"lab/{UNIT}/+/state",
@@ -142,7 +148,11 @@ class Fuzzer:
                     self.seen.states.append((message.topic, payload))
             self.changed.notify_all()
 
+    def _on_disconnect(self, *args: Any) -> None:
+        self.disconnected = True  # the fuzzer's own session is gone, and its subscriptions with it
+
     def publish(self, topic: str, payload: bytes) -> None:
+        assert not self.disconnected, "the broker dropped the fuzzer's connection (a topic it refused?)"
         self.client.publish(topic, payload, qos=1)
 
     def wait(self, predicate: Any, timeout: float, what: str) -> Any:
@@ -605,9 +615,29 @@ def deep_or_large(draw: st.DrawFn) -> Case:
                 note="exactly at the limit, unknown field")
 
 
+@st.composite
+def odd_topic(draw: st.DrawFn) -> Case:
+    """A command to a topic level no module id can have: ignored, or refused as an unknown command.
+
+    (`lab/U/$cmd/cmd` has its own test below.)
+    """
+    target = draw(st.sampled_from(["PUMP1", "pump1 ", " pump1", "\u00fc", "x" * 40, "$CMD", "$reply",
+                                   "pump1\u200b", "-pump1", "_", "pump-1"]) | st.text(
+        # Characters the broker takes in a topic: it drops a client that sends control characters.
+        st.characters(exclude_characters="+#/", exclude_categories=("Cs", "Cc", "Cn", "Co")),
+        min_size=1, max_size=40)
+        .filter(lambda t: t not in (*MODULES, "$cmd")))
+    cid = str(uuid.uuid4())
+    body = {"id": cid, "cmd": draw(st.sampled_from(["on", "STATUS", "ESTOP-not", "run"])), "args": {}}
+    if draw(st.booleans()):
+        body["lease"] = "TOKEN"
+    return Case(target, dumps(body), cid, frozenset({UNKNOWN}), note="odd module topic", may_ignore=True,
+                raw_topic=f"lab/{UNIT}/{target}/cmd")
+
+
 cases = st.one_of(
     command(), command(), command(), command(), command(), raw_bytes(), not_an_object(), bad_id(),
-    raw_token(), invalid_utf8(), deep_or_large(),
+    raw_token(), invalid_utf8(), deep_or_large(), odd_topic(),
 )
 
 
@@ -628,14 +658,14 @@ def send_and_check(unit: FuzzedUnit, batch: list[Case], replays: list[int] | Non
     fuzzer.publish(f"lab/{UNIT}/$cmd", dumps({"id": sentinel, "cmd": "STATUS"}))
     try:
         fuzzer.wait(lambda: fuzzer.replies_to(sentinel), REPLY_WAIT_S, "the unit's answer to STATUS")
-        with_ids = [c.cid for c in batch if c.cid is not None and not c.maybe_anonymous]
+        with_ids = [c.cid for c in batch if c.cid is not None and not c.maybe_anonymous and not c.may_ignore]
         fuzzer.wait(lambda: all(fuzzer.replies_to(cid) for cid in with_ids), 3, "a reply to every case")
     except AssertionError:
         # The unit answers in order: what silenced it lies after the last answered case,
         # up to the first unanswered one.
         answered = [i for i, c in enumerate(batch) if c.cid is not None and fuzzer.replies_to(c.cid)]
         index = next((i for i, c in enumerate(batch) if c.cid is not None and not c.maybe_anonymous
-                      and not fuzzer.replies_to(c.cid)), len(batch) - 1)
+                      and not c.may_ignore and not fuzzer.replies_to(c.cid)), len(batch) - 1)
         alive = "alive" if unit.alive() else f"dead (exit {unit.proc and unit.proc.returncode})"
         first = max([i for i in answered if i < index], default=-1) + 1
         suspects = "\n  ".join(c.describe() for c in batch[first:index + 1])
@@ -668,6 +698,8 @@ def check_replies(fuzzer: Fuzzer, batch: list[Case], order: list[Case], replies:
         if case.cid is None:
             continue
         got = by_id.get(case.cid, [])
+        if not got and case.may_ignore:
+            continue
         if not got:
             assert case.maybe_anonymous, f"no reply to {case.describe()}"
             maybe += 1 + sum(1 for c in order[len(batch):] if c is case)
@@ -807,6 +839,15 @@ def test_fuzzed_payloads_are_answered_by_the_contract_and_the_unit_obeys_estop(
     fuzzed.ensure_healthy()
     send_and_check(fuzzed, batch, replays)
     fuzzed.check_alive_and_obedient()
+
+
+@pytest.mark.parametrize("topic", [f"lab/{UNIT}/$cmd/cmd", f"lab/{UNIT}/$reply/cmd", f"lab/{UNIT}/PUMP1/cmd"])
+def test_a_command_on_a_topic_outside_the_contract_is_not_carried_out(unit: FuzzedUnit, topic: str) -> None:
+    """Unit commands come on `lab/U/$cmd`, module commands on `lab/U/<module id>/cmd`; nothing else."""
+    cid = str(uuid.uuid4())
+    case = Case("$cmd", dumps({"id": cid, "cmd": "STATUS"}), cid, frozenset({UNKNOWN}), note="STATUS",
+                may_ignore=True, raw_topic=topic)
+    send_and_check(unit, [case])  # ignored, or refused as unknown: never answered done
 
 
 def test_an_id_from_an_earlier_batch_gets_its_earlier_answer(unit: FuzzedUnit) -> None:
