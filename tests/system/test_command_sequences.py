@@ -70,8 +70,8 @@ except ImportError:  # pragma: no cover - trees before min_off_s
     DEFAULT_MIN_OFF_S = 0.0
 HAS_MIN_OFF = DEFAULT_MIN_OFF_S > 0
 
-EXAMPLES = int(os.environ.get("LABEDGE_SEQ_EXAMPLES", "5"))
-STEPS = int(os.environ.get("LABEDGE_SEQ_STEPS", "20"))
+EXAMPLES = int(os.environ.get("LABEDGE_SEQ_EXAMPLES", "6"))
+STEPS = int(os.environ.get("LABEDGE_SEQ_STEPS", "25"))
 SHRINK = os.environ.get("LABEDGE_SEQ_SHRINK", "") == "1"
 
 TOL_S = 0.1
