@@ -10,13 +10,17 @@ the tests and the benchmarks.
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from lecis.commands import Command
 from lecis.mqtt_session import MqttSession, Requests, RequestTimeout, SessionConfig
 from lecis.topics import Topics
+from lecis.wire import Reply, WireFormatError, check, encode, from_bytes
+
+log = logging.getLogger("labedge.hub")
 
 FINAL = ("done", "failed", "rejected")
 
@@ -49,7 +53,7 @@ class UnitClient:
 
     async def start(self) -> None:
         await self.client.subscribe(self.topics.unit_reply(self.unit), qos=1)
-        await self.client.subscribe(f"{self.topics.root}/{self.unit}/+/reply", qos=1)
+        await self.client.subscribe(self.topics.module_reply_filter(self.unit), qos=1)
 
     def feed(self, topic: str, payload: bytes) -> None:
         """Pass every incoming message here (the caller owns the message loop)."""
@@ -58,11 +62,14 @@ class UnitClient:
                 parts[2] == "" and parts[1] != "$reply"):
             return
         try:
-            reply = json.loads(payload)
-        except ValueError:
+            reply = from_bytes(payload)
+        except WireFormatError:
             return
         if not isinstance(reply, dict):
             return
+        problems = check(Reply, reply)
+        if problems:  # still delivered: the caller sees what the unit said, the log says what is wrong
+            log.warning("reply on %s does not fit the contract: %s", topic, problems[0])
         command_id = reply.get("id")
         if not isinstance(command_id, str):
             return
@@ -74,12 +81,10 @@ class UnitClient:
                    lease: str | bool | None = True, command_id: str | None = None) -> str:
         """Publish a command; `lease=True` attaches the current token. Returns the id."""
         command_id = command_id or str(uuid.uuid4())
-        body: dict[str, Any] = {"id": command_id, "cmd": cmd, "args": args or {}}
         token = self.token if lease is True else (lease or None)
-        if token:
-            body["lease"] = token
+        payload = encode(Command(command_id, cmd, args or {}, token or None))
         topic = self.topics.unit_cmd(self.unit) if module is None else self.topics.cmd(self.unit, module)
-        await self.client.publish(topic, json.dumps(body), qos=1)
+        await self.client.publish(topic, payload, qos=1)
         return command_id
 
     async def call(self, module: str | None, cmd: str, args: dict[str, Any] | None = None,
