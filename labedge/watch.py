@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 from typing import Any, TextIO
 
 import aiomqtt
 
 from lecis.topics import Topics
+from lecis.wire import WireFormatError, from_bytes
 
 
 def add_watch_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,13 +54,14 @@ async def watch(host: str, port: int, topics: Topics, out: TextIO) -> None:
     while True:
         try:
             async with aiomqtt.Client(host, port) as client:
-                await client.subscribe(f"{topics.root}/#", qos=1)
-                print(f"watching {topics.root}/# on {host}:{port} (Ctrl-C to stop)", file=out, flush=True)
+                await client.subscribe(topics.all_filter(), qos=1)
+                print(f"watching {topics.all_filter()} on {host}:{port} (Ctrl-C to stop)", file=out,
+                      flush=True)
                 async for message in client.messages:
                     raw = message.payload if isinstance(message.payload, bytes) else b""
                     try:
-                        payload = json.loads(raw)
-                    except ValueError:
+                        payload = from_bytes(raw)
+                    except WireFormatError:
                         continue
                     line = format_message(topics, message.topic.value, payload)
                     if line:
