@@ -143,10 +143,9 @@ def is_finite_number(value: Any) -> bool:
 
 
 def command_payload(command: Command) -> bytes:
-    body: dict[str, Any] = {"id": command.id, "cmd": command.cmd, "args": command.args}
-    if command.lease is not None:
-        body["lease"] = command.lease
-    return json.dumps(body).encode()
+    from lecis.wire import encode_command  # imported here: lecis.wire imports this module
+
+    return encode_command(command)
 
 
 def reply_payload(
