@@ -20,9 +20,10 @@ from edge.driver import CommandAborted, Driver, DriverResources, Reading
 from edge.lease import Lease, LeaseManager
 from edge.replies import Replier
 from lecis.clock import Clock, iso_ts
+from lecis.command_check import check_arguments, resolve_command
 from lecis.commands import Command, ReplyStatus
 from lecis.dcd import Dcd
-from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden, CommandUnknown, DeviceError
+from lecis.errors import CommandFailed, CommandStateForbidden, DeviceError
 from lecis.states import (
     LEASE_FREE,
     STANDARD_COMMANDS,
@@ -191,25 +192,17 @@ class Module:
 
     # ---- commands ---------------------------------------------------------------------------
     def check(self, command: Command) -> tuple[str, bool, dict[str, Any], Lease | None]:
-        """Run the contract's checks in order; return (name, standard, args, lease)."""
-        standard = standard_name(command.cmd)
-        spec = None if standard else self.dcd.command(command.cmd)
-        if standard is None and spec is None:
-            known = ", ".join(sorted(c.name for c in self.dcd.commands)) or "none"
-            raise CommandUnknown(
-                f"{self.id} has no command {command.cmd!r} (device commands: {known}; "
-                f"standard: {', '.join(STANDARD_COMMANDS)})"
-            )
-        name = standard or command.cmd
+        """Run the contract's checks in order; return (name, standard, args, lease).
+
+        The first and last checks are lecis.command_check's, which the hub runs against `$birth`.
+        """
+        resolved = resolve_command(self.id, self.dcd.commands, command.cmd)
+        name = resolved.name
         lease = None if name in LEASE_FREE else self.services.lease.verify(command.lease)
-        check_command_allowed(self.sm.state, self.sm.control, name, standard is not None)
-        if standard is not None:
-            if command.args:
-                first = sorted(command.args)[0]
-                raise CommandInvalid(f"{name} takes no arguments, got {first!r}", first)
+        check_command_allowed(self.sm.state, self.sm.control, name, resolved.standard)
+        args = check_arguments(resolved, command.args).args
+        if resolved.standard:
             return name, True, {}, lease
-        assert spec is not None
-        args = spec.validate(command.args)
         if self.driver is None:
             raise CommandStateForbidden(f"{self.id} has no working driver right now; wait for IDLE")
         self.driver.check(name, args)
