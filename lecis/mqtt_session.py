@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import aiomqtt
 
 from lecis.clock import Clock, SystemClock
-from lecis.errors import LabedgeError
+from lecis.errors import LabedgeError, SettingInvalid
 from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
 
 log = logging.getLogger("labedge.mqtt")
@@ -70,7 +70,7 @@ class SessionConfig:
 
     def __post_init__(self) -> None:
         if not self.clean_session and not self.client_id:
-            raise ValueError("a persistent MQTT session (clean_session false) needs a fixed client_id")
+            raise SettingInvalid("a persistent MQTT session (clean_session false) needs a fixed client_id")
 
 
 def next_backoff(current: float, cap: float) -> float:
@@ -324,7 +324,7 @@ class Requests(Generic[T]):
         """Register `key`, run `send()`, await the answer; RequestTimeout names `what`."""
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if key in self._waiting:
-            raise ValueError(f"request id {key!r} is already awaiting an answer")
+            raise SettingInvalid(f"request id {key!r} is already awaiting an answer")
         self._waiting[key] = waiter
         try:
             await send()

@@ -19,7 +19,7 @@ from typing import Any
 from gpiozero import GPIOZeroError, OutputDevice, PWMOutputDevice
 
 from lecis.clock import Clock
-from lecis.errors import CommandFailed, DeviceError
+from lecis.errors import CommandFailed, DeviceError, SettingInvalid
 
 log = logging.getLogger("labedge.gpio")
 
@@ -175,9 +175,9 @@ class GpioOutput:
     def on(self, speed: float = 1.0) -> None:
         """Turn on (or change speed); raises OutputLimitReached when the stretch has no time left."""
         if not 0.0 <= speed <= 1.0:
-            raise ValueError(f"{self.name}: speed must be between 0 and 1, got {speed}")
+            raise SettingInvalid(f"{self.name}: speed must be between 0 and 1, got {speed}")
         if not self.pwm and speed != 1.0:
-            raise ValueError(f"{self.name}: speed below 1 needs pwm: true")
+            raise SettingInvalid(f"{self.name}: speed below 1 needs pwm: true")
         if speed == 0.0:
             self.off()
             return
