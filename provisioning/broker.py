@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lecis.errors import LabedgeError
+from lecis.errors import LabedgeError, SettingInvalid
 from lecis.unit_config import OutboxConfig
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -52,7 +52,7 @@ def queued_messages_for(outbox_max_messages: int = OutboxConfig().max_messages, 
     (docs/outbox.md, "Brokers").
     """
     if outbox_max_messages < 1 or units < 1:
-        raise ValueError("outbox_max_messages and units must be at least 1")
+        raise SettingInvalid("outbox_max_messages and units must be at least 1")
     whole = units * outbox_max_messages
     return whole + max(1000, whole // 10)
 
