@@ -55,7 +55,7 @@ async def receive(port: int, expected: int) -> tuple[int, int]:
         changed.set()
 
     hub = SessionConfig(port=port, client_id=HUB, clean_session=False)
-    async with MqttSession(hub, subscriptions=["lab/u1/+/data"], on_message=on_message):
+    async with MqttSession(hub, subscriptions=[Topics().module_filter("u1", "data")], on_message=on_message):
         while len(seqs) < expected:
             changed.clear()
             try:
@@ -69,7 +69,7 @@ async def receive(port: int, expected: int) -> tuple[int, int]:
 async def run(tmp: Path, messages: int, max_queued: int) -> tuple[int, int, float, float]:
     with MosquittoProcess(max_queued=max_queued) as broker:
         hub = SessionConfig(port=broker.port, client_id=HUB, clean_session=False)
-        async with MqttSession(hub, subscriptions=["lab/u1/+/data"]):
+        async with MqttSession(hub, subscriptions=[Topics().module_filter("u1", "data")]):
             pass
         with Outbox(tmp / f"outbox-{max_queued}.sqlite3", max_messages=max(messages, 1000)) as outbox:
             for i in range(messages):
