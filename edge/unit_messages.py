@@ -39,7 +39,8 @@ def reply_topic_for(unit: Unit, topic: str) -> str | None:
         return None
     _, target, leaf = parts
     if target == UNIT_CMD:
-        return unit.topics.unit_reply(unit.id)
+        # `lab/U/$cmd` only: `lab/U/$cmd/cmd` also matches the module filter `lab/U/+/cmd`.
+        return unit.topics.unit_reply(unit.id) if leaf == "" else None
     if leaf == "cmd" and MODULE_ID.match(target):
         return unit.topics.reply(unit.id, target)
     return None
