@@ -9,6 +9,8 @@ have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have_cmd mosquitto || need="$need mosquitto"
 have_cmd mosquitto_sub || need="$need mosquitto-clients"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
+# gcc builds the fault-injection shim (slow or failing fsync) the disk tests and benchmarks preload.
+have_cmd gcc || need="$need gcc libc6-dev"
 
 if [ -z "$need" ]; then
     exit 0
