@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from lecis.errors import CommandInvalid
+from lecis.errors import CommandInvalid, WireFormatError
 
 MAX_ID_LENGTH = 128
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -39,10 +38,6 @@ class CommandPayloadInvalid(CommandInvalid):
     def __init__(self, message: str, param: str | None = None, command_id: str | None = None) -> None:
         super().__init__(message, param)
         self.command_id = command_id
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def encodable(text: str) -> bool:
@@ -95,16 +90,12 @@ def parse_command(payload: bytes) -> Command:
     Nothing here evaluates anything: JSON in, a frozen dataclass out.
     NaN and Infinity are refused because they are not JSON.
     """
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise CommandPayloadInvalid(f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    from lecis.wire.jsonbytes import from_bytes  # imported here: lecis.wire imports this module
+
     try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CommandPayloadInvalid(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise CommandPayloadInvalid(f"payload is not JSON: {exc}") from None
+        obj = from_bytes(payload, max_bytes=MAX_PAYLOAD_BYTES)
+    except WireFormatError as exc:
+        raise CommandPayloadInvalid(str(exc)) from None
     if not isinstance(obj, dict):
         raise CommandPayloadInvalid(f"payload must be a JSON object, got {type(obj).__name__}")
     raw_id = obj.get("id")

@@ -15,60 +15,26 @@ from edge.driver import CommandAborted, DriverResources
 from edge.drivers.gpio_pump import GpioPumpDriver
 from edge.pins import make_pin_factory, view_pin
 from lecis.clock import SystemClock
-from lecis.dcd import CommandSpec, Dcd, ParamSpec
 from lecis.errors import CommandInvalid, CommandStateForbidden
 from tests.edge import gpio_fixtures
+from tests.edge.gpio_drivers import host_of, made_drivers, pump_dcd
 from tests.edge.gpio_fixtures import FakeHost, ManualClock, command_run
 
 pin_factory = gpio_fixtures.pin_factory
 clock = gpio_fixtures.clock
 
 PIN = 17
-SPEED = ParamSpec("speed", required=False, minimum=0, maximum=1)
-
-
-def pump_dcd(**settings: Any) -> Dcd:
-    values: dict[str, Any] = {
-        "pin": PIN, "active_high": True, "max_on_s": 60.0, "ml_per_s": 1.0, "max_ml_per_hour": None,
-        "pwm": False, "pwm_frequency_hz": 100.0,
-    }
-    values.update(settings)
-    return Dcd(
-        module="base_pump", driver="gpio.pump", source="test", kind="equipment",
-        commands=(
-            CommandSpec("on", (SPEED,)), CommandSpec("off"),
-            CommandSpec("run", (ParamSpec("seconds", minimum=0.001, maximum=3600), SPEED)),
-            CommandSpec("dose", (ParamSpec("ml", minimum=0.001, maximum=1000), SPEED)),
-        ),
-        on_controller_loss="off", settings=values,
-    )
-
-
 MakePump = Callable[..., Awaitable[GpioPumpDriver]]
 
 
 @pytest.fixture
 async def make_pump(pin_factory: MockFactory, clock: ManualClock) -> AsyncIterator[MakePump]:
-    made: list[GpioPumpDriver] = []
     resources = DriverResources(pin_factory)
+    async with made_drivers() as add:
+        async def make(pump_clock: Any = None, **settings: Any) -> GpioPumpDriver:
+            return await add(GpioPumpDriver(pump_dcd(**settings), FakeHost(pump_clock or clock), resources))
 
-    async def make(pump_clock: Any = None, **settings: Any) -> GpioPumpDriver:
-        host = FakeHost(pump_clock or clock)
-        driver = GpioPumpDriver(pump_dcd(**settings), host, resources)
-        await driver.initialize()
-        made.append(driver)
-        return driver
-
-    yield make
-    for driver in made:
-        driver.safe()
-        await driver.close()
-
-
-def host_of(driver: GpioPumpDriver) -> FakeHost:
-    host = driver.host
-    assert isinstance(host, FakeHost)
-    return host
+        yield make
 
 
 async def dose(driver: GpioPumpDriver, clock: ManualClock, ml: float) -> dict[str, Any]:

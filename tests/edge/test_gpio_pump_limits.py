@@ -16,8 +16,9 @@ from edge.durable import DurableState
 from edge.pins import view_pin
 from lecis.errors import CommandInvalid, CommandStateForbidden
 from tests.edge import gpio_fixtures
+from tests.edge.gpio_drivers import host_of, made_drivers, pump_dcd
 from tests.edge.gpio_fixtures import FakeHost, ManualClock, command_run
-from tests.edge.test_gpio_pump import PIN, pump_dcd
+from tests.edge.test_gpio_pump import PIN
 
 pin_factory = gpio_fixtures.pin_factory
 clock = gpio_fixtures.clock
@@ -27,19 +28,12 @@ MakePump = Callable[..., Awaitable[GpioPumpDriver]]
 
 @pytest.fixture
 async def make_pump(pin_factory: MockFactory, clock: ManualClock) -> AsyncIterator[MakePump]:
-    made: list[GpioPumpDriver] = []
+    async with made_drivers() as add:
+        async def make(resources: DriverResources | None = None, **settings: Any) -> GpioPumpDriver:
+            return await add(GpioPumpDriver(pump_dcd(**settings), FakeHost(clock),
+                                            resources or DriverResources(pin_factory)))
 
-    async def make(resources: DriverResources | None = None, **settings: Any) -> GpioPumpDriver:
-        resources = resources or DriverResources(pin_factory)
-        driver = GpioPumpDriver(pump_dcd(**settings), FakeHost(clock), resources)
-        await driver.initialize()
-        made.append(driver)
-        return driver
-
-    yield make
-    for driver in made:
-        driver.safe()
-        await driver.close()
+        yield make
 
 
 async def pump_ml(driver: GpioPumpDriver, clock: ManualClock, ml: float) -> None:
@@ -50,9 +44,7 @@ async def pump_ml(driver: GpioPumpDriver, clock: ManualClock, ml: float) -> None
 
 
 def events(driver: GpioPumpDriver) -> list[tuple[str, str, str]]:
-    host = driver.host
-    assert isinstance(host, FakeHost)
-    return host.events
+    return host_of(driver).events
 
 
 async def test_on_is_cut_when_the_rest_of_the_hour_is_pumped(

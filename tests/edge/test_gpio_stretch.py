@@ -19,9 +19,10 @@ from edge.drivers.gpio_output import DEFAULT_MIN_OFF_S, GpioOutput, OutputLimitR
 from edge.drivers.gpio_switch import GpioSwitchDriver, min_off, switch_settings
 from edge.durable import DurableState
 from edge.pins import view_pin
-from lecis.dcd import CommandSpec, Dcd, ParamSpec
+from lecis.dcd import Dcd
 from lecis.errors import CommandStateForbidden, DeviceError
-from tests.edge import gpio_fixtures
+from tests.edge import gpio_drivers, gpio_fixtures
+from tests.edge.gpio_drivers import host_of, made_drivers
 from tests.edge.gpio_fixtures import FakeHost, ManualClock, command_run
 
 pin_factory = gpio_fixtures.pin_factory
@@ -31,14 +32,7 @@ PIN = 22
 
 
 def switch_dcd(**settings: Any) -> Dcd:
-    values: dict[str, Any] = {"pin": PIN, "active_high": True, "max_on_s": 2.0}
-    values.update(settings)
-    return Dcd(
-        module="heater", driver="gpio.switch", source="test", kind="equipment",
-        commands=(CommandSpec("on"), CommandSpec("off"),
-                  CommandSpec("pulse", (ParamSpec("seconds", minimum=0.001, maximum=3600),))),
-        on_controller_loss="off", settings=values,
-    )
+    return gpio_drivers.switch_dcd("heater", PIN, 2.0, **settings)
 
 
 MakeSwitch = Callable[..., Awaitable[GpioSwitchDriver]]
@@ -46,18 +40,12 @@ MakeSwitch = Callable[..., Awaitable[GpioSwitchDriver]]
 
 @pytest.fixture
 async def make_switch(pin_factory: MockFactory, clock: ManualClock) -> AsyncIterator[MakeSwitch]:
-    made: list[GpioSwitchDriver] = []
+    async with made_drivers() as add:
+        async def make(**settings: Any) -> GpioSwitchDriver:
+            return await add(GpioSwitchDriver(switch_dcd(**settings), FakeHost(clock),
+                                              DriverResources(pin_factory)))
 
-    async def make(**settings: Any) -> GpioSwitchDriver:
-        driver = GpioSwitchDriver(switch_dcd(**settings), FakeHost(clock), DriverResources(pin_factory))
-        await driver.initialize()
-        made.append(driver)
-        return driver
-
-    yield make
-    for driver in made:
-        driver.safe()
-        await driver.close()
+        yield make
 
 
 async def on_seconds(pin: Any, clock: ManualClock, total: float, step: float = 0.01) -> float:
@@ -202,9 +190,7 @@ def test_min_off_s_defaults_and_bounds() -> None:
 
 
 def host_events(driver: GpioSwitchDriver) -> list[tuple[str, str, str]]:
-    host = driver.host
-    assert isinstance(host, FakeHost)
-    return host.events
+    return host_of(driver).events
 
 
 async def test_a_restart_inside_a_stretch_does_not_give_a_fresh_max_on(

@@ -15,9 +15,9 @@ from edge.driver import CommandAborted, DriverResources
 from edge.drivers.gpio_switch import GpioSwitchDriver
 from edge.pins import make_pin_factory, view_pin
 from lecis.clock import iso_ts
-from lecis.dcd import CommandSpec, Dcd, ParamSpec
 from lecis.errors import ConfigError, DeviceError
 from tests.edge import gpio_fixtures
+from tests.edge.gpio_drivers import host_of, made_drivers, switch_dcd
 from tests.edge.gpio_fixtures import FakeHost, ManualClock, command_run
 
 pin_factory = gpio_fixtures.pin_factory
@@ -26,42 +26,17 @@ clock = gpio_fixtures.clock
 PIN = 27
 
 
-def switch_dcd(**settings: Any) -> Dcd:
-    values: dict[str, Any] = {"pin": PIN, "active_high": True, "max_on_s": 60.0}
-    values.update(settings)
-    return Dcd(
-        module="aeration", driver="gpio.switch", source="test", kind="equipment",
-        commands=(
-            CommandSpec("on"), CommandSpec("off"),
-            CommandSpec("pulse", (ParamSpec("seconds", minimum=0.001, maximum=3600),)),
-        ),
-        on_controller_loss="off", settings=values,
-    )
-
-
 MakeSwitch = Callable[..., Awaitable[GpioSwitchDriver]]
 
 
 @pytest.fixture
 async def make_switch(pin_factory: MockFactory, clock: ManualClock) -> AsyncIterator[MakeSwitch]:
-    made: list[GpioSwitchDriver] = []
+    async with made_drivers() as add:
+        async def make(**settings: Any) -> GpioSwitchDriver:
+            return await add(GpioSwitchDriver(switch_dcd(pin=PIN, **settings), FakeHost(clock),
+                                              DriverResources(pin_factory)))
 
-    async def make(**settings: Any) -> GpioSwitchDriver:
-        driver = GpioSwitchDriver(switch_dcd(**settings), FakeHost(clock), DriverResources(pin_factory))
-        await driver.initialize()
-        made.append(driver)
-        return driver
-
-    yield make
-    for driver in made:
-        driver.safe()
-        await driver.close()
-
-
-def host_of(driver: GpioSwitchDriver) -> FakeHost:
-    host = driver.host
-    assert isinstance(host, FakeHost)
-    return host
+        yield make
 
 
 @pytest.mark.parametrize("active_high", [True, False])

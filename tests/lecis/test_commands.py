@@ -19,7 +19,7 @@ def test_args_default_to_empty() -> None:
     [
         (b"\xff\xfe", None, "not UTF-8"),
         (b"{not json", None, "not JSON"),
-        (b'{"id": "x", "cmd": "on", "args": {"s": NaN}}', None, "not JSON"),
+        (b'{"id": "x", "cmd": "on", "args": {"s": NaN}}', None, "NaN is not a JSON number"),
         (b"[1, 2]", None, "JSON object"),
         (b'{"cmd": "on"}', "id", "'id'"),
         (b'{"id": 5, "cmd": "on"}', "id", "'id'"),
@@ -74,9 +74,14 @@ def test_a_paired_surrogate_escape_is_just_text() -> None:
     assert parse_command(rb'{"id": "x", "cmd": "on", "args": {"who": "\ud83d\ude00"}}').args == {"who": "😀"}
 
 
-def test_deep_nesting_of_good_text_is_walked_without_recursion() -> None:
-    deep = b'{"id": "x", "cmd": "on", "args": {"a": ' + b"[" * 900 + b'"ok"' + b"]" * 900 + b"}}"
-    assert parse_command(deep).id == "x"
+def test_nesting_is_bounded_like_every_contract_message() -> None:
+    def nested(depth: int) -> bytes:
+        return b'{"id": "x", "cmd": "on", "args": {"a": ' + b"[" * depth + b'"ok"' + b"]" * depth + b"}}"
+
+    assert parse_command(nested(29)).id == "x"
+    for depth in (31, 900, 5000):
+        with pytest.raises(CommandPayloadInvalid, match=r"nests (deeper than 32 levels|too deeply)"):
+            parse_command(nested(depth))
 
 
 @pytest.mark.parametrize("value", [10**400, -(10**400), float("inf"), float("nan"), True, "1", None])
