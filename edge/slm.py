@@ -173,22 +173,28 @@ class Module:
         self.publish_state()  # the state first: recording the alarm may fail with the disk
         self.event("alarm", code, message)
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any, reply: Replier) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._command_ended)
+        task.add_done_callback(lambda done: self._command_ended(done, reply))
 
-    def _command_ended(self, task: asyncio.Task[None]) -> None:
+    def _command_ended(self, task: asyncio.Task[None], reply: Replier) -> None:
         self._tasks.discard(task)
         if task.cancelled() or task.exception() is None:
             return
-        # A bug past the command's own handlers: outputs safe, the module to ERROR, logged.
+        # A bug past the command's own handlers: outputs safe, the module to ERROR, logged,
+        # and the controller still gets its final reply.
         exc = task.exception()
         log.error("%s/%s command task failed", self.unit, self.id, exc_info=exc)
+        message = f"command failed unexpectedly: {type(exc).__name__}: {exc}"
         try:
-            self.driver_failed("driver_crash", f"command failed unexpectedly: {type(exc).__name__}: {exc}")
+            self.driver_failed("driver_crash", message)
         except Exception:
             log.exception("%s/%s could not go to ERROR after a failed command", self.unit, self.id)
+        try:
+            reply.failed(message)  # ignored if the command had already answered finally
+        except Exception:
+            log.exception("%s/%s could not answer a failed command", self.unit, self.id)
 
     # ---- commands ---------------------------------------------------------------------------
     def check(self, command: Command) -> tuple[str, bool, dict[str, Any], Lease | None]:
@@ -218,7 +224,7 @@ class Module:
         elif self.driver is not None and name in type(self.driver).timed_commands:
             self._start_timed(command, name, args, reply)
         else:
-            self.spawn(self._run_instant(name, args, reply, self.generation))
+            self.spawn(self._run_instant(name, args, reply, self.generation), reply)
 
     def _standard(self, name: str, reply: Replier) -> None:
         if name == "STATUS":
@@ -276,7 +282,7 @@ class Module:
         self.running_command = command
         self.transition("start")
         reply(ReplyStatus.ACCEPTED)
-        self.spawn(self._run_timed(name, args, run, reply))
+        self.spawn(self._run_timed(name, args, run, reply), reply)
 
     async def _run_timed(self, name: str, args: dict[str, Any], run: RunHandle, reply: Replier) -> None:
         driver = self.driver

@@ -108,3 +108,7 @@ async def test_a_command_task_that_fails_past_its_handlers_leaves_the_module_saf
         await until(lambda: module.state.value == "ERROR")
         assert module.outputs() == {"on": False}
         assert module.sm.error is not None and module.sm.error.code == "driver_crash"
+        await until(lambda: any(r["id"] == "w1" and r["status"] == "failed" for r in unit.replies))
+        final = [r for r in unit.replies if r["id"] == "w1" and r["status"] == "failed"]
+        assert len(final) == 1 and "command failed unexpectedly" in final[0]["error"]["message"], \
+            "the controller is not left waiting for a final reply"
