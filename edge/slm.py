@@ -16,17 +16,17 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from edge.command_run import RunHandle
-from edge.driver import CommandAborted, Driver, DriverResources, Reading
+from edge.device_runs import run_instant, run_timed
+from edge.driver import Driver, DriverResources, Reading
 from edge.lease import Lease, LeaseManager
 from edge.replies import Replier
 from lecis.clock import Clock, iso_ts
 from lecis.command_check import check_arguments, resolve_command
 from lecis.commands import Command, ReplyStatus
 from lecis.dcd import Dcd
-from lecis.errors import CommandFailed, CommandStateForbidden, DeviceError
+from lecis.errors import CommandStateForbidden
 from lecis.states import (
     LEASE_FREE,
-    STANDARD_COMMANDS,
     Control,
     LecisState,
     StateMachine,
@@ -51,11 +51,6 @@ class UnitServices(Protocol):
     def publish_module_state(self, module: Module) -> None: ...
 
     def latest(self, module: str) -> Reading | None: ...
-
-
-def standard_name(cmd: str) -> str | None:
-    upper = cmd.upper()
-    return upper if upper in STANDARD_COMMANDS else None
 
 
 class Module:
@@ -224,7 +219,7 @@ class Module:
         elif self.driver is not None and name in type(self.driver).timed_commands:
             self._start_timed(command, name, args, reply)
         else:
-            self.spawn(self._run_instant(name, args, reply, self.generation), reply)
+            self.spawn(run_instant(self, name, args, reply, self.generation), reply)
 
     def _standard(self, name: str, reply: Replier) -> None:
         if name == "STATUS":
@@ -256,65 +251,13 @@ class Module:
             self.reset(reply)
 
     # ---- device commands --------------------------------------------------------------------
-    async def _run_instant(self, name: str, args: dict[str, Any], reply: Replier, generation: int) -> None:
-        driver = self.driver
-        if generation != self.generation or driver is None:
-            reply.failed(f"{name} dropped: the module was stopped before it ran")
-            return
-        try:
-            result = await driver.execute(name, args, RunHandle(self.clock, reply.command_id or ""))
-        except CommandFailed as exc:
-            reply(ReplyStatus.FAILED, exc.to_error())
-        except DeviceError as exc:
-            reply.failed(f"{name} failed: {exc.message}")
-            self.driver_failed(exc.code, exc.message)
-        except Exception as exc:  # a driver bug must not take the unit down
-            log.exception("%s/%s driver crashed in %s", self.unit, self.id, name)
-            reply.failed(f"{name} failed: driver crashed ({type(exc).__name__}: {exc})")
-            self.driver_failed("driver_crash", f"{type(exc).__name__}: {exc}")
-        else:
-            # The driver published its output change already: one retained state per change.
-            reply(ReplyStatus.DONE, result=result)
-
     def _start_timed(self, command: Command, name: str, args: dict[str, Any], reply: Replier) -> None:
         run = RunHandle(self.clock, command.id)
         self.run_handle = run
         self.running_command = command
         self.transition("start")
         reply(ReplyStatus.ACCEPTED)
-        self.spawn(self._run_timed(name, args, run, reply), reply)
-
-    async def _run_timed(self, name: str, args: dict[str, Any], run: RunHandle, reply: Replier) -> None:
-        driver = self.driver
-        assert driver is not None
-        reply(ReplyStatus.RUNNING, result={"cmd": name, "args": args})
-        result: dict[str, Any] | None = None
-        failure = f"{name} did not finish"
-        try:
-            if run.abort_reason is not None:  # stopped before it started: nothing may move
-                raise CommandAborted(run.abort_reason)
-            result = await driver.execute(name, args, run)
-        except CommandAborted as exc:
-            failure = f"{name} stopped by {exc}"
-        except CommandFailed as exc:
-            failure = exc.message
-        except DeviceError as exc:
-            failure = f"{name} failed: {exc.message}"
-            self.driver_failed(exc.code, exc.message)
-        except Exception as exc:
-            log.exception("%s/%s driver crashed in %s", self.unit, self.id, name)
-            failure = f"{name} failed: driver crashed ({type(exc).__name__}: {exc})"
-            self.driver_failed("driver_crash", f"{type(exc).__name__}: {exc}")
-        finally:
-            if self.run_handle is run:
-                self.run_handle = None
-                self.running_command = None
-                if self.sm.state in (S.BUSY, S.PAUSED):
-                    self.transition("done" if self.sm.state is S.BUSY else "ABORT")
-        if result is not None:
-            reply(ReplyStatus.DONE, result=result)
-        else:
-            reply.failed(failure)
+        self.spawn(run_timed(self, name, args, run, reply), reply)
 
     # ---- safety and standard commands -------------------------------------------------------
     def _stop_running(self, reason: str) -> None:
