@@ -1,6 +1,6 @@
 """Exclusive control of a unit: one controller at a time, granted by the unit itself.
 
-The unit is the authority (CONTRACT.md "Commands: validated, leased, answered
+The unit is the authority (docs/contract.md "Commands: validated, leased, answered
 once"): competing controllers never race on retained messages, they ask here.
 """
 

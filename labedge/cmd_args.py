@@ -101,5 +101,5 @@ def parse_broker(text: str) -> tuple[str, int]:
 
 
 def needs_lease(command: str) -> bool:
-    """STATUS and ESTOP need none (CONTRACT.md); lease commands carry their own."""
+    """STATUS and ESTOP need none (docs/contract.md); lease commands carry their own."""
     return command not in LEASE_FREE and not command.startswith("lease.")

@@ -11,7 +11,7 @@ class LabedgeError(Exception):
 
 
 class ErrorKind(str, Enum):
-    """Why a command was rejected or failed (CONTRACT.md, reply `error.kind`)."""
+    """Why a command was rejected or failed (docs/contract.md, reply `error.kind`)."""
 
     UNKNOWN_COMMAND = "unknown_command"
     VALIDATION = "validation"
@@ -110,7 +110,7 @@ class DeviceLost(DeviceError, ConnectionError):
 
 
 class WireFormatError(LabedgeError, ValueError):
-    """A payload that does not have the shape CONTRACT.md gives it; `field` names where (`readings[2].ts`)."""
+    """A payload that does not have the shape docs/contract.md gives it; `field` names where (`readings[2].ts`)."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)

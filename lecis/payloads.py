@@ -1,4 +1,4 @@
-"""Checks that a decoded payload has the shape CONTRACT.md gives it, by topic leaf.
+"""Checks that a decoded payload has the shape docs/contract.md gives it, by topic leaf.
 
 Each check returns a list of problems (empty when fine); the rules are the
 decoders' of `lecis.wire`, which name the first bad field.

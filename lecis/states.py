@@ -1,4 +1,4 @@
-"""The LECIS state model of a module (CONTRACT.md), as data plus a machine that enforces it."""
+"""The LECIS state model of a module (docs/contract.md), as data plus a machine that enforces it."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ DEVICE_COMMAND_ALLOWED_IN = frozenset({S.IDLE})
 # Commands a remote controller may still give while the module is in LOCAL control.
 ALLOWED_IN_LOCAL = frozenset({"STATUS", "ESTOP", "LOCAL", "REMOTE"})
 
-# Commands that need no lease (CONTRACT.md: STATUS and ESTOP).
+# Commands that need no lease (docs/contract.md: STATUS and ESTOP).
 LEASE_FREE = frozenset({"STATUS", "ESTOP"})
 
 # (from states, event, to state). Upper-case events are commands, lower-case

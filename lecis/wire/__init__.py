@@ -1,4 +1,4 @@
-"""Typed wire codecs for every message of CONTRACT.md: `encode(message)` and `decode(Type, payload)`.
+"""Typed wire codecs for every message of docs/contract.md: `encode(message)` and `decode(Type, payload)`.
 
 JSON is built in one place (`jsonbytes.to_bytes`); decoding a bad payload
 raises WireFormatError (a LabedgeError and a ValueError) whose `field` names

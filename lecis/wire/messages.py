@@ -1,7 +1,7 @@
 """The contract's messages as frozen dataclasses, each with `to_json()` and `from_json()`.
 
 `from_json` takes the decoded JSON value and raises WireFormatError naming the
-first bad field; unknown fields are ignored, as CONTRACT.md asks of readers.
+first bad field; unknown fields are ignored, as docs/contract.md asks of readers.
 `to_json` gives the dict `lecis.wire.encode` turns into bytes.
 """
 

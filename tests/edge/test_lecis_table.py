@@ -1,4 +1,4 @@
-"""Every (state, standard command) pair of the LECIS table in CONTRACT.md, and its outcome.
+"""Every (state, standard command) pair of the LECIS table in docs/contract.md, and its outcome.
 
 The expectations are written out here from the contract's table, not read
 from lecis.states, so a wrong table in the code fails these tests.
