@@ -110,7 +110,7 @@ class DeviceLost(DeviceError, ConnectionError):
 
 
 class WireFormatError(LabedgeError, ValueError):
-    """A payload that does not have the shape docs/contract.md gives it; `field` names where (`readings[2].ts`)."""
+    """A payload without the shape docs/contract.md gives it; `field` names where (`readings[2].ts`)."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
