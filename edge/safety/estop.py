@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-log = logging.getLogger("labedge.safety")
+from edge.safety.every_module import on_every_module
 
 
 class Stoppable(Protocol):
@@ -16,16 +15,5 @@ class Stoppable(Protocol):
 
 
 def estop_all(modules: Iterable[Stoppable], reason: str) -> list[str]:
-    """ESTOP every module; returns the ids of modules whose ESTOP raised (logged, never re-raised).
-
-    A failure in one module (a driver bug, a disk error while recording) must not
-    leave the modules after it running.
-    """
-    failed = []
-    for module in modules:
-        try:
-            module.estop(reason)
-        except Exception:
-            log.exception("ESTOP of module %s raised; carrying on with the others", module.id)
-            failed.append(module.id)
-    return failed
+    """ESTOP every module; returns the ids of modules whose ESTOP raised (logged, never re-raised)."""
+    return on_every_module(modules, lambda module: module.estop(reason), "ESTOP")

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
+from edge.safety.every_module import on_every_module
+
 log = logging.getLogger("labedge.safety")
 
 
@@ -22,8 +24,4 @@ class LossAware(Protocol):
 def apply_loss_policy(modules: Iterable[LossAware], holder: str, how: str) -> None:
     """Every module applies its policy; one that raises is logged and the rest still run."""
     log.warning("lease of %r %s; applying on_controller_loss", holder, how)
-    for module in modules:
-        try:
-            module.controller_lost(holder, how)
-        except Exception:
-            log.exception("module %s failed to apply on_controller_loss; carrying on", module.id)
+    on_every_module(modules, lambda module: module.controller_lost(holder, how), "on_controller_loss")

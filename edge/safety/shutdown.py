@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
 import aiomqtt
 
-from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
+from edge.mqtt_link import session_config
+from edge.safety.every_module import on_every_module
+from lecis.errors import LabedgeError
+from lecis.mqtt_session import session
 from lecis.unit_config import BrokerConfig
 
 log = logging.getLogger("labedge.safety")
@@ -28,11 +31,7 @@ class Safeable(Protocol):
 
 def all_safe(modules: Iterable[Safeable], reason: str) -> None:
     """Every module's running command stopped and outputs to their safe value; never raises."""
-    for module in modules:
-        try:
-            module.make_safe(reason)
-        except Exception:
-            log.exception("module %s could not be made safe; carrying on with the others", module.id)
+    on_every_module(modules, lambda module: module.make_safe(reason), "making outputs safe")
 
 
 async def last_word(broker: BrokerConfig, topic: str, payload: bytes, timeout_s: float = 3.0) -> bool:
@@ -41,15 +40,12 @@ async def last_word(broker: BrokerConfig, topic: str, payload: bytes, timeout_s:
     Used when the unit exits on a fault, so the retained `$state` never goes on
     saying `ready` for a unit that is gone. Best effort: False if it did not arrive.
     """
-    tls = ssl.create_default_context(cafile=broker.tls_ca) if broker.tls_ca else None
-    client = aiomqtt.Client(broker.host, broker.port, identifier=f"labedge-last-{uuid.uuid4().hex[:8]}",
-                            username=broker.username, password=broker.password, tls_context=tls,
-                            timeout=timeout_s, socket_options=NO_DELAY_SOCKET_OPTIONS)
+    config = replace(session_config(broker, f"labedge-last-{uuid.uuid4().hex[:8]}"),
+                     connect_timeout_s=timeout_s)
     try:
-        async with asyncio.timeout(timeout_s):
-            async with client:
-                await client.publish(topic, payload, qos=1, retain=True)
+        async with asyncio.timeout(timeout_s), session(config) as connected:
+            await connected.publish(topic, payload, retain=True)
         return True
-    except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+    except (LabedgeError, aiomqtt.MqttError, TimeoutError, OSError) as exc:
         log.warning("could not publish %s on the way out: %s", topic, exc)
         return False
