@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lecis.clock import Clock, iso_ts
-from lecis.commands import FINAL_STATUSES, ReplyStatus, reply_payload
+from lecis.commands import FINAL_STATUS_VALUES, FINAL_STATUSES, ReplyStatus, reply_payload
 
 if TYPE_CHECKING:
     from edge.durable import DurableState
@@ -51,7 +51,7 @@ class ReplyLog:
         for command_id, topic, payload in self.store.replies():
             self._last[command_id] = payload
             self._last.move_to_end(command_id)
-            if payload.get("status") not in {s.value for s in FINAL_STATUSES}:
+            if payload.get("status") not in FINAL_STATUS_VALUES:
                 failed = reply_payload(command_id, ReplyStatus.FAILED, iso_ts(clock.now()),
                                        {"kind": "execution", "param": None, "message": RESTARTED}, None)
                 unfinished.append((topic, failed))
@@ -85,7 +85,7 @@ class Replier:
         if self.final:
             return
         payload = reply_payload(self.command_id, status, iso_ts(self._clock.now()), error, result)
-        if status in (ReplyStatus.DONE, ReplyStatus.FAILED, ReplyStatus.REJECTED):
+        if status in FINAL_STATUSES:
             self.final = True
         if self.command_id is not None:
             self._log.remember(self.command_id, payload, self.topic)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from edge.replies import Replier, ReplyLog, Send
-from lecis.commands import FINAL_STATUSES, Command, ReplyStatus
+from lecis.commands import FINAL_STATUS_VALUES, Command, ReplyStatus
 from lecis.errors import CommandInvalid, CommandUnknown
 from lecis.states import LecisState
 
@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 UNIT_COMMANDS = ("lease.acquire", "lease.renew", "lease.release", "ESTOP", "CLEAR", "RESET", "STATUS",
                  "LOCAL", "REMOTE")
-FINAL = frozenset(status.value for status in FINAL_STATUSES)
 NEEDS_NO_LEASE = frozenset({"lease.acquire", "lease.renew", "lease.release", "STATUS", "ESTOP"})
 
 
@@ -77,7 +76,7 @@ def _reset_all(unit: Unit, reply: Replier) -> None:
 
     def settled(module_id: str) -> Send:
         def send(topic: str, payload: dict[str, Any]) -> None:
-            if payload["status"] not in FINAL or module_id not in waiting:
+            if payload["status"] not in FINAL_STATUS_VALUES or module_id not in waiting:
                 return
             waiting.discard(module_id)
             if payload["status"] != ReplyStatus.DONE.value:

@@ -15,14 +15,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from lecis.commands import Command
+from lecis.commands import FINAL_STATUS_VALUES, Command
 from lecis.mqtt_session import MqttSession, Requests, RequestTimeout, SessionConfig
 from lecis.topics import Topics
 from lecis.wire import Reply, WireFormatError, check, encode, from_bytes
 
 log = logging.getLogger("labedge.hub")
-
-FINAL = ("done", "failed", "rejected")
 
 
 class ReplyTimeout(RequestTimeout):
@@ -74,7 +72,7 @@ class UnitClient:
         if not isinstance(command_id, str):
             return
         self.replies.setdefault(command_id, []).append(reply)
-        if reply.get("status") in FINAL:
+        if reply.get("status") in FINAL_STATUS_VALUES:
             self._requests.resolve(command_id, reply)
 
     async def send(self, module: str | None, cmd: str, args: dict[str, Any] | None = None,
@@ -92,10 +90,9 @@ class UnitClient:
                    command_id: str | None = None) -> dict[str, Any]:
         """Send a command and return its final reply (done, failed or rejected)."""
         command_id = command_id or str(uuid.uuid4())
-        key = command_id
 
         async def send() -> None:
-            await self.send(module, cmd, args, lease, key)
+            await self.send(module, cmd, args, lease, command_id)
 
         try:
             return await self._requests.call(command_id, send, timeout, f"{cmd} ({command_id})")

@@ -22,6 +22,8 @@ class ReplyStatus(str, Enum):
 
 
 FINAL_STATUSES = frozenset({ReplyStatus.DONE, ReplyStatus.FAILED, ReplyStatus.REJECTED})
+# The same as the strings of a decoded reply (an Enum member hashes by name, not by value).
+FINAL_STATUS_VALUES = frozenset(status.value for status in FINAL_STATUSES)
 
 
 @dataclass(frozen=True)
