@@ -152,7 +152,3 @@ class LeaseManager:
 def _same_token(given: str, token: str) -> bool:
     # Bytes: compare_digest refuses str with non-ASCII characters, and a token from the wire may have them.
     return secrets.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode("utf-8"))
-
-
-def sleep_forever() -> asyncio.Future[None]:
-    return asyncio.get_running_loop().create_future()
