@@ -84,5 +84,21 @@ class Outcome:
 class Plant(Protocol):
     """The units the script runs against."""
 
-    async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value]) -> Outcome:
-        """Send with the controller's lease and wait for the final reply."""
+    async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
+                      command_id: str | None = None) -> Outcome:
+        """Send with the controller's lease and wait for the final reply.
+
+        `command_id` (the CommandEffect's effect_id) goes on the wire as the command's `id`: a
+        command re-sent after a hub restart carries the same id, so the unit answers it from its
+        duplicate detection instead of executing it twice. None: the plant picks a fresh id.
+        """
+
+
+class Sink(Protocol):
+    """Where a run's effects and script versions are recorded (the recorder's `sink(run_id)`)."""
+
+    def effect(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
+        """One effect as it was carried out (`outcome` None) or answered (a CommandEffect's outcome)."""
+
+    def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
+        """A version of the script that became the running one; `diff` is unified text (empty for v1)."""
