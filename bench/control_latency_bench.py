@@ -1,0 +1,443 @@
+"""Control latency: a reading published at a unit -> the hub's actuator command arriving at that unit.
+
+Run: `.venv/bin/python -m bench.control_latency_bench [--units 10] [--modules 5] [--rate 10] [--seconds 60]`.
+Everything in one run, against one private Mosquitto on loopback:
+
+1. the broker's own round trip (publish, receive the echo), idle;
+2. light fake units in a process of their own (one MQTT session per unit): each
+   publishes contract-shaped `lab/U/M/data` with `seq` for every module at
+   `--rate` Hz, retained `$birth`, module states and `$state`, and answers
+   `lease.acquire`/`renew`/`release` and its output's commands with `done`.
+   Module `ph1` of each unit steps between 6.5 and 7.5 every `--half-cycle`
+   readings;
+3. the real hub (`labedge hub run`, in a process of its own) running a
+   generated script with two `when` tasks per unit: `ph1.ph < 6.8` -> `pump1: on`,
+   `ph1.ph > 7.2` -> `pump1: off`.
+
+The unit stamps (CLOCK_MONOTONIC) the reading that crosses a threshold just
+before it publishes it, and the matching command when its message arrives;
+both stamps are taken in the units' process. While the hub runs, the units'
+process also times the broker's round trip on a session of its own (the same
+loop, the same load), so the ratio compares like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.stats import percentile, summary_ms, table
+from lecis.clock import SystemClock, iso_ts
+from lecis.dcd_loader import load_dcd
+from lecis.mqtt_session import MqttSession, SessionConfig
+from lecis.states import Control, LecisState
+from lecis.topics import Topics
+from lecis.wire import (
+    Birth,
+    BirthModule,
+    Data,
+    ModuleState,
+    Reading,
+    UnitState,
+    UnitStateName,
+    encode,
+    from_bytes,
+    to_bytes,
+)
+from provisioning.broker import MosquittoProcess
+
+TARGET_P99_MS = 20.0
+LOW, HIGH = 6.5, 7.5  # the controlled reading's two levels
+ON_BELOW, OFF_ABOVE = 6.8, 7.2  # the script's thresholds
+OUTPUT = "pump1"
+CONTROLLED = "ph1"
+# Instruments of every unit (module id -> DCD text). Ports are never opened: the units are fakes.
+INSTRUMENTS = {
+    "ph1": "module: ph1\ndriver: ezo\nprobe: ph\nport: /dev/null\nperiod_s: 1\n",
+    "do1": "module: do1\ndriver: ezo\nprobe: do\nport: /dev/null\nperiod_s: 1\n",
+    "temp1": "module: temp1\ndriver: ezo\nprobe: rtd\nport: /dev/null\nperiod_s: 1\n",
+    "ph2": "module: ph2\ndriver: ezo\nprobe: ph\nport: /dev/null\nperiod_s: 1\n",
+    "temp2": "module: temp2\ndriver: ezo\nprobe: rtd\nport: /dev/null\nperiod_s: 1\n",
+    "do2": "module: do2\ndriver: ezo\nprobe: do\nport: /dev/null\nperiod_s: 1\n",
+}
+VALUES = {"ph": 7.0, "do_mg": 8.1, "do_sat": 92.0, "temp": 25.0}
+PUMP = f"module: {OUTPUT}\ndriver: gpio.pump\npin: 17\nmax_on_s: 3600\non_controller_loss: \"off\"\n"
+
+
+def unit_name(i: int) -> str:
+    return f"lat-{i:02d}"
+
+
+def write_unit_files(folder: Path, unit: str, modules: int, port: int) -> Path:
+    """A unit config with `modules` instrument DCDs and the output: what the script names for `unit`."""
+    dcd = folder / unit / "dcd"
+    dcd.mkdir(parents=True, exist_ok=True)
+    names = list(INSTRUMENTS)[:modules]
+    for name in names:
+        (dcd / f"{name}.yaml").write_text(INSTRUMENTS[name])
+    (dcd / f"{OUTPUT}.yaml").write_text(PUMP)
+    config = folder / unit / "unit.yaml"
+    listed = ", ".join(f"dcd/{name}.yaml" for name in [*names, OUTPUT])
+    config.write_text(f"unit: {unit}\nbroker: {{host: 127.0.0.1, port: {port}}}\n"
+                      f"data_dir: {folder / unit / 'data'}\nmodules: [{listed}]\n")
+    return config
+
+
+# ---- the fake units (their own process) ---------------------------------------------------------
+
+@dataclass
+class Crossing:
+    cmd: str  # the command the script must send for it
+    published: float
+    seq: int
+    arrived: float | None = None
+
+
+@dataclass
+class FakeUnit:
+    """One unit: readings out at a fixed rate, commands answered `done` at once."""
+
+    name: str
+    birth: Birth
+    topics: Topics
+    port: int
+    rate: float
+    half_cycle: int
+    session: MqttSession | None = None
+    seq: dict[str, int] = field(default_factory=dict)
+    crossings: list[Crossing] = field(default_factory=list)
+    extra_commands: list[tuple[str, float]] = field(default_factory=list)  # (what, arrived)
+    leased_at: float | None = None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    boot: str = field(default_factory=lambda: str(uuid.uuid4()))
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
+    output_on: bool = False
+    started: float = 0.0
+    stopped: float = 0.0
+
+    def now_ts(self) -> str:
+        return iso_ts(SystemClock().now())
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        arrived = time.monotonic()
+        parts = self.topics.split(topic)
+        if parts is None:
+            return
+        try:
+            body = from_bytes(payload)
+        except ValueError:
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            return
+        cmd = str(body.get("cmd"))
+        result: dict[str, Any] = {}
+        if parts[1] == "$cmd":
+            reply_topic = self.topics.unit_reply(self.name)
+            if cmd == "lease.acquire":
+                cmd_args = body.get("args") if isinstance(body.get("args"), dict) else {}
+                result = {"token": self.token, "holder": cmd_args.get("holder"),
+                          "expires_in_s": cmd_args.get("ttl_s", 30)}
+                if self.leased_at is None:
+                    self.leased_at = arrived
+            elif cmd == "lease.renew":
+                result = {"expires_in_s": 30}
+        else:
+            reply_topic = self.topics.reply(self.name, parts[1])
+            if parts[1] == OUTPUT and cmd in ("on", "off"):
+                self.note_command(cmd, arrived)
+                self.output_on = cmd == "on"
+                result = {"on": self.output_on}
+            else:
+                self.extra_commands.append((f"{parts[1]}:{cmd}", arrived))
+        reply = {"id": body["id"], "status": "done", "error": None, "result": result, "ts": self.now_ts()}
+        self.spawn(self.publish(reply_topic, to_bytes(reply)))
+        if parts[1] == OUTPUT and cmd in ("on", "off"):
+            self.spawn(self.publish_output_state())
+
+    def note_command(self, cmd: str, arrived: float) -> None:
+        """The oldest crossing still waiting for this command gets it; anything else is extra."""
+        for crossing in self.crossings:
+            if crossing.arrived is None and crossing.cmd == cmd:
+                crossing.arrived = arrived
+                return
+        self.extra_commands.append((f"{OUTPUT}:{cmd}", arrived))
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        assert self.session is not None
+        await self.session.publish(topic, payload, qos=1, retain=retain)
+
+    async def publish_output_state(self) -> None:
+        outputs = {"on": self.output_on}
+        state = ModuleState(LecisState.IDLE, Control.REMOTE, self.now_ts(), outputs)
+        await self.publish(self.topics.module_state(self.name, OUTPUT), encode(state), retain=True)
+
+    async def announce(self) -> None:
+        await self.publish(self.topics.birth(self.name), encode(self.birth), retain=True)
+        for module in self.birth.modules:
+            state = ModuleState(LecisState.IDLE, Control.REMOTE, self.now_ts(),
+                                {"on": False} if module == OUTPUT else {})
+            await self.publish(self.topics.module_state(self.name, module), encode(state), retain=True)
+        state_msg = UnitState(UnitStateName.READY, self.boot, self.now_ts())
+        await self.publish(self.topics.unit_state(self.name), encode(state_msg), retain=True)
+
+    def value(self, module: str, reading: str, n: int) -> float:
+        if module == CONTROLLED:
+            return LOW if (n // self.half_cycle) % 2 == 0 else HIGH
+        return VALUES[reading]
+
+    async def run(self, stop: asyncio.Event, warmup_s: float) -> None:
+        config = SessionConfig(port=self.port, client_id=f"{self.name}-{self.boot[:8]}")
+        async with MqttSession(config, on_message=self.on_message) as session:
+            self.session = session
+            await session.subscribe(self.topics.unit_cmd(self.name))
+            await session.subscribe(self.topics.module_cmd_filter(self.name))
+            await self.announce()
+            period = 1.0 / self.rate
+            start = self.started = time.monotonic()
+            n = 0
+            previous = None
+            while not stop.is_set():
+                due = start + n * period
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                ts = self.now_ts()
+                for module, spec in self.birth.modules.items():
+                    if not spec.readings:
+                        continue
+                    values = {r.name: self.value(module, r.name, n) for r in spec.readings}
+                    seq = self.seq[module] = self.seq.get(module, 0) + 1
+                    payload = encode(Data(seq, (Reading(ts, values),)))
+                    topic = self.topics.data(self.name, module)
+                    if module == CONTROLLED:
+                        level = values["ph"]
+                        published = time.monotonic()
+                        if previous is not None and level != previous and self.measuring(published, warmup_s):
+                            self.crossings.append(Crossing("on" if level == LOW else "off", published, seq))
+                        previous = level
+                    self.spawn(self.publish(topic, payload))
+                n += 1
+            self.stopped = time.monotonic()
+            await asyncio.gather(*self.pending, return_exceptions=True)
+
+    def measuring(self, now: float, warmup_s: float) -> bool:
+        return self.leased_at is not None and now - self.leased_at >= warmup_s
+
+
+async def ping_loop(port: int, stop: asyncio.Event, rate: float) -> list[float]:
+    """The broker's round trip from inside the units' process, under the run's load."""
+    topic = f"bench/ping/{uuid.uuid4().hex}"
+    times: list[float] = []
+    got = asyncio.Event()
+    async with MqttSession(SessionConfig(port=port), subscriptions=[topic],
+                           on_message=lambda t, p: got.set()) as session:
+        while not stop.is_set():
+            got.clear()
+            start = time.monotonic()
+            await session.publish(topic, b"ping", qos=1)
+            await got.wait()
+            times.append(time.monotonic() - start)
+            await asyncio.sleep(1.0 / rate)
+    return times
+
+
+async def units_main(args: argparse.Namespace) -> None:
+    folder = Path(args.folder)
+    topics = Topics()
+    units = []
+    for i in range(args.units):
+        name = unit_name(i)
+        dcds = sorted((folder / name / "dcd").glob("*.yaml"))
+        modules = {p.stem: BirthModule.from_dcd(load_dcd(p)) for p in dcds}
+        birth = Birth(name, "bench", str(uuid.uuid4()), iso_ts(SystemClock().now()), modules,
+                      {"lease": {"max_ttl_s": 300}})
+        units.append(FakeUnit(name, birth, topics, args.port, args.rate, args.half_cycle))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    pings = asyncio.create_task(ping_loop(args.port, stop, 20.0))
+    await asyncio.gather(*(u.run(stop, args.warmup) for u in units))
+    rtt = await pings
+    out = {
+        "rtt": rtt,
+        "units": {u.name: {"crossings": [[c.cmd, c.published, c.arrived] for c in u.crossings],
+                           "extra": u.extra_commands, "leased": u.leased_at is not None,
+                           "readings": sum(u.seq.values()), "seconds": u.stopped - u.started}
+                  for u in units},
+    }
+    Path(args.out).write_text(json.dumps(out))
+
+
+# ---- the hub side ------------------------------------------------------------------------------
+
+def write_script(folder: Path, units: list[str]) -> Path:
+    """Two `when` tasks per unit on its controlled reading, toggling its output."""
+    lines = ["experiment: control-latency", "units:"]
+    lines += [f"  {u}: {u}/unit.yaml" for u in units]
+    lines.append("tasks:")
+    for u in units:
+        lines += [
+            f"  {u}-low:",
+            f"    when: \"{u}/{CONTROLLED}.ph < {ON_BELOW}\"",
+            "    do:",
+            f"      - {u}/{OUTPUT}: on",
+            f"  {u}-high:",
+            f"    when: \"{u}/{CONTROLLED}.ph > {OFF_ABOVE}\"",
+            "    do:",
+            f"      - {u}/{OUTPUT}: off",
+        ]
+    script = folder / "latency.yaml"
+    script.write_text("\n".join(lines) + "\n")
+    return script
+
+
+def write_hub_config(folder: Path, port: int, script: Path) -> Path:
+    config = folder / "hub.yaml"
+    config.write_text(f"hub: hub-bench\nbroker: {{host: 127.0.0.1, port: {port}}}\n"
+                      f"data_dir: {folder / 'hub-data'}\nscript: {script}\n")
+    return config
+
+
+async def broker_round_trips(port: int, tries: int) -> list[float]:
+    topic = f"bench/ping/{uuid.uuid4().hex}"
+    times: list[float] = []
+    got = asyncio.Event()
+    async with MqttSession(SessionConfig(port=port), subscriptions=[topic],
+                           on_message=lambda t, p: got.set()) as session:
+        for i in range(tries):
+            got.clear()
+            start = time.monotonic()
+            await session.publish(topic, str(i), qos=1)
+            await got.wait()
+            times.append(time.monotonic() - start)
+    return times
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen([sys.executable, *args], stdout=handle, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def end(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namespace) -> None:
+    latencies: list[float] = []
+    missed = extra = crossings = readings = 0
+    rate = 0.0
+    unleased = []
+    for name, unit in results["units"].items():
+        readings += unit["readings"]
+        rate += unit["readings"] / max(unit["seconds"], 1e-9)
+        if not unit["leased"]:
+            unleased.append(name)
+        if unit["crossings"]:  # before the first measured crossing: the hub's start, not counted
+            first = unit["crossings"][0][1]
+            extra += sum(1 for _what, arrived in unit["extra"] if arrived > first)
+        # The last crossing may have been published just before the stop: not a miss.
+        for _cmd, published, arrived in unit["crossings"][:-1]:
+            crossings += 1
+            if arrived is None:
+                missed += 1
+            else:
+                latencies.append(arrived - published)
+    if not latencies:
+        raise SystemExit(f"no command arrived for any crossing (units never leased: {unleased}); "
+                         f"see {args.keep or 'the hub log'}")
+    loaded_rtt = results["rtt"]
+    p99 = percentile(latencies, 0.99)
+    table(f"Control latency over loopback Mosquitto: {args.units} units x {args.modules} modules at "
+          f"{args.rate:g} Hz, hub and units in processes of their own", [
+              ("broker round trip, idle (publish -> own echo)", summary_ms(idle_rtt)),
+              ("broker round trip, during the run (units' process)", summary_ms(loaded_rtt)),
+              ("reading published -> command arrived at the unit", summary_ms(latencies)),
+              ("p99 / broker p99, idle / during the run",
+               f"{p99 / percentile(idle_rtt, 0.99):6.2f}x / {p99 / percentile(loaded_rtt, 0.99):6.2f}x  "
+               f"(target: p99 < {TARGET_P99_MS:g} ms)"),
+              ("crossings measured / without a command (missed)", f"{crossings} / {missed}"),
+              ("commands matching no crossing", f"{extra}"),
+              ("readings published", f"{readings:,} ({rate:,.0f}/s)"),
+              ("units whose lease the hub never took", ", ".join(unleased) or "none"),
+          ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--units", type=int, default=10)
+    parser.add_argument("--modules", type=int, default=5, help="instrument modules per unit (at most 6)")
+    parser.add_argument("--rate", type=float, default=10.0, help="readings a second of every module")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured time after the warm-up")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds after the lease before measuring")
+    parser.add_argument("--half-cycle", type=int, default=5,
+                        help="readings of the controlled module at one level before it steps to the other")
+    parser.add_argument("--keep", help="keep the files (configs, logs, hub data) in this folder")
+    parser.add_argument("--role", choices=["bench", "units"], default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "units":
+        asyncio.run(units_main(args))
+        return
+    if not 1 <= args.modules <= len(INSTRUMENTS):
+        parser.error(f"--modules must be 1..{len(INSTRUMENTS)}")
+    with tempfile.TemporaryDirectory() as name, MosquittoProcess() as broker:
+        folder = Path(args.keep) if args.keep else Path(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        units = [unit_name(i) for i in range(args.units)]
+        for unit in units:
+            write_unit_files(folder, unit, args.modules, broker.port)
+        script = write_script(folder, units)
+        hub_config = write_hub_config(folder, broker.port, script)
+        idle_rtt = asyncio.run(broker_round_trips(broker.port, 1000))
+        out = folder / "units.json"
+        fake = spawn(["-m", "bench.control_latency_bench", "--role", "units", "--port", str(broker.port),
+                      "--folder", str(folder), "--out", str(out), "--units", str(args.units),
+                      "--rate", str(args.rate), "--warmup", str(args.warmup),
+                      "--half-cycle", str(args.half_cycle)], folder / "units.log")
+        hub = spawn(["-m", "labedge", "hub", "run", "--config", str(hub_config)], folder / "hub.log")
+        try:
+            deadline = time.monotonic() + args.warmup + args.seconds + 5
+            while time.monotonic() < deadline:
+                if hub.poll() is not None:
+                    raise SystemExit(f"the hub exited with {hub.returncode}: "
+                                     f"{(folder / 'hub.log').read_text()[-3000:]}")
+                if fake.poll() is not None:
+                    raise SystemExit(f"the fake units exited: {(folder / 'units.log').read_text()[-3000:]}")
+                time.sleep(0.2)
+        finally:
+            end(fake)
+            end(hub)
+        if not out.exists():
+            raise SystemExit(f"the fake units wrote no results: {(folder / 'units.log').read_text()[-3000:]}")
+        report(json.loads(out.read_text()), idle_rtt, args)
+
+
+if __name__ == "__main__":
+    main()
