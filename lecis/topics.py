@@ -63,6 +63,14 @@ class Topics:
         """Everything one unit publishes or is sent."""
         return f"{self.root}/{unit}/#"
 
+    def every_unit_filter(self, leaf: str) -> str:
+        """One unit topic (`$state`, `$birth`, `$reply`) of every unit; it matches `lab/hub/<leaf>` too."""
+        return f"{self.root}/+/{leaf}"
+
+    def every_module_filter(self, leaf: str) -> str:
+        """One module leaf of every unit (`lab/+/+/data`); `state` matches `lab/hub/experiment/state` too."""
+        return f"{self.root}/+/+/{leaf}"
+
     def all_filter(self) -> str:
         """Everything under this root: every unit and the hub."""
         return f"{self.root}/#"

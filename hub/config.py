@@ -1,0 +1,92 @@
+"""Load and check `hub.yaml`, reporting every problem at once with file:line.
+
+The strict loader (`lecis.yaml_loader`) reads the file; unknown keys are
+problems with a "did you mean". Later hub issues add top-level keys
+(storage, upload, watch, users, http): each one goes into HUB_KEYS together
+with its reader here, and nothing unknown is accepted meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lecis.errors import ConfigError
+from lecis.topics import TOPIC_ROOT, UNIT_ID
+from lecis.unit_config import BrokerConfig
+from lecis.yaml_loader import Fields, YPath, load_yaml
+
+WHAT = "a hub config: key: value lines such as hub:, broker: and data_dir:"
+HUB_KEYS = ("hub", "broker", "data_dir", "script", "topic_root", "lease_ttl_s", "command_timeout_s")
+BROKER_KEYS = ("host", "port", "username", "password", "keepalive_s", "tls_ca")
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """The checked hub.yaml; paths are absolute (relative ones taken from the file's folder)."""
+
+    hub: str
+    source: str
+    broker: BrokerConfig
+    data_dir: Path
+    script: Path | None = None
+    topic_root: str = "lab"
+    lease_ttl_s: float = 30.0  # the lease asked of each unit; renewed every third of it
+    command_timeout_s: float = 10.0  # no final reply by then: the outcome is `timeout`
+
+    @property
+    def client_id(self) -> str:
+        """The fixed MQTT client id of the hub's persistent session."""
+        return f"labedge-hub-{self.hub}"
+
+
+def load_hub_config(path: Path, check_files: bool = True) -> HubConfig:
+    """Load `hub.yaml`; raises ConfigError listing every problem.
+
+    With `check_files`, the script and the broker's TLS CA file must exist.
+    """
+    doc = load_yaml(path, WHAT)
+    f = Fields(doc)
+    base = path.parent
+    f.mapping((), HUB_KEYS)
+    hub = f.string(("hub",), None, required=True, pattern=UNIT_ID,
+                   expected="a hub id (lower-case letters, digits and -, up to 32 characters, e.g. hub-1)")
+    broker = _broker(f, base, check_files)
+    data_dir = f.string(("data_dir",), None, required=True,
+                        expected="a folder for the hub's database, run files and state (e.g. ./var/hub)")
+    script = f.string(("script",), None, nullable=True, expected="the path of an experiment script")
+    script_path = None
+    if script is not None:
+        script_path = _absolute(base, script)
+        if check_files and not script_path.is_file():
+            state = "is a folder, not a script file" if script_path.is_dir() else "does not exist"
+            f.problem(("script",), f"script {script_path} {state}")
+    topic_root = f.string(("topic_root",), "lab", pattern=TOPIC_ROOT,
+                          expected="a topic root (letters, digits, _, - and /, e.g. lab)")
+    ttl = f.number(("lease_ttl_s",), 30.0, minimum=3, maximum=3600)
+    timeout = f.number(("command_timeout_s",), 10.0, above=0, maximum=3600)
+    if f.problems or hub is None or data_dir is None:
+        raise ConfigError(sorted(f.problems, key=lambda p: p.line or 0))
+    return HubConfig(hub, doc.source, broker, _absolute(base, data_dir), script_path, topic_root, ttl,
+                     timeout)
+
+
+def _absolute(base: Path, text: str) -> Path:
+    return Path(os.path.abspath(base / Path(text).expanduser()))
+
+
+def _broker(f: Fields, base: Path, check_files: bool) -> BrokerConfig:
+    p: YPath = ("broker",)
+    f.mapping(p, BROKER_KEYS, required=True, what="a mapping such as {host: 127.0.0.1, port: 1883}")
+    tls_ca = f.string(p + ("tls_ca",), None, nullable=True, expected="the path of a CA certificate file")
+    if tls_ca is not None:
+        tls_ca = str(_absolute(base, tls_ca))
+        if check_files and not Path(tls_ca).is_file():
+            f.problem(p + ("tls_ca",), f"file {tls_ca} does not exist")
+    return BrokerConfig(f.string(p + ("host",), "127.0.0.1"),
+                        f.integer(p + ("port",), 1883, minimum=1, maximum=65535),
+                        f.string(p + ("username",), None, nullable=True),
+                        f.string(p + ("password",), None, nullable=True),
+                        f.integer(p + ("keepalive_s",), 10, minimum=2),
+                        tls_ca)

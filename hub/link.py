@@ -1,0 +1,185 @@
+"""The hub's MQTT session: every unit's messages in, decoded at the boundary; the hub's state out.
+
+A persistent session (fixed client id `labedge-hub-<id>`, clean_session false,
+QoS 1 subscriptions) so the broker queues what units publish while the hub
+restarts, and delivers it on reconnect. `lab/hub/$state` is retained
+`{online: true}` while connected, with a will of `online: false`.
+
+Every message is decoded with `lecis.wire` here; one that does not fit the
+contract is logged (once per topic kind and episode) and counted in
+`stats`, and never reaches the recorder or the controller. A handler that
+raises is logged and counted too: the link goes on (docs/protocol.md, Hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+from hub.config import HubConfig
+from lecis.clock import Clock, SystemClock, iso_ts
+from lecis.errors import WireFormatError
+from lecis.mqtt_session import Connection, MqttSession, SessionConfig
+from lecis.topics import Topics
+from lecis.wire import Birth, Data, Event, HubState, ModuleState, UnitState, encode, from_bytes
+
+log = logging.getLogger("labedge.hub.link")
+
+#: The leaves the hub subscribes to for every module of every unit, and for every unit.
+MODULE_LEAVES = ("data", "event", "state", "reply")
+UNIT_LEAVES = ("$state", "$birth", "$reply")
+HUB_SEGMENT = "hub"  # `lab/hub/...` is the hub's own space: never a unit
+
+
+def _ignore(*_: Any) -> None:
+    return None
+
+
+@dataclass
+class LinkHandlers:
+    """Where decoded messages go. `payload` is the decoded JSON object, `received_at` epoch seconds."""
+
+    data: Callable[[str, str, Data, dict[str, Any], float], None] = _ignore
+    event: Callable[[str, str, Event, dict[str, Any], float], None] = _ignore
+    module_state: Callable[[str, str, ModuleState, dict[str, Any], float], None] = _ignore
+    unit_state: Callable[[str, UnitState], None] = _ignore
+    birth: Callable[[str, Birth], None] = _ignore
+    reply: Callable[[str, bytes], None] = _ignore  # raw: UnitClient.feed reads it
+    hub_command: Callable[[bytes], None] = _ignore  # raw: the handler answers bad commands itself
+    connected: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def session_config(config: HubConfig) -> SessionConfig:
+    broker = config.broker
+    return SessionConfig(host=broker.host, port=broker.port, client_id=config.client_id, clean_session=False,
+                         username=broker.username, password=broker.password, tls_ca=broker.tls_ca,
+                         keepalive_s=broker.keepalive_s)
+
+
+def subscriptions(topics: Topics) -> list[str]:
+    return ([topics.every_module_filter(leaf) for leaf in MODULE_LEAVES]
+            + [topics.every_unit_filter(leaf) for leaf in UNIT_LEAVES] + [topics.hub_cmd()])
+
+
+class HubLink:
+    """`async with HubLink(config, handlers):` connected (or retrying) until the block ends."""
+
+    def __init__(self, config: HubConfig, handlers: LinkHandlers, clock: Clock | None = None) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_root)
+        self.handlers = handlers
+        self.clock = clock or SystemClock()
+        self.stats: Counter[str] = Counter()  # received.<kind>, bad.<kind>, handler_errors
+        self._warned: set[str] = set()
+        will = aiomqtt.Will(self.topics.hub_state(), self._state(False), 1, True)
+        self.session = MqttSession(session_config(config), will=will,
+                                   subscriptions=subscriptions(self.topics), on_message=self.on_message,
+                                   on_connect=self._on_connect, clock=self.clock)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.session.connected
+
+    def _state(self, online: bool) -> bytes:
+        return encode(HubState(online, iso_ts(self.clock.now())))
+
+    async def _on_connect(self, connection: Connection) -> list[Coroutine[Any, Any, None]]:
+        await connection.publish(self.topics.hub_state(), self._state(True), qos=1, retain=True)
+        for listener in list(self.handlers.connected):
+            try:
+                await listener()
+            except Exception:  # a listener must not cost the connection
+                self.stats["handler_errors"] += 1
+                log.exception("a connect listener failed")
+        return []
+
+    async def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Publish on the current connection and await the PUBACK; SessionOffline without one."""
+        await self.session.publish(topic, payload, qos=1, retain=retain)
+
+    # ---- incoming -----------------------------------------------------------------------------
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Decode and route one message; never raises."""
+        try:
+            self._route(topic, payload)
+        except WireFormatError as exc:
+            self._bad(topic, str(exc))
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("handling a message on %s failed; the link goes on", topic)
+
+    def _bad(self, topic: str, why: str) -> None:
+        kind = self._kind(topic)
+        self.stats[f"bad.{kind}"] += 1
+        if kind not in self._warned:  # a unit that keeps sending garbage must not flood the log
+            self._warned.add(kind)
+            log.warning("message on %s does not fit the contract (%s); dropped and counted "
+                        "(further ones of this kind are counted only)", topic, why)
+
+    def _kind(self, topic: str) -> str:
+        parts = self.topics.split(topic)
+        if parts is None:
+            return "other"
+        return parts[1] if parts[1].startswith("$") else parts[2]
+
+    def _route(self, topic: str, payload: bytes) -> None:
+        topics = self.topics
+        if topic == topics.hub_cmd():
+            self.stats["received.hub_cmd"] += 1
+            self.handlers.hub_command(payload)
+            return
+        parts = topics.split(topic)
+        if parts is None or parts[0] == HUB_SEGMENT:
+            return  # our own state, replies and experiment topics come back through the wildcards
+        unit, target, leaf = parts
+        kind = target if target.startswith("$") else leaf
+        self.stats[f"received.{kind}"] += 1
+        if kind in ("reply", "$reply"):
+            self.handlers.reply(topic, payload)
+            return
+        value = from_bytes(payload)
+        if kind == "$state":
+            self.handlers.unit_state(unit, UnitState.from_json(value))
+        elif kind == "$birth":
+            birth = Birth.from_json(value)
+            if birth.unit != unit:
+                raise WireFormatError(f"names unit {birth.unit!r} on unit {unit!r}'s topic", "unit")
+            self.handlers.birth(unit, birth)
+        elif kind in ("data", "event", "state"):
+            now = self.clock.now().timestamp()
+            if kind == "data":
+                self.handlers.data(unit, target, Data.from_json(value), value, now)
+            elif kind == "event":
+                self.handlers.event(unit, target, Event.from_json(value), value, now)
+            else:
+                self.handlers.module_state(unit, target, ModuleState.from_json(value), value, now)
+
+    # ---- life ---------------------------------------------------------------------------------
+    async def __aenter__(self) -> HubLink:
+        """Start the session; wait for the first connection up to the connect timeout, then go on."""
+        self._task = asyncio.create_task(self.session.run(), name="hub-link")
+        try:
+            await asyncio.wait_for(self.session.connected.wait(), self.session.config.connect_timeout_s)
+        except TimeoutError:
+            log.warning("no broker at %s:%d yet; the hub keeps trying and records once it connects",
+                        self.config.broker.host, self.config.broker.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session.connected.is_set():
+            with contextlib.suppress(Exception):  # the will says the same if this does not get out
+                await asyncio.wait_for(self.publish(self.topics.hub_state(), self._state(False), retain=True),
+                                       2.0)
+        self.session.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
