@@ -66,7 +66,8 @@ async def test_bad_messages_are_counted_and_the_link_goes_on(tmp_path: Path,
     assert link.stats["received.data"] == 3
 
 
-async def test_a_handler_that_raises_does_not_stop_the_link(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+async def test_a_handler_that_raises_does_not_stop_the_link(tmp_path: Path,
+                                                            mosquitto: MosquittoProcess) -> None:
     got = Collect()
     calls = 0
 
@@ -105,7 +106,8 @@ async def test_readings_sent_while_the_hub_was_away_arrive_when_it_returns(
     assert [d.seq for _, _, d in got.data] == list(range(1, 51))
 
 
-async def test_the_hubs_own_topics_are_not_taken_for_a_units(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+async def test_the_hubs_own_topics_are_not_taken_for_a_units(tmp_path: Path,
+                                                             mosquitto: MosquittoProcess) -> None:
     states: list[str] = []
     handlers = LinkHandlers(module_state=lambda unit, module, *_: states.append(f"{unit}/{module}"))
     async with HubLink(hub_config(tmp_path, mosquitto.port, "hub-own"), handlers) as link:
