@@ -54,6 +54,10 @@ class YamlDoc:
     document (a duplicate key keeps its first value); `Fields` starts from them.
     `refused` holds the paths whose value was one of them and became None,
     so that a typed read does not report the same line a second time.
+    `columns` holds the column (1-based) of every key and list item beside
+    `lines`; `values` the (line, column) of the first character of every
+    scalar value's text (inside its quotes; the first content line of a block
+    scalar), so a reader of text inside a value can point at one character.
     """
 
     source: str
@@ -61,6 +65,8 @@ class YamlDoc:
     lines: dict[YPath, int] = field(default_factory=dict)
     problems: list[ConfigProblem] = field(default_factory=list)
     refused: set[YPath] = field(default_factory=set)
+    columns: dict[YPath, int] = field(default_factory=dict)
+    values: dict[YPath, tuple[int, int]] = field(default_factory=dict)
 
     def line_of(self, path: YPath) -> int | None:
         """Line of `path`, or of its nearest existing parent when it is absent."""
@@ -69,6 +75,18 @@ class YamlDoc:
                 return None
             path = path[:-1]
         return self.lines[path]
+
+    def position_of(self, path: YPath) -> tuple[int, int] | None:
+        """(line, column) of the key or list item `path`, or of its nearest existing parent."""
+        while path not in self.lines:
+            if not path:
+                return None
+            path = path[:-1]
+        return self.lines[path], self.columns.get(path, 1)
+
+    def value_position(self, path: YPath) -> tuple[int, int] | None:
+        """(line, column) of the first character of the scalar at `path`; else where its key is."""
+        return self.values.get(path) or self.position_of(path)
 
     def get(self, path: YPath) -> Any:
         """The value at `path`, or MISSING."""
@@ -144,9 +162,12 @@ def parse_yaml(text: str, source: str, what: str = "key: value lines") -> YamlDo
     if not isinstance(root, MappingNode):
         raise ConfigError([ConfigProblem(source, root.start_mark.line + 1, None,
                                          f"expected {what} at the top level, got {_node_kind(root)}")])
-    builder = _Builder(yaml, source)
+    builder = _Builder(yaml, source, text)
     builder.lines[()] = root.start_mark.line + 1  # where a missing top-level key is reported
-    return YamlDoc(source, builder.build(root, ()), builder.lines, builder.problems, builder.refused)
+    builder.columns[()] = root.start_mark.column + 1
+    data = builder.build(root, ())
+    return YamlDoc(source, data, builder.lines, builder.problems, builder.refused, builder.columns,
+                   builder.values)
 
 
 def _node_kind(node: Node) -> str:
@@ -158,10 +179,13 @@ def _node_kind(node: Node) -> str:
 class _Builder:
     """Node tree -> plain values, recording lines, duplicate keys and unsupported tags."""
 
-    def __init__(self, yaml: YAML, source: str) -> None:
+    def __init__(self, yaml: YAML, source: str, text: str = "") -> None:
         self.constructor = yaml.constructor
         self.source = source
+        self.text_lines = text.split("\n")
         self.lines: dict[YPath, int] = {}
+        self.columns: dict[YPath, int] = {}
+        self.values: dict[YPath, tuple[int, int]] = {}
         self.problems: list[ConfigProblem] = []
         self.refused: set[YPath] = set()
 
@@ -187,14 +211,17 @@ class _Builder:
                                  f"duplicate key {key!r} (first given at line {self.lines[path + (key,)]})")
                     continue
                 self.lines[path + (key,)] = key_node.start_mark.line + 1
+                self.columns[path + (key,)] = key_node.start_mark.column + 1
                 out[key] = self.build(value_node, path + (key,))
             return out
         if isinstance(node, SequenceNode):
             items = []
             for index, item in enumerate(node.value):
                 self.lines[path + (index,)] = item.start_mark.line + 1
+                self.columns[path + (index,)] = item.start_mark.column + 1
                 items.append(self.build(item, path + (index,)))
             return items
+        self.values[path] = self.content_start(node)
         if tag == _CORE + "str":
             return str(node.value)
         if tag not in _SCALAR_TAGS:
@@ -220,6 +247,20 @@ class _Builder:
         if isinstance(value, float):
             return float(value)
         return value  # a timestamp: type checks report it with the expected type
+
+    def content_start(self, node: Node) -> tuple[int, int]:
+        """(line, column), 1-based, of the first character of a scalar's text."""
+        line, column = node.start_mark.line, node.start_mark.column
+        style = getattr(node, "style", None)
+        if style in ('"', "'"):
+            return line + 1, column + 2  # after the opening quote
+        if style in ("|", ">"):
+            # The text starts on the first non-blank line after the indicator.
+            for number in range(line + 1, len(self.text_lines)):
+                content = self.text_lines[number]
+                if content.strip():
+                    return number + 1, len(content) - len(content.lstrip(" ")) + 1
+        return line + 1, column + 1
 
     def key(self, node: Node, path: YPath) -> str | None:
         if str(node.tag) == _CORE + "merge":
