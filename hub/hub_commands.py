@@ -45,7 +45,7 @@ class Experiment(Protocol):
 
     async def stop(self, reason: str) -> dict[str, Any]: ...
 
-    async def apply(self, text: str, author: str) -> dict[str, Any]:
+    async def apply(self, text: str, author: str, source: str) -> dict[str, Any]:
         """Validate and apply a new version; raises ScriptError (every problem) when rejected."""
 
     def versions(self) -> list[dict[str, Any]]: ...
@@ -137,9 +137,9 @@ class HubCommands:
             raise CommandRejected(ErrorKind.STATE, "no experiment runs on this hub "
                                                    "(hub.yaml names no script)")
         if name == "script.apply":
-            text, author = _apply_args(args)
+            text, author, source = _apply_args(args)
             await self._send(command.id, ReplyStatus.ACCEPTED)
-            return await experiment.apply(text, author)
+            return await experiment.apply(text, author, source)
         _only(name, args, ("reason",) if name == "experiment.stop" else ())
         if name == "experiment.status":
             return experiment.status()
@@ -162,9 +162,13 @@ def _only(name: str, args: dict[str, Any], allowed: tuple[str, ...]) -> None:
         raise CommandRejected(ErrorKind.VALIDATION, f"{name} {takes}, got {extra[0]!r}", extra[0])
 
 
-def _apply_args(args: dict[str, Any]) -> tuple[str, str]:
-    _only("script.apply", args, ("text", "author"))
+def _apply_args(args: dict[str, Any]) -> tuple[str, str, str]:
+    _only("script.apply", args, ("text", "author", "source"))
     text, author = args.get("text"), args.get("author", "unknown")
+    source = args.get("source", "script.apply")
+    if not isinstance(source, str) or not source or len(source) > 200:
+        raise CommandRejected(ErrorKind.VALIDATION, "source must be a file name of 1 to 200 characters",
+                              "source")
     if not isinstance(text, str) or not text.strip():
         raise CommandRejected(ErrorKind.VALIDATION, "text must be the whole script as a non-empty string",
                               "text")
@@ -174,4 +178,4 @@ def _apply_args(args: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(author, str) or not author.strip() or len(author) > MAX_AUTHOR_CHARS:
         raise CommandRejected(ErrorKind.VALIDATION, f"author must be a name of 1 to {MAX_AUTHOR_CHARS} "
                                                     "characters", "author")
-    return text, author
+    return text, author, source

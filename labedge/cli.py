@@ -11,6 +11,7 @@ from lecis.version import software_version
 
 def build_parser() -> argparse.ArgumentParser:
     from edge.cli import add_edge_parser
+    from hub.cli import add_hub_parser
     from labedge.cmd import add_cmd_parser
     from labedge.lab import add_lab_parser
     from labedge.watch import add_watch_parser
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_edge_parser(sub)
+    add_hub_parser(sub)
     add_sim_parser(sub)
     add_lab_parser(sub)
     add_watch_parser(sub)

@@ -1,4 +1,4 @@
-"""The files of the one-machine lab: supervisord config, unit config and DCDs on simulators."""
+"""The files of the one-machine lab: supervisord config, unit config and DCDs on simulators, hub.yaml."""
 
 from __future__ import annotations
 
@@ -68,7 +68,26 @@ pin: 27
 max_on_s: 3600
 on_controller_loss: hold
 """,
+    "heater": """\
+# heater: heating mat relay, mock pin in the lab (the hub's PID drives its duty)
+module: heater
+driver: gpio.switch
+pin: 22
+max_on_s: 900
+on_controller_loss: "off"
+""",
 }
+
+# The experiment the lab's hub runs: the seed's respirometry script, against bench-1.
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "respirometry.yaml"
+
+HUB = """\
+# The one-machine lab's hub: records bench-1 and runs {script}.
+hub: hub-1
+broker: {{host: 127.0.0.1, port: {port}}}
+data_dir: {data_dir}
+script: {script}
+"""
 
 UNIT = """\
 # bench-1 of the one-machine lab: instruments are simulators on pseudo-terminals.
@@ -83,7 +102,7 @@ status_led: {{pin: 13}}
 
 def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
     """Write everything under `lab_dir` and return the supervisord config path."""
-    for sub in ("logs", "dev", "bench-1/dcd", "broker"):
+    for sub in ("logs", "dev", "bench-1/dcd", "broker", "hub"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     env = 'PYTHONUNBUFFERED="1",GPIOZERO_PIN_FACTORY="mock",GPIOZERO_MOCK_PIN_CLASS="mockpwmpin"'
 
@@ -93,6 +112,9 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
 
     text = SUPERVISOR_HEAD.format(dir=lab_dir)
     text += program("broker", f"{labedge} broker --port {port} --dir {lab_dir}/broker", 10)
+    (lab_dir / "hub" / "hub.yaml").write_text(HUB.format(port=port, data_dir=lab_dir / "hub" / "data",
+                                                         script=SCRIPT))
+    text += program("hub", f"{labedge} hub run --config {lab_dir}/hub/hub.yaml", 15)
     modules = []
     for module, probe in INSTRUMENTS:
         link = lab_dir / "dev" / module

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from labedge.lab_files import write_lab_files
+from hub.config import load_hub_config
+from labedge.lab_files import SCRIPT, write_lab_files
 from lecis.config_loader import load_unit_config
 from provisioning.broker import find_mosquitto, free_port, wait_listening
 from tests.rig import probe
@@ -26,15 +27,18 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(conf)
     programs = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")}
-    assert programs == {"broker", "sim-ph1", "sim-do1", "sim-temp1", "unit-bench-1"}
+    assert programs == {"broker", "hub", "sim-ph1", "sim-do1", "sim-temp1", "unit-bench-1"}
     assert "--pin-factory mock" in parser["program:unit-bench-1"]["command"]
     # The unit starts only once the simulators' ports exist (labedge lab starts it).
     assert parser["program:unit-bench-1"]["autostart"] == "false"
     assert parser["program:sim-ph1"]["autostart"] == "true"
     config = load_unit_config(tmp_path / "bench-1" / "unit.yaml", check_ports=False)
     assert config.broker.port == 18830
-    assert {m.module for m in config.modules} == {"ph1", "do1", "temp1", "base_pump", "aeration"}
+    assert {m.module for m in config.modules} == {"ph1", "do1", "temp1", "base_pump", "aeration", "heater"}
     assert config.buttons.stop_pin == 6
+    hub = load_hub_config(tmp_path / "hub" / "hub.yaml", check_files=False)
+    assert hub.broker.port == 18830 and hub.script == SCRIPT
+    assert parser["program:hub"]["command"] == f"/usr/bin/labedge hub run --config {tmp_path}/hub/hub.yaml"
 
 
 async def test_a_second_lab_on_the_same_folder_changes_nothing_and_names_the_first(tmp_path: Path) -> None:

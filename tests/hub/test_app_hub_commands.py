@@ -35,10 +35,10 @@ class FakeExperiment:
         self.state = "stopped"
         return {**self.status(), "reason": reason}
 
-    async def apply(self, text: str, author: str) -> dict[str, Any]:
+    async def apply(self, text: str, author: str, source: str) -> dict[str, Any]:
         if "broken" in text:
-            raise ScriptError([ScriptProblem("script.apply", 3, 7, "unknown reading 'bench-1/ph1.pH'"),
-                               ScriptProblem("script.apply", 9, 12, "expected a duration")])
+            raise ScriptError([ScriptProblem(source, 3, 7, "unknown reading 'bench-1/ph1.pH'"),
+                               ScriptProblem(source, 9, 12, "expected a duration")])
         self.applied.append((text, author))
         self.version += 1
         return {"version": self.version}
@@ -83,7 +83,8 @@ async def test_pause_resume_stop_and_status() -> None:
 async def test_a_broken_script_is_rejected_with_every_problem() -> None:
     experiment = FakeExperiment()
     h = Harness(experiment)
-    reply = await h.call("a1", "script.apply", {"text": "broken: yes\n", "author": "ana"})
+    reply = await h.call("a1", "script.apply", {"text": "broken: yes\n", "author": "ana",
+                                                "source": "script.apply"})
     assert reply["status"] == "rejected"
     assert reply["error"]["kind"] == "validation" and reply["error"]["param"] == "text"
     assert "script.apply:3:7: unknown reading 'bench-1/ph1.pH'" in reply["error"]["message"]
