@@ -1,0 +1,209 @@
+"""The hub never stops recording or answering, whatever arrives on the broker.
+
+Hostile payloads (tests/system/hub_fuzz_payloads.py: raw bytes, invalid
+UTF-8, every code point with lone surrogates escaped in JSON, integers of any
+size, NaN/Infinity tokens, deep nesting, strings at the 1 MiB limit, wrong
+types and missing fields, seq backwards, repeated and with gaps, unknown
+units and modules, bogus `$birth` and `$state`) go to each part on its own
+and then to the whole hub over MQTT, interleaved with valid messages; the
+valid ones must all be recorded and the troubles counted exactly.
+
+`LABEDGE_HUB_FUZZ_EXAMPLES` (default 40) sets how many generated runs each
+property gets: `LABEDGE_HUB_FUZZ_EXAMPLES=1000 pytest tests/system/test_hub_fuzz.py` is the soak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.hub_commands import HUB_COMMANDS, HubCommands
+from hub.script.errors import ScriptError, ScriptProblem
+from lecis.errors import ErrorKind
+from tests.system.hub_fuzz_payloads import any_text, dumps, hostile_bytes, huge_int, json_values
+
+EXAMPLES = int(os.environ.get("LABEDGE_HUB_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+KINDS = frozenset(kind.value for kind in ErrorKind)
+
+
+# ---- lab/hub/$cmd, straight into the hub's command handler -------------------------------------------
+
+class FakeExperiment:
+    """Carries out every hub command; a script whose text starts with `bad` is rejected."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.calls: list[str] = []
+
+    def status(self) -> dict[str, Any]:
+        return {"state": "running"}
+
+    async def pause(self) -> dict[str, Any]:
+        self.calls.append("pause")
+        return {}
+
+    async def resume(self) -> dict[str, Any]:
+        self.calls.append("resume")
+        return {}
+
+    async def stop(self, reason: str) -> dict[str, Any]:
+        self.calls.append("stop")
+        return {}
+
+    async def apply(self, text: str, author: str, *more: str) -> dict[str, Any]:
+        if text.startswith("bad"):
+            raise ScriptError([ScriptProblem("script.yaml", 1, 1, "not a script")])
+        self.applied.append(text)
+        return {"version": len(self.applied) + 1}
+
+    def versions(self) -> list[dict[str, Any]]:
+        return []
+
+
+def good_args(cmd: str) -> st.SearchStrategy[dict[str, Any]]:
+    if cmd == "script.apply":
+        return st.fixed_dictionaries({"text": st.just("experiment: x\n")},
+                                     optional={"author": st.sampled_from(["ana", "b\u00e9a"])})
+    if cmd == "experiment.stop":
+        return st.fixed_dictionaries({}, optional={"reason": st.text(max_size=20)})
+    return st.just({})
+
+
+@dataclass(frozen=True)
+class HubCase:
+    """A payload for `lab/hub/$cmd`, its readable id (or None) and what the hub must answer."""
+
+    payload: bytes
+    cid: str | None
+    expected: str  # "done", "rejected:<kind>", or "final" (any final reply)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.payload, self.cid, self.expected))
+
+    def __repr__(self) -> str:  # hypothesis prints failing cases: keep 1 MiB payloads short
+        more = f"... ({len(self.payload)} bytes)" if len(self.payload) > 300 else ""
+        return f"HubCase({self.payload[:300]!r}{more}, {self.cid!r}, {self.expected!r})"
+
+
+@st.composite
+def hub_command(draw: st.DrawFn) -> HubCase:
+    case = draw(_hub_command())
+    return HubCase(*case)
+
+
+@st.composite
+def _hub_command(draw: st.DrawFn) -> tuple[bytes, str | None, str]:
+    """(payload, its readable id or None, what the hub must answer: done, rejected or any-final)."""
+    cid = draw(st.uuids()).hex
+    kind = draw(st.sampled_from(["good", "unknown", "bad id", "bad field", "bad args", "bytes", "apply"]))
+    if kind == "good":
+        cmd = draw(st.sampled_from([c for c in HUB_COMMANDS if not c.startswith("session.")]))
+        return dumps({"id": cid, "cmd": cmd, "args": draw(good_args(cmd))}), cid, "done"
+    if kind == "unknown":
+        cmd = draw(st.one_of(st.text(min_size=1, max_size=20).filter(lambda c: c not in HUB_COMMANDS),
+                             st.sampled_from(["session.start", "session.stop", "EXPERIMENT.PAUSE",
+                                              "script"])))
+        return dumps({"id": cid, "cmd": cmd}), cid, "rejected:unknown_command"
+    if kind == "bad id":
+        bad = draw(st.one_of(st.none(), st.booleans(), huge_int, st.just(""), st.just("i" * 129),
+                             st.lists(st.integers(), max_size=2), any_text.map(lambda t: t + "\ud800")))
+        body: dict[str, Any] = {"cmd": "experiment.status"}
+        if draw(st.booleans()):
+            body["id"] = bad
+        return dumps(body), None, "rejected:validation"
+    if kind == "bad field":
+        field, value = draw(st.sampled_from([
+            ("cmd", None), ("cmd", 1), ("cmd", ""), ("cmd", ["experiment.pause"]), ("args", [1]),
+            ("args", "x"), ("args", 10**400), ("lease", 5), ("cmd", "experiment.status\ud800"),
+            ("note", "\udfff")]))
+        return dumps({"id": cid, "cmd": "experiment.status", field: value}), cid, "rejected:validation"
+    if kind == "bad args":
+        cmd, args = draw(st.sampled_from([
+            ("script.apply", {}), ("script.apply", {"text": ""}), ("script.apply", {"text": 5}),
+            ("script.apply", {"text": "   "}), ("script.apply", {"text": "bad: script"}),
+            ("script.apply", {"text": "x: 1", "author": ""}), ("script.apply", {"text": "x: 1", "author": 7}),
+            ("script.apply", {"text": "x: 1", "author": "a" * 101}),
+            ("script.apply", {"text": "x", "run": 1}),
+            ("script.apply", {"text": "x: 1", "source": 3}), ("script.apply", {"text": "x: 1", "source": ""}),
+            ("experiment.stop", {"reason": 5}), ("experiment.stop", {"why": "x"}),
+            ("experiment.pause", {"now": True}), ("experiment.status", {"x": None})]))
+        return dumps({"id": cid, "cmd": cmd, "args": args}), cid, "rejected:validation"
+    if kind == "bytes":
+        return draw(hostile_bytes()), None, "final"
+    text = draw(json_values(allow_nan=False))
+    return dumps({"id": cid, "cmd": "script.apply", "args": {"text": text}}), cid, "final"
+
+
+def replies_to(out: list[dict[str, Any]], cid: str | None) -> list[dict[str, Any]]:
+    return [r for r in out if r.get("id") == cid]
+
+
+def check_final(reply: dict[str, Any], expected: str, payload: bytes) -> None:
+    shown = payload[:200]
+    assert reply["status"] in ("done", "rejected", "failed"), (reply, shown)
+    if expected == "done":
+        assert reply["status"] == "done", (reply, shown)
+        return
+    if expected == "final":
+        if reply["status"] != "done":
+            assert reply["error"]["kind"] in KINDS, (reply, shown)
+        return
+    status, kind = expected.split(":")
+    assert reply["status"] == status, (reply, shown)
+    assert reply["error"]["kind"] == kind, (reply, shown)
+    assert reply["error"]["message"], (reply, shown)
+    if kind == "validation":  # the contract: `param` names the bad parameter
+        assert isinstance(reply["error"]["param"], str) and reply["error"]["param"], (reply, shown)
+
+
+@FUZZ
+@given(st.lists(hub_command(), min_size=1, max_size=25), st.data())
+def test_hub_commands_answer_every_payload_and_again_for_a_repeated_id(
+        commands: list[HubCase], data: st.DataObject) -> None:
+    """Every command gets one final reply naming kind and param when refused; a repeat is answered again."""
+    out: list[dict[str, Any]] = []
+
+    async def publish(payload: bytes) -> None:
+        out.append(json.loads(payload.decode("utf-8")))  # strict UTF-8 JSON, or the test fails here
+
+    async def run() -> None:
+        handler = HubCommands(FakeExperiment(), publish)
+        for payload, _, _ in commands:
+            handler.feed(payload)
+        await asyncio.sleep(0)
+        while handler._tasks:
+            await asyncio.gather(*list(handler._tasks))
+        first = list(out)
+        readable = [(p, cid) for p, cid, _ in commands if cid is not None]
+        if readable:
+            payload, cid = data.draw(st.sampled_from(readable), label="repeated")
+            before = [r for r in first if r["id"] == cid]
+            handler.feed(payload)
+            while handler._tasks:
+                await asyncio.gather(*list(handler._tasks))
+            again = [r for r in out[len(first):]]
+            assert [(r["status"], r["error"]) for r in again] == [(r["status"], r["error"]) for r in before]
+        await handler.close()
+
+    asyncio.run(run())
+    anonymous = [r for r in out if r["id"] is None]
+    for payload, cid, expected in commands:
+        if cid is None:
+            continue
+        finals = [r for r in replies_to(out, cid) if r["status"] != "accepted"]
+        assert finals, f"no reply to {payload[:200]!r}"
+        check_final(finals[0], expected, payload)
+    for reply in anonymous:  # unreadable ids: refused as not a command
+        assert reply["status"] == "rejected" and reply["error"]["kind"] == "validation", reply
+    unreadable = sum(1 for _, cid, _ in commands if cid is None)
+    assert len(anonymous) >= sum(1 for _, cid, e in commands if cid is None and e != "final")
+    assert len(anonymous) <= unreadable
