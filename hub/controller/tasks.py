@@ -1,0 +1,49 @@
+"""Per-task state and the runs (action sequences) of tasks, as plain JSON-able records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Part = Literal["do", "exit"]
+
+
+@dataclass
+class TaskState:
+    """What a task remembers between firings (persisted in the snapshot)."""
+
+    fired: int = 0
+    dues: list[float] = field(default_factory=list)  # timer due times, sorted
+    done: bool = False  # an `at` that fired, an `every` past its window or until
+    truth: bool = False  # `when`/`while`: the condition's value at the last evaluation
+    hold_until: float | None = None  # `when ... for`: fires then if still true
+    inside: bool = False  # `while`: inside the block
+    exit_pending: bool = False  # `while`: on_exit due but not yet started
+    last_fired: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskState:
+        return cls(**data)
+
+
+@dataclass
+class TaskRun:
+    """One running sequence of a task's actions (`do`, or a `while`'s `on_exit`)."""
+
+    id: int
+    task: str
+    part: Part
+    index: int = 0  # the next action to start (or the one in flight)
+    wait_until: float | None = None
+    command: dict[str, Any] | None = None  # the command in flight: CommandEffect fields
+    version: int = 0  # script version it started under
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRun:
+        return cls(**data)
