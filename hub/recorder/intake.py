@@ -1,0 +1,183 @@
+"""Payloads from the wire checked and turned into records for the writer: pure, never raising.
+
+Everything a unit sends reaches `decode` as an already-parsed JSON value that
+may be hostile (wrong types, huge integers, lone surrogates, deep nesting,
+missing fields). The codecs of `lecis.wire` decide what is well formed; a
+payload that is not becomes a `Bad` record saying what was wrong, so it is
+counted and logged by the writer and nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lecis.clock import parse_ts
+from lecis.dcd_commands import NAME as VALUE_NAME
+from lecis.errors import LabedgeError
+from lecis.topics import MODULE_ID, UNIT_ID
+from lecis.wire import Birth, Data, Event, ModuleState, UnitState, to_bytes
+
+KINDS = ("data", "event", "state", "birth", "unit_state")
+#: The module under which a unit's `$state` and `$birth` are kept in the state table.
+UNIT_STATE_KEY, BIRTH_KEY = "$state", "$birth"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One reading: the unit's own timestamp (text and epoch seconds) and its values."""
+
+    ts: float
+    ts_text: str
+    values: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class DataRecord:
+    unit: str
+    module: str
+    seq: int
+    hist: bool
+    received_at: float
+    points: tuple[Point, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    unit: str
+    module: str
+    seq: int
+    hist: bool
+    received_at: float
+    ts: float
+    ts_text: str
+    level: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """A retained state (`M/state`, `$state`, `$birth`): the last one per key is kept."""
+
+    unit: str
+    module: str  # a module id, or UNIT_STATE_KEY / BIRTH_KEY
+    payload: str  # compact JSON, lone surrogates written as escapes
+    received_at: float
+    birth: Birth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    """A payload refused: `unit`/`module` are None when the names themselves were unusable."""
+
+    unit: str | None
+    module: str | None
+    kind: str
+    problem: str
+    received_at: float
+
+
+Record = DataRecord | EventRecord | StateRecord | Bad
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate written as its escape `\\ud800`: storable as UTF-8, nothing lost."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def epoch(ts_text: str) -> float:
+    return parse_ts(ts_text).timestamp()
+
+
+def decode(unit: Any, module: Any, kind: Any, payload: Any, received_at: float) -> Record:
+    """The record for one message, or `Bad` saying what was wrong with it."""
+    if not isinstance(unit, str) or UNIT_ID.match(unit) is None:
+        return Bad(None, None, str(kind), f"unit id {_shown(unit)} is not a valid unit id", received_at)
+    if kind in ("data", "event", "state") and (
+        not isinstance(module, str) or MODULE_ID.match(module) is None
+    ):
+        return Bad(unit, None, kind, f"module id {_shown(module)} is not a valid module id", received_at)
+    try:
+        if kind == "data":
+            return _data(unit, module, payload, received_at)
+        if kind == "event":
+            return _event(unit, module, payload, received_at)
+        if kind == "state":
+            ModuleState.from_json(payload)
+            return StateRecord(unit, module, _json(payload), received_at)
+        if kind == "unit_state":
+            UnitState.from_json(payload)
+            return StateRecord(unit, UNIT_STATE_KEY, _json(payload), received_at)
+        if kind == "birth":
+            birth = Birth.from_json(payload)
+            if birth.unit != unit:
+                return Bad(
+                    unit, None, kind, f"unit: the birth names {birth.unit!r}, its topic {unit!r}", received_at
+                )
+            return StateRecord(unit, BIRTH_KEY, _json(payload), received_at, birth)
+    except LabedgeError as exc:  # WireFormatError names the field; WireEncodeError: not storable JSON
+        return Bad(unit, module if isinstance(module, str) else None, kind, clean_text(str(exc)), received_at)
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        return Bad(
+            unit,
+            module if isinstance(module, str) else None,
+            kind,
+            f"cannot be read: {type(exc).__name__}",
+            received_at,
+        )
+    return Bad(
+        unit,
+        module if isinstance(module, str) else None,
+        str(kind),
+        f"kind {_shown(kind)} is not one of {', '.join(KINDS)}",
+        received_at,
+    )
+
+
+def _data(unit: str, module: str, payload: Any, received_at: float) -> Record:
+    data = Data.from_json(payload)
+    points = []
+    for i, reading in enumerate(data.readings):
+        for name in reading.values:
+            if VALUE_NAME.match(name) is None:
+                return Bad(
+                    unit,
+                    module,
+                    "data",
+                    f"readings[{i}].values: {_shown(name)} is not a reading name "
+                    "(lower-case letters, digits and _, starting with a letter, up to 32)",
+                    received_at,
+                )
+        points.append(Point(epoch(reading.ts), reading.ts, reading.values))
+    return DataRecord(unit, module, data.seq, data.hist, received_at, tuple(points))
+
+
+def _event(unit: str, module: str, payload: Any, received_at: float) -> Record:
+    event = Event.from_json(payload)
+    hist = payload.get("hist", False) is True
+    return EventRecord(
+        unit,
+        module,
+        event.seq,
+        hist,
+        received_at,
+        epoch(event.ts),
+        event.ts,
+        event.level,
+        clean_text(event.code),
+        clean_text(event.message),
+    )
+
+
+def _json(payload: Any) -> str:
+    return to_bytes(payload).decode("utf-8")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return clean_text(text if len(text) <= 60 else text[:57] + "...")

@@ -1,0 +1,676 @@
+"""The recorder's one writer thread: batches of records into SQLite and the run files.
+
+Ops arrive on a deque from the event loop. Every `batch_s` (or `max_batch`
+ops) the writer takes what is there and writes it as one transaction: seq
+checks (a repeat is a duplicate, a jump a gap), the rows, then the run files,
+then the commit. If anything fails (a full disk), the database rolls back,
+the files are cut back to where they were, the counters are restored, and
+the same ops are tried again every `retry_s` with what arrived meanwhile
+queued behind them; an alarm says so once per episode. So no partial row or
+line exists, and nothing queued is lost while memory holds it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub.controller.effects import CommandEffect, DerivedEffect, LogEffect, SessionEffect
+from hub.recorder.chunks import FileOps
+from hub.recorder.intake import BIRTH_KEY, Bad, DataRecord, EventRecord, StateRecord, clean_text
+from hub.recorder.ops import CloseRun, EffectOp, Flush, OpenRun, RecorderEvent, VersionOp
+from hub.recorder.runfiles import RunFiles, iso
+from hub.recorder.store import DERIVED_MODULE, DERIVED_UNIT, Store, Stream
+from lecis.clock import Clock
+from lecis.wire import Birth, to_bytes
+
+log = logging.getLogger("labedge.hub.recorder")
+Op = DataRecord | EventRecord | StateRecord | Bad | OpenRun | CloseRun | EffectOp | VersionOp | Flush
+Notify = Callable[[RecorderEvent], None]
+BAD_LOGGED = 10  # per module, then one line per 1000 more
+
+
+@dataclass
+class Batch:
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
+    readings: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    states: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    commands: list[tuple[Any, ...]] = field(default_factory=list)
+    accepted: set[tuple[int, int]] = field(default_factory=set)
+    touched: dict[int, Stream] = field(default_factory=dict)
+    notify: list[RecorderEvent] = field(default_factory=list)
+    flushes: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Writer:
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Clock,
+        notify: Notify,
+        software_version: str,
+        *,
+        files: FileOps | None = None,
+        batch_s: float = 0.05,
+        max_batch: int = 5000,
+        retry_s: float = 1.0,
+        sync_s: float = 1.0,
+        meta_s: float = 5.0,
+    ) -> None:
+        self.data_dir, self.clock, self.notify = data_dir, clock, notify
+        self.software_version = software_version
+        self.files = files or FileOps()
+        self.batch_s, self.max_batch, self.retry_s = batch_s, max_batch, retry_s
+        self.sync_s, self.meta_s = sync_s, meta_s
+        self.queue: deque[Op] = deque()
+        self.wake = threading.Event()
+        self.pending: list[Op] = []
+        self.failing: str | None = None  # the error of the episode under way
+        self.published: dict[tuple[str, str], dict[str, Any]] = {}
+        self.bad_unattributed = 0
+        self.runs: dict[str, RunFiles] = {}
+        self.births: dict[str, Birth] = {}
+        self._deferred: list[RecorderEvent] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.died: BaseException | None = None
+
+    # -- life ------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the database and every run left open (a crash); on the caller's thread."""
+        self.store = Store(self.data_dir / "recorder.sqlite3")
+        self.streams = self.store.load_streams()
+        self._publish()
+        for unit, payload in self.store.db.execute(
+            "SELECT unit, payload FROM states WHERE module=?", (BIRTH_KEY,)
+        ):
+            self.births[unit] = Birth.from_json(json.loads(payload))
+        rows = self.store.db.execute(
+            "SELECT id, kind, units, meta, births, started_at FROM runs WHERE ended_at IS NULL"
+        ).fetchall()
+        for run_id, kind, units, meta, births, started_at in rows:
+            decoded = {u: Birth.from_json(b) for u, b in json.loads(births).items()}
+            self._open_files(
+                run_id,
+                kind,
+                None if units is None else frozenset(json.loads(units)),
+                json.loads(meta),
+                decoded,
+                started_at,
+            )
+        self._thread = threading.Thread(target=self._main, name="recorder-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> int:
+        """Write what is queued (for up to `timeout` while failing), close; returns ops left unwritten."""
+        self._stopping = True
+        self._stop_deadline = time.monotonic() + timeout
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        left = len(self.pending) + len(self.queue)
+        for run in self.runs.values():
+            run.close()
+        self.store.close()
+        return left
+
+    def submit(self, op: Op) -> None:
+        self.queue.append(op)
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def backlog(self) -> int:
+        return len(self.queue) + len(self.pending)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug: noticed by the recorder, which refuses further ingest
+            log.exception("recorder writer stopped")
+            self.died = exc
+
+    def _loop(self) -> None:
+        next_sync = time.monotonic() + self.sync_s
+        next_meta = time.monotonic() + self.meta_s
+        retry_at = 0.0
+        while True:
+            self.wake.wait(timeout=0.25)
+            if self.queue and not self._stopping and len(self.queue) < self.max_batch and not self.failing:
+                time.sleep(self.batch_s)  # gather a batch
+            self.wake.clear()
+            while self.queue:
+                self.pending.append(self.queue.popleft())
+            now = time.monotonic()
+            if self.pending and (not self.failing or now >= retry_at):
+                if not self._write_pending():
+                    retry_at = time.monotonic() + self.retry_s
+            if now >= next_sync:
+                self._sync()
+                next_sync = now + self.sync_s
+            if now >= next_meta:
+                self._refresh_meta()
+                next_meta = now + self.meta_s
+            if (
+                self._stopping
+                and not self.queue
+                and (not self.pending or time.monotonic() >= self._stop_deadline)
+            ):
+                self._sync()
+                self._refresh_meta()
+                return
+
+    def _write_pending(self) -> bool:
+        while self.pending or self._deferred:
+            ops = self.pending[: self.max_batch]
+            try:
+                self._transaction(ops)
+            except (sqlite3.Error, OSError) as exc:
+                self._failed(exc)
+                return False
+            del self.pending[: len(ops)]
+            if self.failing:
+                self._resumed()
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)) or (
+            isinstance(exc, sqlite3.Error) and "full" in str(exc)
+        )
+        code = "disk_full" if full else "write_failed"
+        text = f"{type(exc).__name__}: {exc}"
+        if self.failing is None:
+            where = self.data_dir
+            message = (
+                f"the recorder cannot write to {where} ({text}); {len(self.pending)} messages wait in "
+                f"memory and are written when it can. "
+                + ("Free some space on that disk." if full else "Check the disk and its permissions.")
+            )
+            log.error("%s", message)
+            event = RecorderEvent("alarm", code, message, self.clock.now().timestamp(), data={"error": text})
+            self._emit(event)
+            self._deferred.append(event)
+        self.failing = text
+
+    def _resumed(self) -> None:
+        message = f"recording resumed after a write failure ({self.failing}); nothing queued was lost"
+        log.warning("%s", message)
+        self.failing = None
+        event = RecorderEvent("info", "recording_resumed", message, self.clock.now().timestamp())
+        self._deferred.append(event)
+        self._emit(event)
+
+    def _emit(self, event: RecorderEvent) -> None:
+        try:
+            self.notify(event)
+        except Exception:  # the hub's callback must not stop recording
+            log.exception("recorder event callback failed")
+
+    # -- one transaction -------------------------------------------------------------------------
+
+    def _transaction(self, ops: list[Op]) -> None:
+        now = self.clock.now().timestamp()
+        saved = {k: s.copy() for k, s in self.streams.items()}
+        saved_runs = dict(self.runs)
+        batch = Batch()
+        db = self.store.db
+        db.execute("BEGIN")
+        try:
+            deferred, self._deferred = self._deferred, []
+            for event in deferred:
+                self._recorder_event(batch, event, notify=False)
+            for op in ops:
+                self._apply(op, batch, now)
+            db.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?)", batch.messages)
+            db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?)", batch.readings)
+            db.executemany(
+                "INSERT INTO events(unit, module, seq, ts, ts_utc, level, code, message, source, "
+                "hist, received_at, run_id, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                batch.events,
+            )
+            db.executemany(
+                "INSERT INTO states VALUES (?,?,?,?) ON CONFLICT(unit, module) DO UPDATE SET "
+                "payload=excluded.payload, received_at=excluded.received_at",
+                batch.states.values(),
+            )
+            db.executemany(
+                "INSERT INTO commands(run_id, ts, effect_id, unit, module, cmd, line) VALUES (?,?,?,?,?,?,?)",
+                batch.commands,
+            )
+            self.store.save_streams(list(batch.touched.values()))
+            for run in self.runs.values():
+                run.write(now)  # files first: after a crash here the files' floor covers the difference
+            db.execute("COMMIT")
+        except BaseException:
+            self._deferred = deferred + self._deferred
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for run in self.runs.values():
+                run.rollback()
+            for run_id, run in self.runs.items():
+                if run_id not in saved_runs:
+                    run.close()
+            self.runs = saved_runs
+            self.streams = saved
+            self.store.forget_series()
+            raise
+        for run in self.runs.values():
+            run.commit()
+        self._publish()
+        for event in batch.notify:
+            self._emit(event)
+        for done in batch.flushes:
+            done()
+
+    def _apply(self, op: Op, batch: Batch, now: float) -> None:
+        if isinstance(op, DataRecord):
+            self._data(op, batch)
+        elif isinstance(op, EventRecord):
+            self._event(op, batch)
+        elif isinstance(op, StateRecord):
+            batch.states[(op.unit, op.module)] = (op.unit, op.module, op.payload, op.received_at)
+            if op.birth is not None:
+                self.births[op.unit] = op.birth
+        elif isinstance(op, Bad):
+            self._bad(op, batch)
+        elif isinstance(op, Flush):
+            batch.flushes.append(op.done)
+        elif isinstance(op, (OpenRun, CloseRun, EffectOp, VersionOp)):
+            self._run_op(op, batch, now)
+
+    def _stream(self, unit: str, module: str, batch: Batch) -> Stream:
+        stream = self.streams.get((unit, module))
+        if stream is None:
+            stream = self.store.new_stream(unit, module)
+            self.streams[(unit, module)] = stream
+        batch.touched[stream.id] = stream
+        return stream
+
+    def _accept(self, stream: Stream, seq: int, batch: Batch) -> bool:
+        """Whether `seq` is new; counts duplicates and gaps (a late seq inside a gap fills it)."""
+        stream.received += 1
+        last = stream.last_seq
+        if last is None or seq > last:
+            if last is not None and seq > last + 1:
+                lost = seq - last - 1
+                stream.gaps += 1
+                stream.readings_lost += lost
+                message = (
+                    f"{lost} message{'s' if lost > 1 else ''} of {stream.unit}/{stream.module} never "
+                    f"arrived (seq {last + 1}" + (f" to {seq - 1})" if lost > 1 else ")")
+                )
+                self._recorder_event(
+                    batch,
+                    RecorderEvent(
+                        "warning",
+                        "readings_lost",
+                        message,
+                        self.clock.now().timestamp(),
+                        stream.unit,
+                        stream.module,
+                        {
+                            "first_seq": last + 1,
+                            "last_seq": seq - 1,
+                            "lost": lost,
+                            "total_lost": stream.readings_lost,
+                        },
+                    ),
+                )
+            stream.last_seq = seq
+        elif (stream.id, seq) in batch.accepted or self.store.known(stream.id, seq):
+            stream.duplicates += 1
+            return False
+        else:
+            stream.recovered += 1
+            stream.readings_lost = max(0, stream.readings_lost - 1)
+        stream.stored += 1
+        batch.accepted.add((stream.id, seq))
+        return True
+
+    def _data(self, rec: DataRecord, batch: Batch) -> None:
+        stream = self._stream(rec.unit, rec.module, batch)
+        if not self._accept(stream, rec.seq, batch):
+            return
+        batch.messages.append((stream.id, rec.seq, "d", rec.points[0].ts, rec.hist, rec.received_at))
+        series = self.store.series
+        runs = [r for r in self.runs.values() if r.accepts(rec.unit)]
+        for point in rec.points:
+            for name, value in point.values.items():
+                batch.readings.append((series(stream.id, name), point.ts, rec.seq, value))
+            for run in runs:
+                run.reading(rec.unit, rec.module, rec.seq, point)
+
+    def _event(self, rec: EventRecord, batch: Batch) -> None:
+        stream = self._stream(rec.unit, rec.module, batch)
+        if not self._accept(stream, rec.seq, batch):
+            return
+        batch.messages.append((stream.id, rec.seq, "e", rec.ts, rec.hist, rec.received_at))
+        batch.events.append(
+            (
+                rec.unit,
+                rec.module,
+                rec.seq,
+                rec.ts,
+                rec.ts_text,
+                rec.level,
+                rec.code,
+                rec.message,
+                "unit",
+                rec.hist,
+                rec.received_at,
+                None,
+                None,
+            )
+        )
+        line = {
+            "ts": rec.ts_text,
+            "ts_epoch": rec.ts,
+            "source": "unit",
+            "unit": rec.unit,
+            "module": rec.module,
+            "seq": rec.seq,
+            "hist": rec.hist,
+            "level": rec.level,
+            "code": rec.code,
+            "message": rec.message,
+        }
+        for run in self.runs.values():
+            if run.accepts(rec.unit):
+                run.event(line)
+
+    def _bad(self, rec: Bad, batch: Batch) -> None:
+        if rec.unit is None or rec.module is None:
+            self.bad_unattributed += 1
+            count = self.bad_unattributed
+            where = rec.unit or "?"
+        else:
+            stream = self._stream(rec.unit, rec.module, batch)
+            stream.received += 1
+            stream.bad += 1
+            stream.last_problem = rec.problem
+            count = stream.bad
+            where = f"{rec.unit}/{rec.module}"
+        if count <= BAD_LOGGED or count % 1000 == 0:
+            log.warning(
+                "recorder refused a %s message from %s (%d so far): %s", rec.kind, where, count, rec.problem
+            )
+
+    def _recorder_event(self, batch: Batch, event: RecorderEvent, notify: bool = True) -> None:
+        ts_utc = iso(event.ts) or ""
+        data = to_bytes(dict(event.data)).decode("utf-8") if event.data else None
+        batch.events.append(
+            (
+                event.unit,
+                event.module,
+                None,
+                event.ts,
+                ts_utc,
+                event.level,
+                event.code,
+                clean_text(event.message),
+                "recorder",
+                False,
+                event.ts,
+                None,
+                data,
+            )
+        )
+        line = {
+            "ts": ts_utc,
+            "ts_epoch": event.ts,
+            "source": "recorder",
+            "unit": event.unit,
+            "module": event.module,
+            "level": event.level,
+            "code": event.code,
+            "message": event.message,
+            "data": dict(event.data),
+        }
+        for run in self.runs.values():
+            if event.unit is None or run.accepts(event.unit):
+                run.event(line)
+        if notify:
+            batch.notify.append(event)
+
+    # -- runs and the controller's effects --------------------------------------------------------
+
+    def _open_files(
+        self,
+        run_id: str,
+        kind: str,
+        units: frozenset[str] | None,
+        meta: dict[str, Any],
+        births: dict[str, Birth],
+        started_at: float,
+    ) -> RunFiles:
+        root = self.data_dir / ("runs" if kind == "run" else "sessions") / run_id
+        run = RunFiles(root, run_id, kind, units, started_at, births, meta, self.files, self._repaired)
+        if root.exists():
+            run.recover()
+        self.runs[run_id] = run
+        return run
+
+    def _repaired(self, path: Path, cut: int) -> None:
+        message = (
+            f"{path}: cut {cut} bytes of a line left incomplete by a crash; the lines before it are kept"
+        )
+        log.warning("%s", message)
+        event = RecorderEvent(
+            "warning",
+            "torn_line_repaired",
+            message,
+            self.clock.now().timestamp(),
+            data={"path": str(path), "bytes": cut},
+        )
+        self._deferred.append(event)
+        self._emit(event)
+
+    def _run_op(self, op: OpenRun | CloseRun | EffectOp | VersionOp, batch: Batch, now: float) -> None:
+        db = self.store.db
+        if isinstance(op, OpenRun):
+            births = dict(op.births)
+            for unit in op.units or ():
+                if unit not in births and unit in self.births:
+                    births[unit] = self.births[unit]
+            run = self.runs.get(op.run_id)
+            if run is None:
+                run = self._open_files(op.run_id, op.kind, op.units, dict(op.meta), births, op.started_at)
+                baseline = {f"{k[0]}/{k[1]}": s.counts() for k, s in self.streams.items()}
+                db.execute(
+                    "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,NULL,?)",
+                    (
+                        op.run_id,
+                        op.kind,
+                        None if op.units is None else json.dumps(sorted(op.units)),
+                        to_bytes(dict(op.meta)).decode(),
+                        json.dumps({u: b.to_json() for u, b in births.items()}),
+                        op.started_at,
+                        json.dumps(baseline),
+                    ),
+                )
+            else:
+                run.births.update(births)
+                run.meta.update(op.meta)
+            run.write_schema()
+            run.write_meta(self._run_counts(op.run_id, run), self.software_version)
+            return
+        run = self.runs.get(op.run_id)
+        if run is None:
+            log.warning("recorder: no open run or session %r for %s", op.run_id, type(op).__name__)
+            return
+        if isinstance(op, CloseRun):
+            run.ended_at = op.ended_at
+            run.write(now)
+            run.commit()
+            run.write_schema()
+            run.write_meta(self._run_counts(op.run_id, run), self.software_version)
+            db.execute("UPDATE runs SET ended_at=? WHERE id=?", (op.ended_at, op.run_id))
+            run.close()
+            del self.runs[op.run_id]
+        elif isinstance(op, VersionOp):
+            run.version(op.version, op.text, op.author, op.ts, op.diff)
+            self._controller_event(
+                batch,
+                run,
+                op.ts,
+                "info",
+                "script_version",
+                f"script version {op.version} by {op.author} is running",
+                {},
+            )
+        else:
+            self._effect(op, run, batch)
+
+    def _effect(self, op: EffectOp, run: RunFiles, batch: Batch) -> None:
+        effect = op.effect
+        if isinstance(effect, CommandEffect):
+            outcome = (
+                None
+                if op.outcome is None
+                else {
+                    "status": op.outcome.status,
+                    "error": None if op.outcome.error is None else dict(op.outcome.error),
+                    "result": None if op.outcome.result is None else dict(op.outcome.result),
+                }
+            )
+            line = {
+                "ts": iso(op.ts),
+                "elapsed_s": round(op.ts - run.started_at, 3),
+                "effect_id": effect.effect_id,
+                "unit": effect.unit,
+                "module": effect.module,
+                "cmd": effect.cmd,
+                "args": dict(effect.args),
+                "origin": effect.origin,
+                "outcome": outcome,
+            }
+            run.command(line)
+            batch.commands.append(
+                (
+                    run.run_id,
+                    op.ts,
+                    effect.effect_id,
+                    effect.unit,
+                    effect.module,
+                    effect.cmd,
+                    to_bytes(line).decode("utf-8"),
+                )
+            )
+        elif isinstance(effect, LogEffect):
+            self._controller_event(
+                batch,
+                run,
+                op.ts,
+                effect.level,
+                effect.code,
+                effect.message,
+                {"origin": effect.origin, **effect.data},
+            )
+        elif isinstance(effect, SessionEffect):
+            self._controller_event(
+                batch,
+                run,
+                op.ts,
+                "info",
+                f"session_{effect.action}",
+                f"session {effect.action} on {effect.unit}" + (f" ({effect.name})" if effect.name else ""),
+                {"origin": effect.origin, "unit": effect.unit, "name": effect.name},
+            )
+        elif isinstance(effect, DerivedEffect):
+            stream = self._stream(DERIVED_UNIT, DERIVED_MODULE, batch)
+            batch.readings.append((self.store.series(stream.id, effect.name), effect.ts, 0, effect.value))
+            run.derived(effect.name, effect.ts, effect.value)
+
+    def _controller_event(
+        self,
+        batch: Batch,
+        run: RunFiles,
+        ts: float,
+        level: str,
+        code: str,
+        message: str,
+        data: dict[str, Any],
+    ) -> None:
+        ts_utc = iso(ts) or ""
+        text = to_bytes(data).decode("utf-8") if data else None
+        batch.events.append(
+            (
+                None,
+                None,
+                None,
+                ts,
+                ts_utc,
+                level,
+                clean_text(code),
+                clean_text(message),
+                "controller",
+                False,
+                ts,
+                run.run_id,
+                text,
+            )
+        )
+        run.event(
+            {
+                "ts": ts_utc,
+                "ts_epoch": ts,
+                "source": "controller",
+                "level": level,
+                "code": code,
+                "message": message,
+                "data": data,
+            }
+        )
+
+    # -- upkeep ----------------------------------------------------------------------------------
+
+    def _run_counts(self, run_id: str, run: RunFiles) -> dict[str, dict[str, int]]:
+        row = self.store.db.execute("SELECT baseline FROM runs WHERE id=?", (run_id,)).fetchone()
+        baseline: dict[str, dict[str, int]] = json.loads(row[0]) if row else {}
+        out = {}
+        for (unit, module), stream in self.streams.items():
+            if unit == DERIVED_UNIT or not run.accepts(unit):
+                continue
+            key = f"{unit}/{module}"
+            base = baseline.get(key, {})
+            out[key] = {k: v - base.get(k, 0) for k, v in stream.counts().items()}
+        return out
+
+    def _sync(self) -> None:
+        for run in self.runs.values():
+            try:
+                run.sync()
+            except OSError as exc:
+                log.warning("recorder: cannot fsync the files of %s: %s", run.run_id, exc)
+
+    def _refresh_meta(self) -> None:
+        if self.failing:
+            return
+        for run_id, run in self.runs.items():
+            try:
+                run.write_meta(self._run_counts(run_id, run), self.software_version)
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("recorder: cannot rewrite run.json of %s: %s", run_id, exc)
+
+    def _publish(self) -> None:
+        self.published = {
+            k: {**s.counts(), "last_seq": s.last_seq, "last_problem": s.last_problem}
+            for k, s in self.streams.items()
+        }
