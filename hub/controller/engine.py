@@ -327,7 +327,8 @@ class Engine:
                 out.append(self._speed_command(lp, self.pid[lp.name].output or 0.0))
         for (unit, module), (cmd, args) in sorted(self.task_outputs.items()):
             if (unit, module) not in covered:
-                out.append(self._command(unit, module, cmd, args, "task", "outputs"))
+                out.append(self._command(unit, module, cmd, args, "reapply", f"{unit}/{module}",
+                                         "task:outputs"))
         return out
 
     def snapshot(self) -> dict[str, Any]:

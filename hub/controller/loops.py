@@ -61,7 +61,10 @@ class PidState:
         return asdict(self)
 
     def restart(self) -> None:
-        """Forget the last sample (after a hold, a disable, a restart): the next one starts bumplessly."""
+        """Forget the last sample (after a hold, a disable, a restart): dt must not span the gap.
+
+        The integral is kept: the output carries on where it was, without a derivative kick.
+        """
         self.last_pv = None
         self.last_ts = None
 
@@ -75,7 +78,7 @@ def pid_step(loop: PidLoop, st: PidState, pv: float, sp: float, ts: float) -> fl
     error = sp - pv
     p = loop.kp * error
     if st.last_ts is None or st.last_pv is None:
-        if st.output is not None:  # bumpless: carry on from the output we last had
+        if st.output is not None and st.integral == 0.0:  # bumpless: carry on from an output set outside
             st.integral = _clamp(st.output - p, loop.out_min, loop.out_max)
         st.last_pv, st.last_ts = pv, ts
         st.output = _clamp(p + st.integral, loop.out_min, loop.out_max)

@@ -9,8 +9,25 @@ from hub.controller.effects import CommandEffect, Effect, LogEffect, Outcome, Re
 from hub.controller.engine import Engine
 from hub.script.expr import parse_expression
 from hub.script.model import (
-    Action, After, At, Every, Guard, Log, OnOffLoop, PidLoop, Position, Script, SendCommand, SetVariable,
-    Signal, Task, Trigger, Value, Wait, When, While,
+    Action,
+    After,
+    At,
+    Every,
+    Guard,
+    Log,
+    OnOffLoop,
+    PidLoop,
+    Position,
+    Script,
+    SendCommand,
+    SetVariable,
+    Signal,
+    Task,
+    Trigger,
+    Value,
+    Wait,
+    When,
+    While,
 )
 
 HERE = Position("test.yaml", 1, 1)

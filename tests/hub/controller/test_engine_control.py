@@ -5,7 +5,20 @@ from __future__ import annotations
 from hub.controller.effects import CommandEffect, Outcome
 from hub.controller.engine import Engine
 from tests.hub.controller.scripts import (
-    T0, Driver, at, cmd, commands, every, fired, guard, log, logs, onoff, script, task, wait,
+    T0,
+    Driver,
+    at,
+    cmd,
+    commands,
+    every,
+    fired,
+    guard,
+    log,
+    logs,
+    onoff,
+    script,
+    task,
+    wait,
 )
 
 
@@ -16,7 +29,8 @@ def engine(s: object) -> Engine:
 def test_guard_holds_defers_tasks_stops_loops_and_releases() -> None:
     s = script(task("sample", every(60), cmd("u1/sampler", "pulse", seconds=1)),
                loops=(onoff("ph", "u1/ph1.ph", "u1/base_pump", 6.8, 7.0),),
-               guards=(guard("do_low", "u1/do1.do < 1", cmd("u1/base_pump", "off"), cmd("u1/aeration", "on")),))
+               guards=(guard("do_low", "u1/do1.do < 1", cmd("u1/base_pump", "off"),
+                             cmd("u1/aeration", "on")),))
     d = Driver(engine(s))
     d.start()
     assert d.engine.state == "held"  # no DO reading yet: the guard fails safe
@@ -52,7 +66,8 @@ def test_unit_offline_holds_a_guard_that_reads_it() -> None:
 
 
 def test_pause_takes_effect_at_the_boundary_and_resume_continues() -> None:
-    s = script(task("seq", at(0), cmd("u1/aeration", "on"), cmd("u1/aeration", "off"), cmd("u1/heater", "on")))
+    s = script(task("seq", at(0), cmd("u1/aeration", "on"), cmd("u1/aeration", "off"),
+                    cmd("u1/heater", "on")))
     e = engine(s)
     first = [c for c in e.start(T0) if isinstance(c, CommandEffect)]
     assert e.pause(T0 + 1)
@@ -80,7 +95,7 @@ def test_on_error_stop_pause_continue() -> None:
     def run(policy: str) -> tuple[Engine, list[tuple[str, str, dict[str, object]]]]:
         s = script(task("go", at(0), cmd("u1/aeration", "on"), cmd("u1/heater", "on")), on_error=policy)
         e = engine(s)
-        c = [x for x in e.start(T0) if isinstance(x, CommandEffect)][0]
+        c = next(x for x in e.start(T0) if isinstance(x, CommandEffect))
         return e, commands(e.on_outcome(c.effect_id, Outcome("rejected", {"message": "denied"}), T0 + 1))
 
     e, sent = run("stop")

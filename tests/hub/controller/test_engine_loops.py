@@ -74,7 +74,8 @@ def test_pid_time_proportioning_sends_one_pulse_per_period() -> None:
     for t in range(1, 40):
         sent += [(t, c) for c in commands(d.read("u1/t1.temp", 22.0 if t < 25 else 26.0, t))]
     # duty 0.3 while 3 K below: 3 s of every 10; above the setpoint duty 0: no pulse at all
-    assert sent == [(10, ("u1/heater", "pulse", {"seconds": 3.0})), (20, ("u1/heater", "pulse", {"seconds": 3.0}))]
+    pulse = ("u1/heater", "pulse", {"seconds": 3.0})
+    assert sent == [(10, pulse), (20, pulse)]
 
 
 def test_pid_speed_mode_sends_on_with_speed() -> None:
@@ -88,8 +89,8 @@ def test_pid_speed_mode_sends_on_with_speed() -> None:
 
 def test_derived_signals_mean_slope_and_use_in_conditions() -> None:
     s = script(task("uptake", when("our > 1.5"), log("high uptake")),
-               signals=(signal("our", "slope", "u1/do1.do", 60, scale=-3600), signal("avg", "mean", "u1/do1.do", 60),
-                        signal("lo", "min", "u1/do1.do", 60)))
+               signals=(signal("our", "slope", "u1/do1.do", 60, scale=-3600),
+                        signal("avg", "mean", "u1/do1.do", 60), signal("lo", "min", "u1/do1.do", 60)))
     d = Driver(engine(s))
     d.start()
     for t in range(0, 31):

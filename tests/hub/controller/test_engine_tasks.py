@@ -5,8 +5,23 @@ from __future__ import annotations
 from hub.controller.effects import CommandEffect, Outcome
 from hub.controller.engine import Engine
 from tests.hub.controller.scripts import (
-    T0, Driver, after, at, cmd, commands, every, fired, log, logs, reading, script, setvar, task, wait,
-    when, while_,
+    T0,
+    Driver,
+    after,
+    at,
+    cmd,
+    commands,
+    every,
+    fired,
+    log,
+    logs,
+    reading,
+    script,
+    setvar,
+    task,
+    wait,
+    when,
+    while_,
 )
 
 
@@ -28,14 +43,15 @@ def test_sequence_waits_and_each_command_waits_for_its_outcome() -> None:
     e = engine(s)
     first = e.start(T0)
     assert commands(first) == [("u1/aeration", "on", {})]
-    c = [x for x in first if isinstance(x, CommandEffect)][0]
+    c = next(x for x in first if isinstance(x, CommandEffect))
     assert commands(e.advance(T0 + 100)) == []  # the wait has not begun: the command is in flight
     assert commands(e.on_outcome(c.effect_id, Outcome("done"), T0 + 1)) == []
     assert e.next_due() == T0 + 61
     off = e.advance(T0 + 61)
     assert commands(off) == [("u1/aeration", "off", {})]
-    c2 = [x for x in off if isinstance(x, CommandEffect)][0]
-    assert commands(e.on_outcome(c2.effect_id, Outcome("done"), T0 + 61.2)) == [("u1/base_pump", "dose", {"ml": 2})]
+    c2 = next(x for x in off if isinstance(x, CommandEffect))
+    after_off = e.on_outcome(c2.effect_id, Outcome("done"), T0 + 61.2)
+    assert commands(after_off) == [("u1/base_pump", "dose", {"ml": 2})]
 
 
 def test_every_with_for_fires_the_right_number_of_times() -> None:
@@ -144,7 +160,8 @@ def test_task_does_not_overlap_itself() -> None:
     d.to(100)
     # a run takes 25 s: due times while it runs collapse into one firing as soon as it ends
     starts = [e.data["due"] for e in logs(d.effects, "task_fired")]
-    assert [s - T0 for s in starts] == [0, 10, 30, 60, 80]  # first due time passed: fired at 0, 25, 50, 75, 100
+    # the first due time that had passed, for firings at 0, 25, 50, 75, 100 s
+    assert [s - T0 for s in starts] == [0, 10, 30, 60, 80]
 
 
 def test_status_names_next_due_tasks() -> None:
