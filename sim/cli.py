@@ -2,6 +2,8 @@
 
 SIGUSR1 unplugs it (the link vanishes), SIGUSR2 plugs it back in (`*RE`).
 Also runnable alone: `python -m sim.cli sim ezo --probe ph --link /tmp/ph1`.
+`labedge sim vessel --unit-config unit.yaml`: every EZO circuit of a unit
+reading one respirometry vessel that follows the unit's outputs (sim.vessel_cli).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from lecis.errors import ConfigError
 from sim.faults import FAULT_KINDS, FaultPlan, parse_fault_kinds
 from sim.process_model import PROBES
+from sim.vessel_cli import add_vessel_parser
 
 
 def _fault_kinds(text: str) -> frozenset[str]:
@@ -47,7 +50,7 @@ def _positive(text: str) -> float:
 
 def add_sim_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = subparsers.add_parser("sim", help="instrument simulators on pseudo-terminals")
-    sim_sub = sim.add_subparsers(dest="sim_command", metavar="{ezo}", required=True)
+    sim_sub = sim.add_subparsers(dest="sim_command", metavar="{ezo,vessel}", required=True)
     ezo = sim_sub.add_parser("ezo", help="a simulated Atlas Scientific EZO circuit (pH, D.O., RTD)",
                              description="Serve one simulated EZO circuit on a pty published at --link.")
     ezo.add_argument("--probe", choices=PROBES, required=True, help="which circuit")
@@ -69,6 +72,7 @@ def add_sim_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     ezo.add_argument("--disconnect-for", type=_positive, default=3.0, metavar="S",
                      help="seconds the link stays away at each disconnect fault (default: 3)")
     ezo.set_defaults(handler=run_sim)
+    add_vessel_parser(sim_sub, _positive)
 
 
 def run_sim(args: argparse.Namespace) -> int:
