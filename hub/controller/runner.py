@@ -1,0 +1,223 @@
+"""The async shell around the Engine: feeds it, carries out its effects, persists it.
+
+The hub app calls `reading`, `event`, `unit_online`, `pause`, `resume`,
+`stop` and `apply_script`; `run()` sleeps on the injected clock until the
+engine's next due time and wakes early on any input. Commands go to the Plant
+concurrently (one task each) and their outcomes come back to the engine.
+
+Persistence is write-ahead: the snapshot is saved (RunStore, atomic) before
+the effects of a step are carried out, so a command that went out is always
+in the saved state with its id. A step whose only effects are derived signal
+values (and a PID's integral moving) is saved at most `persist_interval_s`
+later, to keep fsyncs off the path of every reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from hub.controller.effects import CommandEffect, DerivedEffect, Effect, Outcome, Plant, Reading, Sink
+from hub.controller.engine import Engine
+from hub.controller.run_store import RunStore
+from hub.script.model import Script
+from lecis.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class ControllerRunner:
+    def __init__(self, engine: Engine, *, plant: Plant, clock: Clock, sink: Sink, store: RunStore,
+                 on_status: Callable[[dict[str, Any]], None] | None = None, persist_interval_s: float = 1.0,
+                 author: str = "hub") -> None:
+        self.engine = engine
+        self.plant = plant
+        self.clock = clock
+        self.sink = sink
+        self.store = store
+        self.on_status = on_status
+        self.persist_interval_s = persist_interval_s
+        self.author = author
+        self._wake = asyncio.Event()
+        self._commands: set[asyncio.Task[None]] = set()
+        self._dirty_since: float | None = None
+        self._last_status: dict[str, Any] | None = None
+        self.finished = asyncio.Event()
+
+    @classmethod
+    def open(cls, script: Script, *, run_id: str, plant: Plant, clock: Clock, sink: Sink, store: RunStore,
+             parse_version: Callable[[str], Script] | None = None, **kwargs: Any) -> ControllerRunner:
+        """A runner for `run_id`: resumes the saved state of that run, else starts it fresh.
+
+        On resume the running version is the stored one: `parse_version` turns its text back into a
+        Script (the hub's loader with the units' capabilities); without it `script` is used.
+        Raises RunStateCorrupt when the saved state cannot be read (nothing is replaced).
+        """
+        saved = store.load_state()
+        if saved is not None and saved["run_id"] == run_id:
+            snap = saved["snapshot"]
+            version = int(snap.get("version", 1))
+            if parse_version is not None and store.version_path(version).exists():
+                text = store.version_text(version)
+                if text != script.text:
+                    script = parse_version(text)
+            engine = Engine(script, run_id=run_id, started_at=float(saved["started_at"]), snapshot=snap)
+            runner = cls(engine, plant=plant, clock=clock, sink=sink, store=store, **kwargs)
+            runner._resuming = True
+            return runner
+        engine = Engine(script, run_id=run_id, started_at=clock.now().timestamp())
+        runner = cls(engine, plant=plant, clock=clock, sink=sink, store=store, **kwargs)
+        runner._resuming = False
+        return runner
+
+    _resuming = False
+    _begun = False
+
+    def now(self) -> float:
+        return self.clock.now().timestamp()
+
+    # --- inputs ------------------------------------------------------------------
+
+    async def reading(self, reading: Reading) -> None:
+        await self._handle(self.engine.on_reading(reading, self.now()))
+
+    async def event(self, unit: str, module: str | None, code: str) -> None:
+        await self._handle(self.engine.on_event(unit, module, code, self.now()))
+
+    async def unit_online(self, unit: str, online: bool) -> None:
+        await self._handle(self.engine.on_unit_online(unit, online, self.now()))
+
+    async def pause(self) -> dict[str, Any]:
+        await self._handle(self.engine.pause(self.now()), force=True)
+        return self.engine.status(self.now())
+
+    async def resume(self) -> dict[str, Any]:
+        await self._handle(self.engine.resume_run(self.now()), force=True)
+        return self.engine.status(self.now())
+
+    async def stop(self, reason: str = "stopped by the operator") -> dict[str, Any]:
+        await self._handle(self.engine.stop(self.now(), reason), force=True)
+        return self.engine.status(self.now())
+
+    async def apply_script(self, script: Script, author: str) -> dict[str, Any]:
+        """Take a checked new version: recorded at once, running from the next task boundary."""
+        now = self.now()
+        effects, diff = self.engine.apply(script, now, author)
+        self.store.add_version(diff.version, script.text, author, now, diff.text)
+        self._record_version(diff.version, script.text, author, now, diff.text)
+        await self._handle(effects, force=True)
+        return {"accepted": True, "running_version": self.engine.version, **diff.to_json()}
+
+    # --- the loop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start or resume the engine (first effects carried out); `run()` does this itself."""
+        self._begun = True
+        now = self.now()
+        if self._resuming:
+            effects = self.engine.resume(now)
+        else:
+            self.store.add_version(1, self.engine.script.text, self.author, now, "")
+            self._record_version(1, self.engine.script.text, self.author, now, "")
+            effects = self.engine.start(now)
+        await self._handle(effects, force=True)
+
+    async def run(self) -> None:
+        """Run until the experiment stops or finishes (or the task is cancelled)."""
+        if not self._begun:
+            await self.start()
+        try:
+            while not self.engine.final:
+                await self._sleep_until(self.engine.next_due())
+                await self._handle(self.engine.advance(self.now()))
+            await self._drain()
+            self._persist()
+        finally:
+            self.finished.set()
+            for task in list(self._commands):
+                task.cancel()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _sleep_until(self, due: float | None) -> None:
+        if self._dirty_since is not None:
+            flush_at = self._dirty_since + self.persist_interval_s
+            due = flush_at if due is None else min(due, flush_at)
+        self._wake.clear()
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = None if due is None else asyncio.ensure_future(self.clock.sleep(max(0.0, due - self.now())))
+        pending = {waiter} if sleeper is None else {waiter, sleeper}
+        try:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for f in pending:
+                f.cancel()
+        if self._dirty_since is not None and self.now() >= self._dirty_since + self.persist_interval_s:
+            self._persist()
+
+    async def _drain(self) -> None:
+        while self._commands:
+            await asyncio.gather(*list(self._commands), return_exceptions=True)
+
+    # --- effects ---------------------------------------------------------------------
+
+    async def _handle(self, effects: list[Effect], force: bool = False) -> None:
+        durable = force or any(not isinstance(e, DerivedEffect) for e in effects)
+        if durable:
+            self._persist()  # write-ahead: a command is in the saved state before it goes out
+        elif self._dirty_since is None:
+            self._dirty_since = self.now()
+        ts = self.now()
+        for effect in effects:
+            self._record(effect, ts, None)
+            if isinstance(effect, CommandEffect):
+                task = asyncio.ensure_future(self._command(effect))
+                self._commands.add(task)
+                task.add_done_callback(self._commands.discard)
+        self._publish_status()
+        self._wake.set()
+
+    async def _command(self, effect: CommandEffect) -> None:
+        try:
+            outcome = await self.plant.command(effect.unit, effect.module, effect.cmd, effect.args,
+                                               command_id=effect.effect_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the plant's own failure is this command's outcome, not the loop's end
+            log.warning("command %s to %s/%s failed in the plant: %s", effect.cmd, effect.unit, effect.module,
+                        exc)
+            outcome = Outcome("failed", {"kind": "execution", "message": f"{type(exc).__name__}: {exc}"})
+        self._record(effect, self.now(), outcome)
+        await self._handle(self.engine.on_outcome(effect.effect_id, outcome, self.now()), force=True)
+
+    def _persist(self) -> None:
+        self._dirty_since = None
+        self.store.save_state(self.engine.run_id, self.engine.started_at, self.engine.snapshot())
+
+    def _record(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
+        try:
+            self.sink.effect(effect, ts, outcome)
+        except Exception:  # recording must never stop control
+            log.exception("recording an effect failed")
+
+    def _record_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
+        try:
+            self.sink.script_version(version, text, author, ts, diff)
+        except Exception:
+            log.exception("recording script version %d failed", version)
+
+    def _publish_status(self) -> None:
+        if self.on_status is None:
+            return
+        status = self.engine.status(self.now())
+        key = {k: v for k, v in status.items() if k != "elapsed"}
+        if key == self._last_status:
+            return
+        self._last_status = key
+        try:
+            self.on_status(status)
+        except Exception:
+            log.exception("publishing the experiment status failed")
