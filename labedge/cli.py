@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hub.cli import add_hub_parser
     from labedge.cmd import add_cmd_parser
     from labedge.lab import add_lab_parser
+    from labedge.script_cli import add_script_parser
     from labedge.watch import add_watch_parser
     from sim.cli import add_sim_parser
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lab_parser(sub)
     add_watch_parser(sub)
     add_cmd_parser(sub)
+    add_script_parser(sub)
     return parser
 
 
