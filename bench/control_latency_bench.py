@@ -145,7 +145,8 @@ class FakeUnit:
         if parts[1] == "$cmd":
             reply_topic = self.topics.unit_reply(self.name)
             if cmd == "lease.acquire":
-                cmd_args = body.get("args") if isinstance(body.get("args"), dict) else {}
+                given = body.get("args")
+                cmd_args: dict[str, Any] = given if isinstance(given, dict) else {}
                 result = {"token": self.token, "holder": cmd_args.get("holder"),
                           "expires_in_s": cmd_args.get("ttl_s", 30)}
                 if self.leased_at is None:

@@ -109,7 +109,7 @@ def _not_string() -> st.SearchStrategy[Any]:
                      st.dictionaries(any_text, any_text, max_size=2))
 
 
-def _not_object() -> st.SearchStrategy[Any]:
+def not_object() -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), st.booleans(), huge_int, any_text, st.lists(st.integers(), max_size=3))
 
 
@@ -138,11 +138,11 @@ def bad_data(draw: st.DrawFn, seq: int) -> dict[str, Any]:
     elif defect == "no readings":
         del msg["readings"]
     elif defect == "readings type":
-        msg["readings"] = draw(st.one_of(_not_object(), st.dictionaries(any_text, st.integers(), max_size=2)))
+        msg["readings"] = draw(st.one_of(not_object(), st.dictionaries(any_text, st.integers(), max_size=2)))
     elif defect == "readings empty":
         msg["readings"] = []
     elif defect == "reading type":
-        msg["readings"] = [draw(_not_object())]
+        msg["readings"] = [draw(not_object())]
     elif defect == "no ts":
         del reading["ts"]
     elif defect == "ts":
@@ -150,7 +150,7 @@ def bad_data(draw: st.DrawFn, seq: int) -> dict[str, Any]:
     elif defect == "no values":
         del reading["values"]
     elif defect == "values type":
-        reading["values"] = draw(_not_object())
+        reading["values"] = draw(not_object())
     elif defect == "values empty":
         reading["values"] = {}
     elif defect == "value":
@@ -195,7 +195,7 @@ def bad_state(draw: st.DrawFn, kind: str, unit: str) -> dict[str, Any]:
     elif key == "ts":
         msg[key] = draw(_not_ts())
     elif key == "modules":
-        msg[key] = draw(st.one_of(_not_object(), st.just({"ph1": {"kind": "robot"}})))
+        msg[key] = draw(st.one_of(not_object(), st.just({"ph1": {"kind": "robot"}})))
     else:
         msg[key] = draw(st.one_of(_not_string(), st.just("")))
     return msg
@@ -233,7 +233,7 @@ def hostile_bytes(draw: st.DrawFn) -> bytes:
         return head + b"m" * filler + b'"}'
     if kind == "number":
         return b'{"seq": 1' + b"9" * draw(st.sampled_from([4301, 10_000])) + b', "hist": false}'
-    return dumps(draw(_not_object()))
+    return dumps(draw(not_object()))
 
 
 def near_limit(seq: int) -> bytes:
@@ -246,25 +246,40 @@ def near_limit(seq: int) -> bytes:
 
 @dataclass
 class SeqModel:
-    """The contract's rule for one module's data and events: a seq not above the last is a duplicate,
-    a jump over n seqs is a gap of n readings lost; everything else is stored."""
+    """The contract's rule for one module's data and events, as docs/recorder.md spells it out.
+
+    A seq above the last is stored (a jump over n seqs is one gap of n readings
+    lost); a seq stored before is a duplicate; a late seq inside a gap is stored
+    and fills it (recovered, one reading fewer lost).
+    """
 
     last: int | None = None
-    stored: list[int] = field(default_factory=list)
+    stored: set[int] = field(default_factory=set)
+    received: int = 0
     duplicates: int = 0
-    lost: int = 0
     gaps: int = 0
+    lost: int = 0
+    recovered: int = 0
 
     def offer(self, seq: int) -> bool:
-        if self.last is not None and seq <= self.last:
+        self.received += 1
+        if self.last is None or seq > self.last:
+            if self.last is not None and seq > self.last + 1:
+                self.gaps += 1
+                self.lost += seq - self.last - 1
+            self.last = seq
+        elif seq in self.stored:
             self.duplicates += 1
             return False
-        if self.last is not None and seq > self.last + 1:
-            self.gaps += 1
-            self.lost += seq - self.last - 1
-        self.last = seq
-        self.stored.append(seq)
+        else:
+            self.recovered += 1
+            self.lost = max(0, self.lost - 1)
+        self.stored.add(seq)
         return True
+
+    def counts(self) -> dict[str, int]:
+        return {"received": self.received, "stored": len(self.stored), "duplicates": self.duplicates,
+                "gaps": self.gaps, "readings_lost": self.lost, "recovered": self.recovered}
 
 
 @st.composite

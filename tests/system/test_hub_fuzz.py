@@ -21,13 +21,36 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.hub_commands import HUB_COMMANDS, HubCommands
+from hub.recorder import Recorder
+from hub.recorder.intake import epoch
 from hub.script.errors import ScriptError, ScriptProblem
+from lecis.clock import SystemClock
 from lecis.errors import ErrorKind
-from tests.system.hub_fuzz_payloads import any_text, dumps, hostile_bytes, huge_int, json_values
+from tests.system.hub_fuzz_payloads import (
+    TS,
+    SeqModel,
+    any_text,
+    bad_data,
+    bad_event,
+    bad_state,
+    birth,
+    data,
+    dumps,
+    event,
+    hostile_bytes,
+    huge_int,
+    json_values,
+    module_state,
+    nested,
+    not_object,
+    seq_steps,
+    unit_state,
+)
 
 EXAMPLES = int(os.environ.get("LABEDGE_HUB_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
@@ -207,3 +230,156 @@ def test_hub_commands_answer_every_payload_and_again_for_a_repeated_id(
     unreadable = sum(1 for _, cid, _ in commands if cid is None)
     assert len(anonymous) >= sum(1 for _, cid, e in commands if cid is None and e != "final")
     assert len(anonymous) <= unreadable
+
+
+# ---- the recorder, straight into Recorder.ingest -------------------------------------------------------
+
+COUNTED = (("u1", "m1"), ("u1", "m2"), ("u2", "m1"))  # streams whose counters are checked exactly
+ASIDE = ("u9", "aside")  # borderline content: only the recorder's survival is checked
+BAD_UNITS = st.one_of(st.sampled_from(["", "U1", "-u", "u" * 33, "hub/x", "u1\ud800", "+", "#"]),
+                      st.none(), st.integers(), st.lists(st.integers(), max_size=1))
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """One call of Recorder.ingest, and what it means for the model."""
+
+    unit: Any
+    module: Any
+    kind: str
+    payload: Any
+    role: str  # "valid", "bad", "unattributed", "aside", "state", "bad_state"
+    seq: int | None = None
+
+    def __repr__(self) -> str:
+        shown = repr(self.payload)
+        return f"Ingest({self.unit!r}, {self.module!r}, {self.kind}, {shown[:200]}, {self.role}, {self.seq})"
+
+
+@st.composite
+def valid_value(draw: st.DrawFn) -> float:
+    return draw(st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                          st.sampled_from([0.0, -0.0, 1.7976931348623157e308, -1.7976931348623157e308,
+                                           5e-324, 2.0**63, -(2.0**63)]),
+                          st.integers(-(2**53), 2**53)))
+
+
+@st.composite
+def ingest_run(draw: st.DrawFn) -> list[Ingest]:
+    """Valid messages in seq orders a troubled unit produces, with hostile ones in between."""
+    calls: list[Ingest] = []
+    for unit, module in COUNTED:
+        for seq in draw(seq_steps(start=draw(st.integers(0, 3)))):
+            if draw(st.integers(0, 3)) == 0:
+                msg = event(seq, code=draw(st.sampled_from(["bad_data", "x", "\u00e9v\u00e9nement"])),
+                            level=draw(st.sampled_from(["info", "warning", "alarm"])))
+                calls.append(Ingest(unit, module, "event", msg, "valid", seq))
+            else:
+                msg = data(seq, draw(valid_value()), hist=draw(st.booleans()))
+                calls.append(Ingest(unit, module, "data", msg, "valid", seq))
+    for _ in range(draw(st.integers(0, 25))):
+        unit, module = draw(st.sampled_from(COUNTED))
+        what = draw(st.sampled_from(["data", "event", "raw", "unattributed", "bad module"]))
+        if what == "data":
+            calls.append(Ingest(unit, module, "data", draw(bad_data(10**6)), "bad"))
+        elif what == "event":
+            calls.append(Ingest(unit, module, "event", draw(bad_event(10**6)), "bad"))
+        elif what == "raw":
+            kind = draw(st.sampled_from(["data", "event"]))
+            payload = draw(st.one_of(not_object(), st.just(nested(200))))
+            calls.append(Ingest(unit, module, kind, payload, "bad"))
+        elif what == "unattributed":
+            calls.append(Ingest(draw(BAD_UNITS), module, "data", data(1), "unattributed"))
+        else:
+            bad_module = draw(st.sampled_from(["", "M1", "m-1", "m" * 33, "$x", "m1/data", "\ud800", 5,
+                                               None]))
+            calls.append(Ingest(unit, bad_module, "data", data(1), "unattributed_module"))
+    for _ in range(draw(st.integers(0, 10))):
+        kind = draw(st.sampled_from(["state", "unit_state", "birth"]))
+        unit = draw(st.sampled_from(["u1", "u2"]))
+        module = {"state": "m1", "unit_state": "$state", "birth": "$birth"}[kind]
+        if draw(st.booleans()):
+            good = {"state": module_state(), "unit_state": unit_state()}.get(kind) or birth(unit)
+            good["ts"] = f"2026-11-21T15:04:{draw(st.integers(0, 59)):02d}.000Z"
+            calls.append(Ingest(unit, module, kind, good, "state"))
+        else:
+            calls.append(Ingest(unit, module, kind, draw(bad_state(kind, unit)), "bad_state"))
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["data", "event", "state", "unit_state", "birth", "nonsense"]))
+        calls.append(Ingest(*ASIDE, kind, draw(st.one_of(json_values(), st.just(nested(100_000)))), "aside"))
+    return draw(st.permutations(calls)) if draw(st.booleans()) else _keep_seq_order(draw, calls)
+
+
+def _keep_seq_order(draw: Any, calls: list[Ingest]) -> list[Ingest]:
+    """Shuffle, but keep each stream's valid messages in the order their seqs were drawn."""
+    valid = [c for c in calls if c.role == "valid"]
+    others = draw(st.permutations([c for c in calls if c.role != "valid"]))
+    out: list[Ingest] = []
+    for call in valid:
+        while others and draw(st.booleans()):
+            out.append(others.pop())
+        out.append(call)
+    return out + list(others)
+
+
+@FUZZ
+@given(ingest_run())
+def test_recorder_ingest_stores_every_valid_message_and_counts_every_trouble(
+        tmp_path_factory: pytest.TempPathFactory, calls: list[Ingest]) -> None:
+    """After any mix of hostile and valid messages the database holds exactly what the seq rule keeps."""
+    models = {key: SeqModel() for key in COUNTED}
+    bad = dict.fromkeys(COUNTED, 0)
+    last_state: dict[tuple[str, str], Any] = {}
+    stored_ph: dict[tuple[str, str], list[float]] = {key: [] for key in COUNTED}
+    stored_events: dict[tuple[str, str], list[int]] = {key: [] for key in COUNTED}
+    data_dir = tmp_path_factory.mktemp("rec")
+
+    async def run() -> dict[str, Any]:
+        async with Recorder(data_dir, SystemClock()) as rec:
+            for call in calls:
+                rec.ingest(call.unit, call.module, call.kind, call.payload, 1.0)
+                key = (call.unit, call.module)
+                if call.role == "valid":
+                    assert call.seq is not None
+                    if models[key].offer(call.seq):
+                        if call.kind == "data":
+                            stored_ph[key].append(call.payload["readings"][0]["values"]["ph"])
+                        else:
+                            stored_events[key].append(call.seq)
+                elif call.role == "bad" or (call.role == "bad_state" and key in bad):
+                    bad[key] += 1  # a module's bad state counts against that module too
+                elif call.role == "state":
+                    last_state[key] = call.payload
+            await rec.flush()
+            out: dict[str, Any] = {"stats": rec.stats(), "seqs": {k: rec.seqs(*k) for k in COUNTED},
+                                   "states": {k: rec.state(*k) for k in last_state}}
+            lo, hi = epoch(TS) - 1, epoch(TS) + 1
+            out["ph"] = {k: rec.history(*k, "ph", lo, hi, 1) for k in COUNTED}
+            out["events"] = {k: sorted(e["seq"] for e in rec.events(unit=k[0], module=k[1], source="unit"))
+                             for k in COUNTED}
+            # The recorder still takes and stores a reading after all of it.
+            rec.ingest("u3", "after", "data", data(1), 2.0)
+            await rec.flush()
+            out["after"] = rec.seqs("u3", "after")
+            return out
+
+    out = asyncio.run(run())
+    stats = out["stats"]
+    for key, model in models.items():
+        unit, module = key
+        expected = {**model.counts(), "bad": bad[key]}
+        expected["received"] += bad[key]
+        got = {name: stats["units"].get(unit, {}).get(module, {}).get(name, 0) for name in expected}
+        assert got == expected, key
+        assert out["seqs"][key] == sorted(model.stored), key
+        assert out["events"][key] == sorted(stored_events[key]), key
+        ph = stored_ph[key]
+        buckets = out["ph"][key]
+        assert sum(b.count for b in buckets) == len(ph), key
+        if ph:
+            assert (buckets[0].min, buckets[0].max) == (min(ph), max(ph)), key
+    unattributed = sum(1 for c in calls if c.role.startswith("unattributed"))
+    assert stats["unattributed_bad"] == unattributed
+    for key, payload in last_state.items():
+        assert out["states"][key] is not None and out["states"][key]["payload"] == payload, key
+    assert out["after"] == [1]
