@@ -55,9 +55,10 @@ class YamlDoc:
     `refused` holds the paths whose value was one of them and became None,
     so that a typed read does not report the same line a second time.
     `columns` holds the column (1-based) of every key and list item beside
-    `lines`; `values` the (line, column) of the first character of every
-    scalar value's text (inside its quotes; the first content line of a block
-    scalar), so a reader of text inside a value can point at one character.
+    `lines`; `values` the (line, column) where every value starts: for a
+    scalar its text's first character (inside its quotes; the first content
+    line of a block scalar), so a reader of text inside a value can point at
+    one character.
     """
 
     source: str
@@ -200,6 +201,8 @@ class _Builder:
 
     def build(self, node: Node, path: YPath) -> Any:
         tag = str(node.tag)
+        if not isinstance(node, ScalarNode):
+            self.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:

@@ -13,6 +13,7 @@ An item may hold several of these keys: they run in the order written.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from hub.script.errors import ExpressionError
@@ -35,6 +36,7 @@ from hub.script.template import Formatted, parse_template
 from lecis.command_check import check_against_birth
 from lecis.errors import CommandRejected
 from lecis.topics import MODULE_ID, UNIT_ID
+from lecis.wire.birth import BirthModule
 from lecis.yaml_loader import YPath, describe
 
 ACTION_KEYS = ("log", "set", "wait", "session")
@@ -233,10 +235,26 @@ class Checker:
         try:
             check_against_birth(birth, module, cmd, dict(args))
         except CommandRejected as exc:
-            at = cmd_path + (exc.param,) if exc.param and exc.param in args else cmd_path
-            self.reader.fail(at, f"{target}: {exc.message}", value=True)
+            self.rejected(exc, target, described, cmd, args, cmd_path)
             return None
         return SendCommand(unit, module, cmd, args, where)
+
+    def rejected(self, exc: CommandRejected, target: str, described: BirthModule, cmd: str,
+                 args: dict[str, Value], cmd_path: YPath) -> None:
+        """The unit's own refusal, at the command, the unknown argument's name or the bad value."""
+        spec = described.command(cmd)
+        hint = ""
+        if spec is None and exc.param is None:
+            close = difflib.get_close_matches(cmd, [c.name for c in described.commands], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        if exc.param and exc.param in args:
+            known = spec is not None and any(p.name == exc.param for p in spec.params)
+            if not known and spec is not None:
+                close = difflib.get_close_matches(exc.param, [p.name for p in spec.params], n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.reader.fail(cmd_path + (exc.param,), f"{target}: {exc.message}{hint}", value=known)
+            return
+        self.reader.fail(cmd_path, f"{target}: {exc.message}{hint}", value=True)
 
     def command_spec(self, path: YPath, spec: Any) -> tuple[str, dict[str, Value], YPath] | None:
         """(command, arguments, path of the command's value) from `on` or `{dose: {ml: 1}}`."""

@@ -80,7 +80,8 @@ def _task(checker: Checker, path: YPath, item: Any, duration_s: float | None,
             if kind is not None and key in {e for extras in EXTRAS.values() for e in extras} | set(TRIGGERS):
                 reader.fail(path + (key,), f"{key} does not apply to a task triggered by {kind}")
             else:
-                reader.fail(path + (key,), f"unknown key {key!r}" + did_you_mean(key, allowed, "task keys"))
+                every_key = {*COMMON, *TRIGGERS, *(e for extras in EXTRAS.values() for e in extras)}
+                reader.fail(path + (key,), f"unknown key {key!r}" + did_you_mean(key, every_key, "task keys"))
     if not reader.has(path + ("do",)) or not reader.get(path + ("do",)):
         reader.fail(path + ("do",) if reader.has(path + ("do",)) else path,
                     "missing; expected do: with at least one action")
