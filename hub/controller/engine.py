@@ -97,6 +97,7 @@ class Engine:
         self.final: str | None = None  # "stopped" | "finished"
         self.started = False
         self.pending_apply: tuple[Script, int, str] | None = None
+        self.retired: dict[str, tuple[str, dict[str, Any]]] = {}  # removed task -> (trigger key, state)
         self._index()
         if snapshot is not None:
             self._restore(snapshot)

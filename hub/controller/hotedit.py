@@ -12,7 +12,8 @@ What a change keeps and what it resets (docs/scripts.md repeats this):
 - a loop whose kind, input and output are unchanged keeps its state (a new
   setpoint or new gains take over bumplessly); otherwise it is rebuilt, and
   an output it no longer drives is turned off;
-- a removed task ends (its sequence stops), a removed loop turns its output
+- a removed task ends (its sequence stops; added again later with the same
+  trigger it carries on with its old counts, so an `at` never fires twice), a removed loop turns its output
   off, a removed guard stops holding, a changed signal restarts its window;
 - a variable whose initial value changed takes the new value; others keep theirs.
 """
@@ -44,7 +45,8 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
             for rid in [r.id for r in engine.runs.values() if r.task == name]:
                 del engine.runs[rid]
         if task is None:
-            del engine.tasks[name]
+            # kept by trigger: a task removed and added again later does not fire its `at` twice
+            engine.retired[name] = (repr(key(old_tasks[name].trigger)), engine.tasks.pop(name).to_json())
         elif f"task:{name}" in changed and key(task.trigger) != key(old_tasks[name].trigger):
             before = engine.tasks[name]
             fresh = engine._new_task_state(task, now)
@@ -54,7 +56,11 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
             engine.tasks[name] = fresh
     for task in new.tasks:
         if task.name not in engine.tasks:
-            engine.tasks[task.name] = engine._new_task_state(task, now) if engine.started else TaskState()
+            back = engine.retired.pop(task.name, None)
+            if back is not None and back[0] == repr(key(task.trigger)):
+                engine.tasks[task.name] = TaskState.from_json(back[1])
+            else:
+                engine.tasks[task.name] = engine._new_task_state(task, now) if engine.started else TaskState()
 
     old_loops = {lp.name: lp for lp in old.loops}
     new_loops = {lp.name: lp for lp in new.loops}

@@ -43,6 +43,7 @@ def dump(engine: Engine) -> dict[str, Any]:
         "run_counter": engine.run_counter,
         "variables": dict(engine.values.variables),
         "tasks": {name: st.to_json() for name, st in engine.tasks.items()},
+        "retired": {name: [trigger, st] for name, (trigger, st) in engine.retired.items()},
         "runs": [run.to_json() for run in engine.runs.values()],
         "onoff": {name: st.to_json() for name, st in engine.onoff.items()},
         "pid": {name: st.to_json() for name, st in engine.pid.items()},
@@ -75,6 +76,8 @@ def load(engine: Engine, data: Mapping[str, Any]) -> None:
         for task in engine.script.tasks:  # a task the saved state does not know starts fresh
             if task.name not in engine.tasks:
                 engine.tasks[task.name] = engine._new_task_state(task, engine.started_at)
+        field = "retired"
+        engine.retired = {name: (trigger, dict(st)) for name, (trigger, st) in data.get("retired", {}).items()}
         field = "runs"
         engine.runs = {r["id"]: TaskRun.from_json(r) for r in data["runs"]}
         field = "onoff"
