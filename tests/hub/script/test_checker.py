@@ -135,14 +135,15 @@ CASES = {
                                                 "guards:"),
                                    "period 0 sends the output as speed, but bench-1/heater has no speed "
                                    "command"),
-    "pid without period": (BASE.replace("guards:", "  @temp: {pid: bench-1/heater, input: bench-1/temp1.temp, "
-                                                   "setpoint: 25, kp: 1}\nguards:"),
+    "pid without period": (BASE.replace("guards:", "  @temp: {pid: bench-1/heater, "
+                                                   "input: bench-1/temp1.temp, setpoint: 25, kp: 1}\nguards:"),
                            "missing period: bench-1/heater has no speed command"),
     "pid without pulse": (BASE.replace("guards:", "  temp: {pid: @bench-1/ph1, input: bench-1/temp1.temp, "
                                                   "setpoint: 25, kp: 1, period: 60s}\nguards:"),
                           "bench-1/ph1 has no on and no off and no pulse (or run) command"),
     "pid duty limits": (BASE.replace("guards:", "  temp: {pid: bench-1/heater, input: bench-1/temp1.temp, "
-                                                "setpoint: 25, kp: 1, period: 60s, limits: @[0, 2]}\nguards:"),
+                                                "setpoint: 25, kp: 1, period: 60s, "
+                                                "limits: @[0, 2]}\nguards:"),
                         "limits must lie within [0, 1]"),
     "two loops on one output": (BASE.replace("guards:", "  ph2: {onoff: @bench-1/base_pump, input: "
                                              "bench-1/ph1.ph, on_below: 6, off_above: 7}\nguards:"),
@@ -170,7 +171,8 @@ CASES = {
                             "unknown action 'stp'; did you mean 'stop'?"),
     "a boolean as a command": (task("  - {name: x, at: 1m, do: [{bench-1/aeration: @true}]}\n"),
                                "only true and false are booleans"),
-    "missing experiment": (BASE.replace("experiment: test\n", "@"), "missing; expected the experiment's name"),
+    "missing experiment": (BASE.replace("experiment: test\n", "@"),
+                           "missing; expected the experiment's name"),
     "bad on_error": (BASE.replace("duration: 6h", "duration: 6h\non_error: @halt"),
                      "expected one of stop, pause, continue, got 'halt'"),
     "guard with nothing to watch": (BASE.replace("stale(bench-1/ph1.ph)", "@1 > 2"),
