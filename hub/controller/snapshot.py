@@ -77,7 +77,8 @@ def load(engine: Engine, data: Mapping[str, Any]) -> None:
             if task.name not in engine.tasks:
                 engine.tasks[task.name] = engine._new_task_state(task, engine.started_at)
         field = "retired"
-        engine.retired = {name: (trigger, dict(st)) for name, (trigger, st) in data.get("retired", {}).items()}
+        retired = data.get("retired", {})
+        engine.retired = {name: (trigger, dict(st)) for name, (trigger, st) in retired.items()}
         field = "runs"
         engine.runs = {r["id"]: TaskRun.from_json(r) for r in data["runs"]}
         field = "onoff"
