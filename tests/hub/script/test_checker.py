@@ -136,7 +136,8 @@ CASES = {
                                    "period 0 sends the output as speed, but bench-1/heater has no speed "
                                    "command"),
     "pid without period": (BASE.replace("guards:", "  @temp: {pid: bench-1/heater, "
-                                                   "input: bench-1/temp1.temp, setpoint: 25, kp: 1}\nguards:"),
+                                                   "input: bench-1/temp1.temp, setpoint: 25, "
+                                                   "kp: 1}\nguards:"),
                            "missing period: bench-1/heater has no speed command"),
     "pid without pulse": (BASE.replace("guards:", "  temp: {pid: @bench-1/ph1, input: bench-1/temp1.temp, "
                                                   "setpoint: 25, kp: 1, period: 60s}\nguards:"),
