@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from hub.controller import hotedit, snapshot
+from hub.controller import hotedit, loop_control, snapshot
 from hub.controller.conditions import Values, unit_of
 from hub.controller.diff import ScriptDiff, compare
 from hub.controller.effects import (
@@ -41,7 +41,7 @@ from hub.controller.effects import (
     SessionEffect,
 )
 from hub.controller.guards import guard_holds, guard_units
-from hub.controller.loops import OnOffState, PidState, onoff_decide, pid_step, pulse_seconds
+from hub.controller.loops import OnOffState, PidState
 from hub.controller.signals import SignalWindow
 from hub.controller.tasks import Part, TaskRun, TaskState
 from hub.controller.timers import every_next
@@ -675,72 +675,16 @@ class Engine:
         return CommandEffect(effect_id, unit, module, cmd, dict(args), origin or f"{kind}:{ref}")
 
     def _speed_command(self, lp: PidLoop, output: float) -> CommandEffect:
-        if output <= 0:
-            return self._command(*lp.output, "off", {}, "loop", lp.name)
-        return self._command(*lp.output, "on", {"speed": round(output, 4)}, "loop", lp.name)
+        return loop_control.speed_command(self, lp, output)
 
     def _loop_enabled(self, lp: Loop) -> bool:
         return lp.enabled is None or self.values.truth(lp.enabled)
 
     def _loop_input(self, lp: Loop, now: float, eff: list[Effect]) -> None:
-        if self.holding or self.final:
-            return
-        value = self.values.fresh(lp.input)
-        if not self._loop_enabled(lp):
-            if isinstance(lp, OnOffLoop) and self.onoff[lp.name].on:
-                self.onoff[lp.name].on, self.onoff[lp.name].changed_at = False, now
-                eff.append(self._command(*lp.output, "off", {}, "loop", lp.name))
-            elif isinstance(lp, PidLoop):
-                st = self.pid[lp.name]
-                st.restart()
-                if lp.period_s == 0 and st.sent:
-                    st.sent = 0.0
-                    eff.append(self._command(*lp.output, "off", {}, "loop", lp.name))
-            return
-        if value is None:
-            return
-        if isinstance(lp, OnOffLoop):
-            ost = self.onoff[lp.name]
-            want = onoff_decide(lp, ost, value, now)
-            if want is not None:
-                # the first "off" only states what the output already is: no min_off stretch begins
-                ost.changed_at = now if (want or ost.on is not None) else None
-                ost.on = want
-                eff.append(self._command(*lp.output, "on" if want else "off", {}, "loop", lp.name))
-            return
-        st = self.pid[lp.name]
-        sp = self.values.value(lp.setpoint)
-        seen = self.values.signals.get(lp.input) or self.values.readings.get(lp.input)
-        if not isinstance(sp, int | float) or isinstance(sp, bool) or seen is None:
-            return
-        out = pid_step(lp, st, value, float(sp), seen[1])
-        if out is None or lp.period_s > 0:
-            return
-        span = max(lp.out_max - lp.out_min, 1e-9)
-        if st.sent is None or abs(out - st.sent) >= 0.001 * span:
-            st.sent = out
-            eff.append(self._speed_command(lp, out))
+        loop_control.loop_input(self, lp, now, eff)
 
     def _loop_timers(self, now: float, eff: list[Effect]) -> None:
-        if self.holding:
-            return
-        for lp in self.script.loops:
-            if isinstance(lp, OnOffLoop):
-                ost = self.onoff[lp.name]
-                if ost.recheck_at is not None and ost.recheck_at <= now:
-                    ost.recheck_at = None
-                    self._loop_input(lp, now, eff)
-            elif lp.period_s > 0:
-                st = self.pid[lp.name]
-                if st.next_pulse is None or st.next_pulse > now:
-                    continue
-                while st.next_pulse <= now:
-                    st.next_pulse += lp.period_s
-                fresh = self.values.fresh(lp.input) is not None
-                if st.output is not None and fresh and self._loop_enabled(lp) and not self.final:
-                    seconds = pulse_seconds(lp, st.output)
-                    if seconds is not None:
-                        eff.append(self._command(*lp.output, "pulse", {"seconds": seconds}, "loop", lp.name))
+        loop_control.loop_timers(self, now, eff)
 
     def _stop(self, now: float, reason: str, eff: list[Effect], final: str) -> None:
         if self.final:
