@@ -33,6 +33,7 @@ log = logging.getLogger("labedge.hub.plant")
 
 Presence = Callable[[str, bool, str], None]  # unit, online (lease held), why
 RETRY_S = 2.0  # between acquire attempts while a unit is up but the lease is not ours
+LEASE_WAIT_S = 5.0  # a command waits this long for a lease being taken before it is refused
 
 
 @dataclass
@@ -135,6 +136,8 @@ class MqttPlant:
             except CommandRejected as exc:
                 return Outcome("rejected", exc.to_error())
             args = checked.args
+        if link.client.token is None and link.state is UnitStateName.READY:
+            await self._lease_soon(link)  # the unit is up and the keeper is taking the lease
         if link.client.token is None:
             return Outcome("rejected", _error(ErrorKind.DENIED, f"the hub holds no lease on {unit} "
                                                                 f"(unit {self._why_not(link)}); not sent"))
@@ -166,6 +169,13 @@ class MqttPlant:
             return None
         except SessionOffline:
             return None
+
+    async def _lease_soon(self, link: UnitLink) -> None:
+        self._wake(link)
+        deadline = self.clock.monotonic() + min(self.timeout_s, LEASE_WAIT_S)
+        while link.client.token is None and link.state is UnitStateName.READY \
+                and self.clock.monotonic() < deadline:
+            await self.clock.sleep(0.05)
 
     def _why_not(self, link: UnitLink) -> str:
         if link.denied_by:
@@ -242,3 +252,4 @@ class MqttPlant:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.release_all()  # a clean stop: each unit applies its loss policy now, not at expiry

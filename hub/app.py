@@ -1,0 +1,242 @@
+"""The hub process in one lifespan: data folder lock, recorder, MQTT link, plant, controller, hub commands.
+
+`async with Hub(config) as hub:` opens them in that order and closes them in
+reverse. Nothing starts when the script is invalid (`check_start_script`
+raises ScriptError with every problem) or another hub holds the data folder
+(HubDataDirBusy names it). Readings go to the recorder first and then to the
+controller; a unit's `$birth` re-checks the running script against what the
+unit really offers (until then the script was checked against the unit files
+it names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from hub.config import HubConfig
+from hub.controller_host import ControllerHost
+from hub.experiment_topics import ExperimentTopics
+from hub.hub_commands import HubCommands
+from hub.link import HubLink, LinkHandlers
+from hub.mqtt_plant import MqttPlant
+from hub.script.errors import ScriptError
+from hub.script.model import Script
+from lecis.clock import Clock, SystemClock, parse_ts
+from lecis.errors import LabedgeError
+from lecis.topics import Topics
+from lecis.wire import Birth, Data, Event, ModuleState, UnitState
+
+log = logging.getLogger("labedge.hub")
+
+LOCK_NAME = "hub.lock"
+STATUS_PERIOD_S = 1.0  # the experiment state is looked at this often and published when it changed
+
+
+class HubDataDirBusy(LabedgeError):
+    """Another hub process uses the data folder."""
+
+
+def check_start_script(config: HubConfig) -> Script | None:
+    """The script of hub.yaml checked against the unit files it names; ScriptError with every problem."""
+    if config.script is None:
+        return None
+    from hub.script.loader import load_script
+
+    return load_script(config.script)
+
+
+def _lock(config: HubConfig) -> Any:
+    from edge.data_lock import LockHeld, LockUnusable, PidLock
+
+    lock = PidLock(config.data_dir / LOCK_NAME, {"hub": config.hub, "config": config.source})
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        raise HubDataDirBusy(f"the data folder {config.data_dir} is in use by another hub, {exc.holder}; "
+                             "stop it first, or give this hub its own data_dir") from None
+    except LockUnusable as exc:
+        raise LockUnusable(f"cannot use the data folder {config.data_dir}: {exc}; check data_dir in "
+                           f"{config.source} and its permissions") from None
+    return lock
+
+
+class Hub:
+    """One hub: `async with Hub(config) as hub: await hub.wait(stop_event)`."""
+
+    def __init__(self, config: HubConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.topics = Topics(config.topic_root)
+        self.script: Script | None = None
+        self.recorder: Any = None
+        self.plant: MqttPlant | None = None
+        self.controller: ControllerHost | None = None
+        self.births: dict[str, Birth] = {}
+        self.handlers = LinkHandlers(
+            data=self._on_data, event=self._on_event, module_state=self._on_module_state,
+            unit_state=self._on_unit_state, birth=self._on_birth, reply=self._on_reply,
+            hub_command=self._on_hub_command)
+        self.link = HubLink(config, self.handlers, self.clock)
+        self.experiment = ExperimentTopics(self._publish, self.topics, config.hub, self.clock)
+        self.commands = HubCommands(None, self._publish_reply, self.clock)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._changed = asyncio.Event()  # the experiment's state may have changed: publish it now
+        self._tasks: list[asyncio.Task[None]] = []
+        self.failed: BaseException | None = None
+
+    # ---- life ---------------------------------------------------------------------------------
+    async def __aenter__(self) -> Hub:
+        self.script = check_start_script(self.config)  # before anything: an invalid script starts nothing
+        async with contextlib.AsyncExitStack() as stack:
+            lock = _lock(self.config)
+            stack.callback(lock.release)
+            from hub.recorder import Recorder
+
+            self.recorder = await stack.enter_async_context(
+                Recorder(self.config.data_dir, self.clock, on_alarm=self._recorder_alarm))
+            if self.script is not None:
+                # Built before the link connects: the retained $state and $birth arrive at once.
+                self.plant = MqttPlant(
+                    self.link.session, self.config.hub, self.script.units, topics=self.topics,
+                    clock=self.clock, lease_ttl_s=self.config.lease_ttl_s,
+                    timeout_s=self.config.command_timeout_s, on_presence=self._presence)
+            self.handlers.connected.append(self.experiment.republish)
+            await stack.enter_async_context(self.link)
+            if self.plant is not None and self.script is not None:
+                await stack.enter_async_context(self.plant)
+                self.controller = await stack.enter_async_context(ControllerHost(
+                    self.config, self.script, self.plant, self.recorder, self.experiment, self.clock,
+                    self._changed.set))
+                self.commands.experiment = self.controller
+            stack.push_async_callback(self.commands.close)
+            self._tasks.append(asyncio.create_task(self._publish_status(), name="experiment-state"))
+            stack.push_async_callback(self._stop_tasks)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set or the controller ends beyond repair."""
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if self.controller is not None:
+            waiters.append(asyncio.ensure_future(self.controller.failed.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # ---- outgoing -----------------------------------------------------------------------------
+    async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        await self.link.publish(topic, payload, retain)
+
+    async def _publish_reply(self, payload: bytes) -> None:
+        await self.link.publish(self.topics.hub_reply(), payload)
+
+    def status(self) -> dict[str, Any]:
+        if self.controller is not None:
+            status: dict[str, Any] = dict(self.controller.status())
+        else:
+            status = {"state": "idle"}
+        status["bad_messages"] = sum(v for k, v in self.link.stats.items() if k.startswith("bad."))
+        status["readings_lost"] = self.readings_lost()
+        return status
+
+    def readings_lost(self) -> int:
+        try:
+            stats = self.recorder.stats() if self.recorder is not None else {}
+        except LabedgeError:
+            return 0
+        return _total(stats, "readings_lost")
+
+    async def _publish_status(self) -> None:
+        while True:
+            self._changed.clear()
+            try:
+                await self.experiment.state(self.status())
+            except Exception:  # the state topic is a view; it must not end the hub
+                log.exception("publishing the experiment state failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), STATUS_PERIOD_S)
+
+    # ---- incoming (never raise: the link counts what does) --------------------------------------
+    def _on_data(self, unit: str, module: str, data: Data, payload: dict[str, Any], at: float) -> None:
+        self.recorder.ingest(unit, module, "data", payload, at)
+        if self.controller is not None:
+            from hub.controller.effects import Reading
+
+            for reading in data.readings:
+                ts = parse_ts(reading.ts).timestamp()
+                self.controller.reading(Reading(unit, module, ts, reading.values, data.seq))
+
+    def _on_event(self, unit: str, module: str, event: Event, payload: dict[str, Any], at: float) -> None:
+        self.recorder.ingest(unit, module, "event", payload, at)
+        if self.controller is not None:
+            self.controller.event(unit, module, event.code)
+
+    def _on_module_state(self, unit: str, module: str, state: ModuleState, payload: dict[str, Any],
+                         at: float) -> None:
+        self.recorder.ingest(unit, module, "state", payload, at)
+
+    def _on_unit_state(self, unit: str, state: UnitState) -> None:
+        self.recorder.ingest(unit, "$state", "unit_state", state.to_json(), self.clock.now().timestamp())
+        if self.plant is not None:
+            self.plant.on_unit_state(unit, state)
+
+    def _on_birth(self, unit: str, birth: Birth) -> None:
+        self.births[unit] = birth
+        self.recorder.ingest(unit, "$birth", "birth", birth.to_json(), self.clock.now().timestamp())
+        if self.plant is not None:
+            self.plant.on_birth(unit, birth)
+        if self.controller is not None and unit in self.controller.script.units:
+            self.controller.birth_seen(dict(self.births))
+
+    def _on_reply(self, topic: str, payload: bytes) -> None:
+        if self.plant is not None:
+            self.plant.feed_reply(topic, payload)
+
+    def _on_hub_command(self, payload: bytes) -> None:
+        self.commands.feed(payload)
+
+    def _presence(self, unit: str, online: bool, why: str) -> None:
+        if self.controller is not None:
+            self.controller.unit_online(unit, online, why)
+
+    def _recorder_alarm(self, code: str, message: str) -> None:
+        log.error("recorder: %s: %s", code, message)
+        self._spawn(self.experiment.event("alarm", code, message, "recorder"))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+
+def _total(stats: Mapping[str, Any], key: str) -> int:
+    """Sum of `key` anywhere in the recorder's nested stats."""
+    total = 0
+    for name, value in stats.items():
+        if name == key and isinstance(value, int) and not isinstance(value, bool):
+            total += value
+        elif isinstance(value, Mapping):
+            total += _total(value, key)
+    return total
+
+
+
+
+__all__ = ["Hub", "HubDataDirBusy", "ScriptError", "check_start_script"]

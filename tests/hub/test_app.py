@@ -1,0 +1,108 @@
+"""The hub's lifespan in this process: real Mosquitto, a real unit on mock pins, the recorder's files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.app import Hub, HubDataDirBusy
+from hub.config import HubConfig
+from hub.script.errors import ScriptError
+from lecis.unit_config import BrokerConfig
+from provisioning.broker import MosquittoProcess
+from tests.rig import Probe, probe
+from tests.system.inproc import running_unit
+
+SCRIPT = """\
+experiment: valve test
+units:
+  {unit}: u/unit.yaml
+tasks:
+  - name: open
+    at: 0s
+    do:
+      - {unit}/valve1: on
+      - log: "valve open"
+  - name: close
+    at: {close}
+    do:
+      - {unit}/valve1: off
+"""
+
+
+def write_script(tmp: Path, unit: str, close: str = "1h") -> Path:
+    path = tmp / "script.yaml"
+    path.write_text(SCRIPT.format(unit=unit, close=close))
+    return path
+
+
+def config(tmp: Path, port: int, script: Path | None, hub: str) -> HubConfig:
+    return HubConfig(hub, str(tmp / "hub.yaml"), BrokerConfig(port=port, keepalive_s=2), tmp / "hub",
+                     script, lease_ttl_s=6.0, command_timeout_s=5.0)
+
+
+@contextlib.asynccontextmanager
+async def unit_and_watch(tmp: Path, name: str, port: int) -> AsyncIterator[tuple[Any, Probe]]:
+    (tmp / "u").mkdir(exist_ok=True)
+    async with running_unit(tmp / "u", name, port) as unit, probe("127.0.0.1", port) as found:
+        yield unit, found
+
+
+def state(found: Probe) -> dict[str, Any]:
+    return found.last("lab/hub/experiment/state") or {}
+
+
+async def test_a_script_runs_its_commands_and_the_files_record_them(tmp_path: Path,
+                                                                     mosquitto: MosquittoProcess) -> None:
+    async with unit_and_watch(tmp_path, "app-1", mosquitto.port) as (unit, found):
+        async with Hub(config(tmp_path, mosquitto.port, write_script(tmp_path, "app-1"), "hub-a1")) as hub:
+            await found.wait_for(lambda: state(found).get("state") == "running", 15, "the run started")
+            await found.wait_for(lambda: unit.pin(27).state == 1, 10, "valve1 on")
+            run_id = state(found)["run_id"]
+            assert state(found)["units"]["app-1"]["lease"] is True
+            await found.wait_for(lambda: any(e["message"] == "valve open" for e in found.on(
+                "lab/hub/experiment/event")), 10, "the log line")
+            events = found.on("lab/hub/experiment/event")
+            assert hub.recorder is not None
+            await hub.recorder.flush()
+    run = tmp_path / "hub" / "runs" / run_id
+    commands = [json.loads(line) for path in sorted(run.glob("commands.*.jsonl"))
+                for line in path.read_text().splitlines()]
+    answered = [c for c in commands if c["outcome"] is not None]
+    assert [(c["module"], c["cmd"], c["outcome"]["status"]) for c in answered] == [("valve1", "on", "done")]
+    assert events
+
+
+async def test_an_invalid_script_starts_nothing(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    (tmp_path / "u").mkdir()
+    script = tmp_path / "script.yaml"
+    script.write_text(SCRIPT.format(unit="app-2", close="1h").replace("valve1: off", "valve1: of"))
+    with pytest.raises(ScriptError) as caught:
+        async with Hub(config(tmp_path, mosquitto.port, script, "hub-a2")):
+            pass
+    assert not (tmp_path / "hub").exists()
+    assert caught.value.problems
+
+
+async def test_a_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    async with Hub(config(tmp_path, mosquitto.port, None, "hub-a3")):
+        with pytest.raises(HubDataDirBusy) as caught:
+            async with Hub(config(tmp_path, mosquitto.port, None, "hub-a4")):
+                pass
+    assert "in use by another hub" in str(caught.value) and "hub-a3" in str(caught.value)
+
+
+async def test_without_a_script_the_hub_records_and_says_idle(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    async with unit_and_watch(tmp_path, "app-5", mosquitto.port) as (_, found):
+        async with Hub(config(tmp_path, mosquitto.port, None, "hub-a5")) as hub:
+            await found.wait_for(lambda: state(found).get("state") == "idle", 10, "idle state")
+            await asyncio.sleep(0)
+            assert hub.recorder is not None
+            await hub.recorder.flush()
+            assert hub.recorder.state("app-5", "$birth") is not None
