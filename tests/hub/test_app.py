@@ -90,7 +90,8 @@ async def test_an_invalid_script_starts_nothing(tmp_path: Path, mosquitto: Mosqu
     assert caught.value.problems
 
 
-async def test_a_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+async def test_a_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path,
+                                                            mosquitto: MosquittoProcess) -> None:
     async with Hub(config(tmp_path, mosquitto.port, None, "hub-a3")):
         with pytest.raises(HubDataDirBusy) as caught:
             async with Hub(config(tmp_path, mosquitto.port, None, "hub-a4")):
@@ -98,7 +99,8 @@ async def test_a_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path, mosq
     assert "in use by another hub" in str(caught.value) and "hub-a3" in str(caught.value)
 
 
-async def test_without_a_script_the_hub_records_and_says_idle(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+async def test_without_a_script_the_hub_records_and_says_idle(tmp_path: Path,
+                                                              mosquitto: MosquittoProcess) -> None:
     async with unit_and_watch(tmp_path, "app-5", mosquitto.port) as (_, found):
         async with Hub(config(tmp_path, mosquitto.port, None, "hub-a5")) as hub:
             await found.wait_for(lambda: state(found).get("state") == "idle", 10, "idle state")
