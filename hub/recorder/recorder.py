@@ -25,7 +25,7 @@ from edge.data_lock import LockHeld, PidLock
 from hub.controller.effects import Effect, Outcome
 from hub.recorder.chunks import FileOps
 from hub.recorder.errors import RecorderBusy, RecorderClosed, RunIdInvalid
-from hub.recorder.intake import decode
+from hub.recorder.intake import Record, decode, decode_bytes
 from hub.recorder.ops import CloseRun, EffectOp, Flush, OpenRun, RecorderEvent, VersionOp
 from hub.recorder.query import Bucket, Reader
 from hub.recorder.runfiles import RUN_ID
@@ -145,6 +145,20 @@ class Recorder:
             self._drop(writer)  # its seq becomes a gap once the disk is back: counted as lost
             return
         writer.submit(decode(unit, module, kind, payload, received_at))
+
+    def ingest_bytes(self, unit: str, module: str, kind: str, payload: bytes, received_at: float) -> Record:
+        """`ingest` of the raw MQTT payload, parsed here (fast for data messages); returns the record.
+
+        The record (a DataRecord's `points` hold each reading's epoch ts and values) lets the
+        caller feed the controller from the same decode; a `Bad` record says what was wrong.
+        """
+        writer = self._require()
+        record = decode_bytes(unit, module, kind, payload, received_at)
+        if writer.backlog() >= self.max_backlog and kind in ("data", "event"):
+            self._drop(writer)
+        else:
+            writer.submit(record)
+        return record
 
     def open_run(
         self,
