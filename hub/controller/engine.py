@@ -24,11 +24,12 @@ Rules a user can rely on (docs/scripts.md repeats them):
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from hub.controller import hotedit, loop_control, snapshot
+from hub.controller import hotedit, loop_control, sequences, snapshot
 from hub.controller.conditions import Values, unit_of
 from hub.controller.diff import ScriptDiff, compare
 from hub.controller.effects import (
@@ -38,7 +39,6 @@ from hub.controller.effects import (
     LogEffect,
     Outcome,
     Reading,
-    SessionEffect,
 )
 from hub.controller.guards import guard_holds, guard_units
 from hub.controller.loops import OnOffState, PidState
@@ -46,22 +46,15 @@ from hub.controller.signals import SignalWindow
 from hub.controller.tasks import Part, TaskRun, TaskState
 from hub.controller.timers import every_next
 from hub.script.model import (
-    Action,
     After,
     At,
     Every,
-    Log,
     Loop,
     OnOffLoop,
     PidLoop,
-    RunControl,
     Script,
-    SendCommand,
-    SessionAction,
-    SetVariable,
     Task,
     Value,
-    Wait,
     When,
     While,
 )
@@ -164,6 +157,8 @@ class Engine:
             old = self.values.readings.get(name)
             if old is not None and reading.ts <= old[1]:
                 continue  # a repeat or an older reading never replaces a newer one
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+                continue  # only finite numbers drive conditions and loops (a NaN would poison a PID)
             value = float(raw)
             self.values.readings[name] = (value, reading.ts)
             for sig in self._signals_of.get(name, ()):
@@ -529,136 +524,13 @@ class Engine:
         return all(run.command is None for run in self.runs.values())
 
     def _fire_dues(self, now: float, eff: list[Effect]) -> None:
-        for task in self.script.tasks:
-            if self._blocked():
-                return
-            st = self.tasks[task.name]
-            busy = any(r.task == task.name for r in self.runs.values())
-            if busy:
-                continue
-            trig = task.trigger
-            if isinstance(trig, While) and st.exit_pending:
-                st.exit_pending = False
-                self._start_run(task, "exit", now, eff)
-                continue
-            if st.done or not st.dues or st.dues[0] > now:
-                continue
-            passed = [d for d in st.dues if d <= now]
-            st.dues = [d for d in st.dues if d > now]
-            if isinstance(trig, At):
-                st.done = True
-            elif isinstance(trig, Every):
-                if trig.until is not None and self.values.truth(trig.until):
-                    st.done, st.dues = True, []
-                    eff.append(LogEffect("info", "task_ended", f"task {task.name}: until {trig.until.text!r} "
-                                         "is true", f"task:{task.name}"))
-                    continue
-                nxt = every_next(trig, self.started_at, now)
-                st.dues = [nxt] if nxt is not None else []
-            elif isinstance(trig, When):
-                if not st.truth:
-                    continue
-            elif isinstance(trig, While):
-                if not st.inside:
-                    continue
-                nxt = passed[-1] + trig.period
-                while nxt <= now:
-                    nxt += trig.period
-                st.dues = [nxt]
-            st.fired += 1
-            st.last_fired = now
-            missed = len(passed) - 1
-            eff.append(LogEffect("info", "task_fired", f"task {task.name} fired (#{st.fired})"
-                                 + (f"; {missed} earlier due time(s) passed while it could not fire" if missed
-                                    else ""), f"task:{task.name}", {"task": task.name, "fired": st.fired,
-                                                                     "due": passed[0]}))
-            if isinstance(trig, Every) and not st.dues:
-                st.done = True
-            self._start_run(task, "do", now, eff)
-
-    # --- internals: sequences -----------------------------------------------
+        sequences.fire_dues(self, now, eff)
 
     def _start_run(self, task: Task, part: Part, now: float, eff: list[Effect]) -> None:
-        self.run_counter += 1
-        run = TaskRun(self.run_counter, task.name, part, version=self.version)
-        self.runs[run.id] = run
-        self._drive(run, now, eff)
-
-    def _actions(self, run: TaskRun) -> tuple[Action, ...]:
-        task = self.script.task(run.task)
-        if task is None:
-            return ()
-        if run.part == "exit":
-            return task.trigger.on_exit if isinstance(task.trigger, While) else ()
-        return task.actions
+        sequences.start_run(self, task, part, now, eff)
 
     def _drive(self, run: TaskRun, now: float, eff: list[Effect]) -> None:
-        """Carry a sequence on from where it is, up to a wait, a command in flight, a boundary or its end."""
-        actions = self._actions(run)
-        origin = f"task:{run.task}"
-        while run.id in self.runs and not self.final:
-            if run.command is not None:
-                return
-            if run.wait_until is not None:
-                if run.wait_until > now:
-                    return
-                run.wait_until = None
-                run.index += 1
-            if run.index >= len(actions):
-                self._finish_run(run, now)
-                return
-            if self._blocked():
-                return
-            action = actions[run.index]
-            if isinstance(action, SendCommand):
-                c = self._command(action.unit, action.module, action.cmd, action.args, "task", str(run.id),
-                                  origin)
-                run.command = {"effect_id": c.effect_id, "unit": c.unit, "module": c.module, "cmd": c.cmd,
-                               "args": dict(c.args), "origin": c.origin}
-                eff.append(c)
-                return
-            run.index += 1
-            if isinstance(action, Wait):
-                run.index -= 1  # a wait is done when its time has passed
-                run.wait_until = now + action.seconds
-            elif isinstance(action, Log):
-                eff.append(LogEffect(action.level, "log", self._format(action), origin))
-            elif isinstance(action, SetVariable):
-                value = self.values.value(action.value)
-                if value is None:
-                    eff.append(LogEffect("warning", "set_failed", f"{action.name} not set: "
-                                         f"{action.value.text!r} has no value now", origin))
-                elif self.values.variables.get(action.name) != value:
-                    self.values.variables[action.name] = value
-                    self._react({action.name}, now, eff)
-            elif isinstance(action, SessionAction):
-                eff.append(SessionEffect(action.action, action.unit, action.name, origin))
-            elif isinstance(action, RunControl):
-                if action.action == "stop":
-                    self._stop(now, f"stopped by task {run.task}", eff, "stopped")
-                    return
-                eff.extend(self.pause(now))
-
-    def _finish_run(self, run: TaskRun, now: float) -> None:
-        del self.runs[run.id]
-        if run.part != "do":
-            return
-        for task in self.script.tasks:
-            trig = task.trigger
-            if isinstance(trig, After) and trig.task == run.task:
-                st = self.tasks[task.name]
-                st.dues = sorted(st.dues + [now + trig.delay])
-
-    def _format(self, action: Log) -> str:
-        out = []
-        for part in action.parts:
-            if isinstance(part, str):
-                out.append(part)
-            else:
-                value = self.values.value(part)
-                text = f"{value:.4g}" if isinstance(value, float) else str(value)
-                out.append("?" if value is None else text)
-        return "".join(out)
+        sequences.drive(self, run, now, eff)
 
     # --- internals: commands and loops -------------------------------------
 

@@ -94,9 +94,9 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
         if f"variable:{name}" in changed or name not in old.variables:
             engine.values.variables[name] = value
 
+    was_held = bool(engine.holding)
     for name in [g for g in engine.holding if f"guard:{g}" in removed or f"guard:{g}" in changed]:
-        del engine.holding[name]
-    was_held = bool(engine.holding) or any(f"guard:{g.name}" in removed for g in old.guards)
+        del engine.holding[name]  # a changed guard is evaluated afresh below
 
     engine.script = new
     engine.version = version
@@ -110,6 +110,9 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
     for task in new.tasks:
         if f"task:{task.name}" in changed or f"task:{task.name}" not in {f"task:{t}" for t in old_tasks}:
             engine._eval_condition(task, now)
-    engine._eval_guards(now, eff)
-    if was_held and not engine.holding:
+    holding_left = bool(engine.holding)
+    engine._eval_guards(now, eff)  # releases what it saw holding itself
+    if was_held and not holding_left and not engine.holding:
+        for st in engine.pid.values():
+            st.restart()
         eff.extend(engine.wanted_outputs())
