@@ -49,5 +49,6 @@ def data(seq: int, values: dict[str, Any], at: float | None = None, hist: bool =
     return {"seq": seq, "hist": hist, "readings": [{"ts": ts(seq if at is None else at), "values": values}]}
 
 
-def event(seq: int, code: str = "bad_data", level: str = "warning", message: str = "garbage") -> dict[str, Any]:
+def event(seq: int, code: str = "bad_data", level: str = "warning",
+          message: str = "garbage") -> dict[str, Any]:
     return {"seq": seq, "hist": False, "ts": ts(seq), "level": level, "code": code, "message": message}
