@@ -28,7 +28,7 @@ from lecis.errors import ConfigError, ConfigProblem
 from lecis.topics import UNIT_ID
 from lecis.wire.birth import Birth
 from lecis.yaml_limits import MAX_BYTES
-from lecis.yaml_loader import YamlDoc, describe, parse_yaml
+from lecis.yaml_loader import YamlDoc, YPath, describe, field_name, parse_yaml
 
 WHAT = "a script: key: value lines such as experiment:, units: and tasks:"
 TOP_KEYS = ("experiment", "description", "units", "duration", "stale_after", "on_error", "variables",
@@ -107,7 +107,8 @@ def check_script(text: str, source: str, capabilities: Capabilities) -> Script:
     except ConfigError as exc:
         raise ScriptFileError([_from_config(p, None) for p in exc.problems]) from None
     reader = Reader(doc, text)
-    reader.problems += [_from_config(p, reader) for p in doc.problems]
+    refused = {field_name(path): path for path in doc.refused}
+    reader.problems += [_from_config(p, reader, refused) for p in doc.problems]
     reader.mapping((), TOP_KEYS)
     experiment = reader.string(("experiment",), None, required=True, expected="the experiment's name")
     if experiment is not None and len(experiment) > 100:
@@ -175,15 +176,22 @@ def _variables(checker: Checker) -> dict[str, Value]:
     return out
 
 
-def _from_config(problem: ConfigProblem, reader: Reader | None) -> ScriptProblem:
+def _from_config(problem: ConfigProblem, reader: Reader | None,
+                 refused: Mapping[str, YPath] | None = None) -> ScriptProblem:
     column = None
+    line = problem.line
     found = _COLUMN.search(problem.message)
+    path = (refused or {}).get(problem.field or "")
     if found:
         column = int(found.group(1))
+    elif reader is not None and path is not None and path in reader.doc.values:
+        line, column = reader.doc.values[path]  # a refused value: point at it, not at its key
     elif reader is not None and problem.field:
         column = reader.column_of_word(problem.line, re.sub(r"\[\d+\]$", "", problem.field.split(".")[-1]))
     message = f"{problem.field}: {problem.message}" if problem.field else problem.message
-    return ScriptProblem(problem.file, problem.line, column, message)
+    # The strict loader's bounds are worded for unit files; they hold for scripts as well.
+    message = message.replace("a unit config or DCD needs", "a script needs")
+    return ScriptProblem(problem.file, line, column, message)
 
 
 def _ordered(problems: list[ScriptProblem], source: str) -> list[ScriptProblem]:

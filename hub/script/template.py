@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from hub.script.errors import EvaluationError, ExpressionError, ScriptProblem
 from hub.script.expr import ParsedExpression, parse_expression, position_at
+from hub.script.lexer import bad_character
 from hub.script.model import Environment, Expression, Position, Value
 from hub.script.nodes import describe
 
@@ -70,6 +71,10 @@ def parse_template(text: str, position: Position) -> tuple[str | Expression, ...
 
     if len(text) > MAX_CHARS:
         raise fail(0, f"a message of {len(text)} characters; at most {MAX_CHARS}")
+    for offset, ch in enumerate(text):
+        why = bad_character(ch)
+        if why is not None:
+            raise fail(offset, why)
     parts: list[str | Expression] = []
     literal: list[str] = []
     i = 0
