@@ -17,6 +17,7 @@ from tests.hub.controller.scripts import (
     logs,
     onoff,
     script,
+    setvar,
     task,
     wait,
 )
@@ -113,3 +114,31 @@ def test_duration_finishes_the_run_with_outputs_off() -> None:
     out = d.to(4000)
     assert d.engine.state == "finished"
     assert commands(out) == [("u1/aeration", "off", {})]
+
+
+def test_a_stale_reading_holds_a_guard_that_reads_it_until_fresh_data_returns() -> None:
+    s = script(task("tick", every(60), log("t")), guards=(guard("probe", "u1/do1.do < 0.5",
+                                                                cmd("u1/aeration", "on")),), stale_after=30)
+    d = Driver(engine(s))
+    d.start()
+    d.read("u1/do1.do", 6.0, 1)
+    assert d.engine.state == "running"
+    held = d.to(40)  # no DO since 1 s: stale at 31 s, detected at its deadline, not at the next reading
+    assert d.engine.state == "held"
+    assert [w.data["name"] for w in logs(held, "stale_reading")] == ["u1/do1.do"]
+    assert commands(held) == [("u1/aeration", "on", {})]
+    d.to(200)
+    assert fired(d.effects) == ["tick"]
+    d.read("u1/do1.do", 6.0, 201)
+    assert d.engine.state == "running" and fired(d.effects) == ["tick", "tick"]
+
+
+def test_a_loop_with_enabled_false_turns_its_output_off_and_stays_off() -> None:
+    s = script(task("no_more", at(10), setvar("dosing", "false")),
+               loops=(onoff("ph", "u1/ph1.ph", "u1/base_pump", 6.8, 7.0, enabled="dosing"),),
+               variables={"dosing": True})
+    d = Driver(engine(s))
+    d.start()
+    assert commands(d.read("u1/ph1.ph", 6.5, 1)) == [("u1/base_pump", "on", {})]
+    assert commands(d.to(10)) == [("u1/base_pump", "off", {})]  # the variable change disables it at once
+    assert commands(d.read("u1/ph1.ph", 6.4, 11)) == []

@@ -143,3 +143,22 @@ def test_a_broken_snapshot_is_refused_with_the_field_named() -> None:
         engine(s, snap)
     with pytest.raises(SnapshotInvalid, match="run"):
         Engine(s, run_id="other", started_at=T0, snapshot=e.snapshot())
+
+
+def test_hot_edit_of_triggers_and_removed_tasks() -> None:
+    base = script(task("once", at(10), log("o")), task("tick", every(60), log("t")),
+                  task("seq", at(20), cmd("u1/aeration", "on"), wait(100), cmd("u1/aeration", "off")))
+    d = Driver(engine(base))
+    d.start()
+    d.to(50)
+    assert fired(d.effects) == ["tick", "once", "seq"]
+    new = edit(base, tasks=(task("once", at(40), log("o")), task("tick", every(100), log("t"))))
+    eff, diff = d.engine.apply(new, d.now, "ana")
+    d.feed(eff)
+    assert diff.changed == ("task:once", "task:tick") and diff.removed == ("task:seq",)
+    assert d.engine.tasks["tick"].dues == [T0 + 100]  # the new grid from the run's start
+    assert d.engine.tasks["tick"].fired == 1  # counts kept
+    d.to(500)
+    # `once` fired before: at its new (passed) time it does not fire again; `seq` ended mid-wait
+    assert fired(d.effects) == ["tick", "once", "seq", "tick", "tick", "tick", "tick", "tick"]
+    assert ("u1/aeration", "off", {}) not in commands(d.effects)

@@ -37,6 +37,7 @@ V1 = script(
     task("late", at(400), setvar("n", "n + 1")),
     task("tick", every(30, for_s=2000), log("t")),
     task("then", after("once", delay=5), log("after once")),
+    task("fault", after(event="probe_fault", delay=3), cmd("u1/heater", "off")),
     task("low", when("u1/ph1.ph < 6.8", for_s=10), cmd("u1/base_pump", "dose", ml=1)),
     task("warm", while_("u1/t1.temp < 24", 60, cmd("u1/fan", "off")), cmd("u1/fan", "on")),
     loops=(onoff("ph", "u1/ph1.ph", "u1/base_pump", 6.8, 7.0, min_on=5, min_off=5),
@@ -97,6 +98,14 @@ class EngineRun(RuleBasedStateMachine):
     def hot_edit(self, version: object) -> None:
         effects, _ = self.engine.apply(version, self.now, "fuzz")  # type: ignore[arg-type]
         self.take(effects)
+
+    @rule(online=st.booleans())
+    def unit_presence(self, online: bool) -> None:
+        self.take(self.engine.on_unit_online("u1", online, self.now))
+
+    @rule(code=st.sampled_from(["probe_fault", "other"]))
+    def event(self, code: str) -> None:
+        self.take(self.engine.on_event("u1", "do1", code, self.now))
 
     @rule()
     def pause_or_resume(self) -> None:
