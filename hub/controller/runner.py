@@ -45,6 +45,7 @@ class ControllerRunner:
         self._dirty_since: float | None = None
         self._last_status: dict[str, Any] | None = None
         self.finished = asyncio.Event()
+        self.persist_error: str | None = None  # set while the state cannot be saved
 
     @classmethod
     def open(cls, script: Script, *, run_id: str, plant: Plant, clock: Clock, sink: Sink, store: RunStore,
@@ -194,8 +195,20 @@ class ControllerRunner:
         await self._handle(self.engine.on_outcome(effect.effect_id, outcome, self.now()), force=True)
 
     def _persist(self) -> None:
+        try:
+            self.store.save_state(self.engine.run_id, self.engine.started_at, self.engine.snapshot())
+        except OSError as exc:
+            # Control goes on without the disk (a full disk must not stop the pH loop); the next step
+            # retries, and the status says the saved state is behind.
+            if self.persist_error is None:
+                log.error("saving the controller state failed (%s); control continues, retrying", exc)
+            self.persist_error = f"{type(exc).__name__}: {exc}"
+            self._dirty_since = self.now()
+            return
+        if self.persist_error is not None:
+            log.info("controller state saved again")
+        self.persist_error = None
         self._dirty_since = None
-        self.store.save_state(self.engine.run_id, self.engine.started_at, self.engine.snapshot())
 
     def _record(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
         try:
@@ -213,6 +226,7 @@ class ControllerRunner:
         if self.on_status is None:
             return
         status = self.engine.status(self.now())
+        status["persist_error"] = self.persist_error
         key = {k: v for k, v in status.items() if k != "elapsed"}
         if key == self._last_status:
             return

@@ -134,3 +134,26 @@ def test_a_truncated_state_file_is_reported_and_kept(tmp_path: Path) -> None:
         make(tmp_path, ManualClock(), FakePlant(), FakeSink())
     assert store.state_path.read_bytes() == text[: len(text) // 2]  # never replaced
     assert json.loads(text)["run_id"] == "run-1"
+
+
+async def test_control_goes_on_when_the_state_cannot_be_saved(tmp_path: Path) -> None:
+    clock, plant, sink = ManualClock(), FakePlant(), FakeSink()
+    statuses: list[dict[str, Any]] = []
+    runner = make(tmp_path, clock, plant, sink, statuses=statuses)
+    running = asyncio.create_task(runner.run())
+    await clock.advance(1)
+    state_dir = tmp_path / "controller"
+    (state_dir / "state.json").unlink()
+    (state_dir / "state.json").mkdir()  # a rename onto a directory fails like a broken disk would
+    await runner.reading(reading("u1/ph1.ph", 6.5, clock.now().timestamp()))
+    await settle()
+    assert [s[:3] for s in plant.sent][-1] == ("u1", "base_pump", "on")  # the loop still acted
+    assert statuses[-1]["persist_error"] is not None
+    (state_dir / "state.json").rmdir()
+    await clock.advance(2)
+    await runner.reading(reading("u1/ph1.ph", 7.5, clock.now().timestamp()))
+    await settle()
+    assert statuses[-1]["persist_error"] is None
+    assert json.loads((state_dir / "state.json").read_text())["run_id"] == "run-1"
+    await runner.stop()
+    await running
