@@ -137,9 +137,12 @@ def _trigger(checker: Checker, path: YPath, kind: str, duration_s: float | None)
     if kind == "when":
         for_s = reader.duration(path + ("for",), 0.0) or 0.0
         return None if condition is None else When(condition, for_s)
-    period = reader.duration(path + ("every",), 0.0) or 0.0
+    if not reader.has(path + ("every",)):
+        reader.fail(path + ("while",), "a while task repeats while its condition holds: give every: (e.g. "
+                                       "every: 1m); to act once when it turns true, use when:")
+    period = reader.duration(path + ("every",), None, positive=True)
     on_exit = checker.actions(path + ("on_exit",))
-    return None if condition is None else While(condition, period, on_exit)
+    return None if condition is None or period is None else While(condition, period, on_exit)
 
 
 def _condition(checker: Checker, path: YPath, kind: str) -> ParsedExpression | None:

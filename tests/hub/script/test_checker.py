@@ -160,6 +160,8 @@ CASES = {
     "two triggers": (task("  - {name: x, at: 1m, @every: 5m, do: [stop]}\n"),
                      "a task has one trigger; this one has at and every"),
     "no trigger": (task("  - @{name: x, do: [stop]}\n"), "missing its trigger"),
+    "while without every": (task("  - {name: x, @while: cycles > 1, do: [stop]}\n"),
+                            "a while task repeats while its condition holds: give every:"),
     "no actions": (task("  - @{name: x, at: 1m}\n"), "missing; expected do: with at least one action"),
     "wrong type": (BASE.replace("window: 5m, scale: -3600", "window: 5m, scale: @fast"),
                    "expected a number, got 'fast'"),
