@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +70,8 @@ class Simulation:
 
     def __init__(self, script: Script, births: Mapping[str, Birth], dcds: Mapping[str, tuple[Dcd, ...]],
                  settings: SimulationSettings, clock: SimClock | None = None,
-                 recording: Recording | None = None) -> None:
+                 recording: Recording | None = None, *, wall: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.script, self.settings = script, settings
         self.clock = clock or SimClock()
         self.agenda = Agenda()
@@ -79,6 +80,7 @@ class Simulation:
         self.recording = recording or Recording(None, None)
         self.engine = Engine(script, run_id=settings.run_id, started_at=self.clock.epoch())
         self.trace = Trace()
+        self._wall, self._sleep = wall, sleep  # pacing in wall time, injectable for tests
         self._inputs: deque[Callable[[float], list[Effect]]] = deque()
         self._driving = False
 
@@ -89,7 +91,7 @@ class Simulation:
             end = min(end, self.script.duration_s)
         self.plant.start()
         self._drive(self.engine.start)
-        wall0 = time.perf_counter()
+        wall0 = self._wall()
         advanced_at = -1.0
         while self.engine.state in LIVE_STATES:
             t = self._next_time(advanced_at)
@@ -132,9 +134,9 @@ class Simulation:
     async def _pace(self, wall0: float, t: float) -> None:
         if self.settings.speed <= 0:
             return
-        ahead = wall0 + t / self.settings.speed - time.perf_counter()
+        ahead = wall0 + t / self.settings.speed - self._wall()
         if ahead > _AHEAD_S:
-            await asyncio.sleep(ahead)
+            await self._sleep(ahead)
 
     def _drive(self, feed: Callable[[float], list[Effect]]) -> None:
         """Give the engine one input, then carry out its effects (and what they lead to) in order."""
