@@ -63,6 +63,9 @@ from hub.script.model import (
 ON_COMMANDS = frozenset({"on", "pulse", "run", "dose"})
 STATE_COMMANDS = frozenset({"on", "off"})  # re-applied after a hold or a restart; a dose never is
 STALE_EPSILON = 0.001  # staleness is "older than": look just past the deadline
+# A condition whose value changes with time alone (`t`, age()) has no input to wake it: it is
+# re-evaluated this often. Everything else is evaluated only when a name it reads changes.
+TIMED_RECHECK_S = 1.0
 
 
 class Engine:
@@ -250,6 +253,8 @@ class Engine:
         if self.script.duration_s is not None:
             times.append(self.started_at + self.script.duration_s)
         times.extend(d + STALE_EPSILON for d in self._stale_deadlines().values())
+        if self._timed and self._timed_checked_at is not None:
+            times.append(self._timed_checked_at + TIMED_RECHECK_S)
         for run in self.runs.values():
             if run.wait_until is not None:
                 times.append(run.wait_until)
@@ -375,6 +380,12 @@ class Engine:
                 self._deps.setdefault(n, set()).add(f"guard:{guard.name}")
             for u in guard_units(guard):
                 self._deps.setdefault(f"unit:{u}", set()).add(f"guard:{guard.name}")
+        self._timed: list[str] = [f"task:{t.name}" for t in self.script.tasks
+                                  if isinstance(t.trigger, When | While) and t.trigger.condition.timed]
+        self._timed += [f"guard:{g.name}" for g in self.script.guards if g.condition.timed]
+        self._timed += [f"loop:{lp.name}" for lp in self.script.loops if lp.enabled is not None
+                        and lp.enabled.timed]
+        self._timed_checked_at: float | None = None
         self._monitored: set[str] = set()
         for n in self._deps:
             if "/" in n and not n.startswith("unit:"):
@@ -501,6 +512,17 @@ class Engine:
             self._stop(now, "duration reached", eff, "finished")
             return
         self._check_stale(now, eff)
+        last = self._timed_checked_at
+        if self._timed and (last is None or now >= last + TIMED_RECHECK_S):
+            self._timed_checked_at = now
+            if any(item.startswith("guard:") for item in self._timed):
+                self._eval_guards(now, eff)
+            for task in self.script.tasks:
+                if f"task:{task.name}" in self._timed:
+                    self._eval_condition(task, now)
+            for lp in self.script.loops:
+                if f"loop:{lp.name}" in self._timed:
+                    self._loop_input(lp, now, eff)
         for task in self.script.tasks:
             st = self.tasks[task.name]
             if st.hold_until is not None and st.hold_until <= now:

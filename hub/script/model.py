@@ -38,6 +38,11 @@ class Expression(Protocol):
     def names(self) -> frozenset[str]:
         """Every reading, signal and variable name it reads (a condition re-evaluates when one changes)."""
 
+    @property
+    def timed(self) -> bool:
+        """True when its value changes with time alone (`t`, age(), stale(), fresh()): the controller
+        then also re-evaluates it as time passes."""
+
     def evaluate(self, env: Environment) -> Value:
         """The value now; raises hub.script.errors.EvaluationError (stale reading, division by zero)."""
 

@@ -34,6 +34,10 @@ class Formatted:
     def names(self) -> frozenset[str]:
         return self.inner.names
 
+    @property
+    def timed(self) -> bool:
+        return self.inner.timed
+
     def evaluate(self, env: Environment) -> Value:
         value = self.inner.evaluate(env)
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -171,3 +171,18 @@ def test_status_names_next_due_tasks() -> None:
     assert st["state"] == "running"
     assert [n["task"] for n in st["next_due"]] == ["b", "a"]
     assert st["next_due"][0]["due"] == T0 + 10
+
+
+def test_a_condition_on_time_alone_is_evaluated_as_time_passes() -> None:
+    s = script(task("late", when("t > 100"), log("late")),
+               task("quiet", when("age(u1/do1.do) > 20"), log("no DO for 20 s")))
+    d = Driver(engine(s))
+    d.start()
+    d.read("u1/do1.do", 5.0, 1)
+    d.to(21.5)
+    assert fired(d.effects) == []
+    d.to(22.5)
+    assert fired(d.effects) == ["quiet"]  # within the 1 s re-evaluation of time-only conditions
+    d.to(101.5)
+    assert fired(d.effects) == ["quiet", "late"]
+    assert d.engine.status(d.now)["fired"] == {"late": 1, "quiet": 1}
