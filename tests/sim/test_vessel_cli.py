@@ -24,7 +24,8 @@ def write_unit(tmp: Path, port: int) -> Path:
     for module, probe in (("ph1", "ph"), ("do1", "do"), ("temp1", "rtd")):
         (tmp / "dcd" / f"{module}.yaml").write_text(
             f"module: {module}\ndriver: ezo\nprobe: {probe}\nport: {tmp / 'dev' / module}\n")
-    (tmp / "dcd" / "aeration.yaml").write_text("module: aeration\ndriver: gpio.switch\npin: 27\nmax_on_s: 3600\n")
+    (tmp / "dcd" / "aeration.yaml").write_text(
+        "module: aeration\ndriver: gpio.switch\npin: 27\nmax_on_s: 3600\n")
     config = tmp / "unit.yaml"
     config.write_text(f"unit: bench-9\nbroker: {{host: 127.0.0.1, port: {port}}}\ndata_dir: {tmp / 'data'}\n"
                       "modules: [dcd/ph1.yaml, dcd/do1.yaml, dcd/temp1.yaml, dcd/aeration.yaml]\n")
