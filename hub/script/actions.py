@@ -14,6 +14,7 @@ An item may hold several of these keys: they run in the order written.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from hub.script.errors import ExpressionError
@@ -62,6 +63,9 @@ class Checker:
             return None
         if isinstance(value, bool):
             text = "true" if value else "false"
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.reader.fail(path, f"expected {what}, got {value}: not a usable number", value=True)
+            return None
         elif isinstance(value, (int, float)):
             text = repr(value)
         elif isinstance(value, str):

@@ -160,6 +160,9 @@ CASES = {
     "two triggers": (task("  - {name: x, at: 1m, @every: 5m, do: [stop]}\n"),
                      "a task has one trigger; this one has at and every"),
     "no trigger": (task("  - @{name: x, do: [stop]}\n"), "missing its trigger"),
+    "an infinite setpoint": (BASE.replace("guards:", "  temp: {pid: bench-1/heater, input: "
+                                          "bench-1/temp1.temp, setpoint: @.inf, kp: 1, period: 1m}\nguards:"),
+                             "got inf: not a usable number"),
     "while without every": (task("  - {name: x, @while: cycles > 1, do: [stop]}\n"),
                             "a while task repeats while its condition holds: give every:"),
     "no actions": (task("  - @{name: x, at: 1m}\n"), "missing; expected do: with at least one action"),
