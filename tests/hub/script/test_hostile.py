@@ -146,3 +146,29 @@ def test_random_text_gives_only_script_errors(births: dict[str, Birth], text: st
         parse_script(text, "s.yaml", births)
     except ScriptError as exc:
         assert exc.problems
+
+
+_WORDS = ["experiment", "units", "bench-1", "unit.yaml", "dcd", "duration", "stale_after", "on_error", "stop",
+          "variables", "signals", "loops", "guards", "tasks", "name", "at", "after", "every", "when", "while",
+          "for", "until", "from", "delay", "do", "on_exit", "log", "set", "wait", "session", "start", "pause",
+          "message", "level", "onoff", "pid", "input", "setpoint", "kp", "ki", "kd", "limits", "period",
+          "on_below", "off_above", "on_above", "off_below", "min_on", "min_off", "enabled", "hold", "slope",
+          "mean", "window", "scale", "bench-1/aeration", "bench-1/heater", "bench-1/base_pump", "on", "off",
+          "dose", "ml", "bench-1/do1.do_mg", "cycles", "30s", "1h", "cycles > 1", "{cycles}", "event", "task"]
+_LEAVES = st.one_of(st.sampled_from(_WORDS), st.integers(-10**20, 10**20), st.floats(), st.booleans(),
+                    st.none(), st.text(max_size=8))
+_TREES = st.recursive(_LEAVES, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(_WORDS), inner, max_size=5)), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(_WORDS), _TREES, max_size=8))
+def test_random_script_shaped_documents_give_only_script_errors(births: dict[str, Birth],
+                                                               tree: dict[str, object]) -> None:
+    import json
+
+    text = json.dumps({"units": {"bench-1": "unit.yaml"}, "experiment": "x", **tree})  # JSON is YAML
+    try:
+        parse_script(text, "s.yaml", births)
+    except ScriptError as exc:
+        assert exc.problems and all(p.message for p in exc.problems)
