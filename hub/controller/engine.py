@@ -298,7 +298,8 @@ class Engine:
     def apply(self, new_script: Script, now: float, author: str) -> tuple[list[Effect], ScriptDiff]:
         """Take a new (already checked) version; it replaces the running one at the next task boundary
         (at once when no task command is in flight)."""
-        version = self.version + 1
+        # a version still waiting for its boundary is replaced by this one, and keeps its number taken
+        version = (self.pending_apply[1] if self.pending_apply is not None else self.version) + 1
         diff = compare(self.script, new_script, version)
         eff: list[Effect] = []
         if self.final:

@@ -67,8 +67,10 @@ def test_hot_edit_waits_for_the_boundary_and_a_removed_loop_turns_off() -> None:
     eff, diff = e.apply(edit(base, loops=()), T0 + 1, "ana")
     assert diff.removed == ("loop:ph",)
     assert e.version == 1 and commands(eff) == []  # a task command is in flight: not yet
+    _, again = e.apply(edit(base, loops=(), text="v3\n"), T0 + 1.5, "ana")
+    assert again.version == 3  # the waiting version 2 is replaced; numbers are never reused
     after = e.on_outcome(first.effect_id, Outcome("done"), T0 + 2)
-    assert e.version == 2
+    assert e.version == 3
     assert commands(after) == [("u1/base_pump", "off", {})]
     assert logs(after, "script_applied")
 
