@@ -13,7 +13,7 @@ from hub.script.units import birth_from_dcds
 from hub.simulate.clock import SimClock
 from hub.simulate.events import Agenda
 from hub.simulate.plant import SimulatedPlant
-from lecis.dcd_loader import load_dcd
+from lecis.dcd_loader import load_dcd, parse_dcd
 from sim.vessel import Vessel, VesselParams
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "dcd"
@@ -188,3 +188,18 @@ def test_estop_of_the_unit_turns_everything_off_until_clear(rig: Rig) -> None:
 async def test_the_plant_protocol_answers_through_command(rig: Rig) -> None:
     outcome = await rig.plant.command(UNIT, "aeration", "on", {}, command_id="c-1")
     assert outcome == Outcome("done", result={"on": True})
+
+
+def test_a_pwm_air_pump_at_a_speed_aerates_in_proportion() -> None:
+    dcd = parse_dcd("module: air_pump\ndriver: gpio.pump\npin: 18\nmax_on_s: 43200\npwm: true\n")
+    clock, agenda, heard = SimClock(), Agenda(), Heard()
+    vessel = Vessel(clock, VesselParams())
+    plant = SimulatedPlant({UNIT: birth_from_dcds(UNIT, [dcd])}, {UNIT: (dcd,)}, vessel, clock, agenda, heard,
+                           roles={"air_pump": "aeration"})
+    got: list[Outcome] = []
+    plant.submit(UNIT, "air_pump", "on", {"speed": 0.5}, got.append)
+    assert got == [Outcome("done", result={"on": True})]
+    assert vessel.kla_per_h() == pytest.approx(VesselParams().kla_per_h / 2)
+    assert heard.states[-1] == ("air_pump", {"on": True, "speed": 0.5})
+    plant.submit(UNIT, "air_pump", "on", {"speed": 0.0}, got.append)
+    assert vessel.kla_per_h() == 0.0 and heard.states[-1] == ("air_pump", {"on": False, "speed": 0.0})
