@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub.controller.effects import Outcome, Reading
+from hub.controller.effects import Outcome, Plant, Reading
 from hub.script.units import birth_from_dcds
 from hub.simulate.clock import SimClock
 from hub.simulate.events import Agenda
@@ -186,7 +186,8 @@ def test_estop_of_the_unit_turns_everything_off_until_clear(rig: Rig) -> None:
 
 
 async def test_the_plant_protocol_answers_through_command(rig: Rig) -> None:
-    outcome = await rig.plant.command(UNIT, "aeration", "on", {}, command_id="c-1")
+    plant: Plant = rig.plant  # what the controller's runner drives, checked by mypy
+    outcome = await plant.command(UNIT, "aeration", "on", {}, command_id="c-1")
     assert outcome == Outcome("done", result={"on": True})
 
 
