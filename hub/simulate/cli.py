@@ -16,10 +16,17 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lecis.errors import ConfigError, LabedgeError, SettingInvalid
+
+if TYPE_CHECKING:
+    from hub.script.model import Script
+    from lecis.dcd import Dcd
+    from lecis.wire.birth import Birth
 
 log = logging.getLogger("labedge.simulate")
 
@@ -127,10 +134,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-async def _simulate(args: argparse.Namespace, script: object, births: object, dcds: object, duration: float,
-                    start: datetime, run_id: str) -> int:
+async def _simulate(args: argparse.Namespace, script: Script, births: Mapping[str, Birth],
+                    dcds: Mapping[str, tuple[Dcd, ...]], duration: float, start: datetime,
+                    run_id: str) -> int:
     from hub.recorder import Recorder
-    from hub.script.model import Script
     from hub.simulate.clock import SimClock
     from hub.simulate.plant import DEFAULT_ROLES
     from hub.simulate.plot import plot_run
@@ -138,7 +145,6 @@ async def _simulate(args: argparse.Namespace, script: object, births: object, dc
     from hub.simulate.summary import summarize
     from sim.vessel import VesselParams
 
-    assert isinstance(script, Script)
     clock = SimClock(start)
     roles = args.roles if args.roles is not None else dict(DEFAULT_ROLES)
     settings = SimulationSettings(duration, args.speed, run_id, VesselParams(seed=args.seed), roles)
@@ -146,11 +152,10 @@ async def _simulate(args: argparse.Namespace, script: object, births: object, dc
     async with Recorder(args.out, clock) as recorder:
         meta = {"experiment": script.experiment, "script": str(args.script), "simulated": True,
                 "speed": args.speed, "seed": args.seed, "duration_s": duration}
-        recorder.open_run(run_id, meta, births, started_at=clock.epoch())  # type: ignore[arg-type]
+        recorder.open_run(run_id, meta, births, started_at=clock.epoch())
         sink = recorder.sink(run_id)
         sink.script_version(1, script.text, "labedge hub simulate", clock.epoch(), "")
-        simulation = Simulation(script, births, dcds, settings, clock,  # type: ignore[arg-type]
-                                Recording(recorder.ingest, sink))
+        simulation = Simulation(script, births, dcds, settings, clock, Recording(recorder.ingest, sink))
         trace = await simulation.run()
         recorder.close_run(run_id)
         await recorder.flush()
