@@ -103,7 +103,8 @@ class Hub:
                 self.plant = MqttPlant(
                     self.link.session, self.config.hub, self.script.units, topics=self.topics,
                     clock=self.clock, lease_ttl_s=self.config.lease_ttl_s,
-                    timeout_s=self.config.command_timeout_s, on_presence=self._presence)
+                    timeout_s=self.config.command_timeout_s, offline_wait_s=self.config.unit_wait_s,
+                    on_presence=self._presence, connected=self.link.connected)
             self.handlers.connected.append(self.experiment.republish)
             await stack.enter_async_context(self.link)
             if self.plant is not None and self.script is not None:

@@ -18,7 +18,8 @@ from lecis.unit_config import BrokerConfig
 from lecis.yaml_loader import Fields, YPath, load_yaml
 
 WHAT = "a hub config: key: value lines such as hub:, broker: and data_dir:"
-HUB_KEYS = ("hub", "broker", "data_dir", "script", "topic_root", "lease_ttl_s", "command_timeout_s")
+HUB_KEYS = ("hub", "broker", "data_dir", "script", "topic_root", "lease_ttl_s", "command_timeout_s",
+            "unit_wait_s")
 BROKER_KEYS = ("host", "port", "username", "password", "keepalive_s", "tls_ca")
 
 
@@ -34,6 +35,7 @@ class HubConfig:
     topic_root: str = "lab"
     lease_ttl_s: float = 30.0  # the lease asked of each unit; renewed every third of it
     command_timeout_s: float = 10.0  # no final reply by then: the outcome is `timeout`
+    unit_wait_s: float = 300.0  # a command waits this long for its unit (or the broker) to come back
 
     @property
     def client_id(self) -> str:
@@ -66,10 +68,11 @@ def load_hub_config(path: Path, check_files: bool = True) -> HubConfig:
                           expected="a topic root (letters, digits, _, - and /, e.g. lab)")
     ttl = f.number(("lease_ttl_s",), 30.0, minimum=3, maximum=3600)
     timeout = f.number(("command_timeout_s",), 10.0, above=0, maximum=3600)
+    unit_wait = f.number(("unit_wait_s",), 300.0, minimum=0, maximum=86400)
     if f.problems or hub is None or data_dir is None:
         raise ConfigError(sorted(f.problems, key=lambda p: p.line or 0))
     return HubConfig(hub, doc.source, broker, _absolute(base, data_dir), script_path, topic_root, ttl,
-                     timeout)
+                     timeout, unit_wait)
 
 
 def _absolute(base: Path, text: str) -> Path:

@@ -25,7 +25,6 @@ from hub.unit_client import Publisher, ReplyTimeout, UnitClient
 from lecis.clock import Clock, SystemClock
 from lecis.command_check import check_against_birth
 from lecis.errors import CommandRejected, ErrorKind
-from lecis.mqtt_session import SessionOffline
 from lecis.topics import Topics
 from lecis.wire import Birth, UnitState, UnitStateName
 
@@ -33,7 +32,6 @@ log = logging.getLogger("labedge.hub.plant")
 
 Presence = Callable[[str, bool, str], None]  # unit, online (lease held), why
 RETRY_S = 2.0  # between acquire attempts while a unit is up but the lease is not ours
-LEASE_WAIT_S = 5.0  # a command waits this long for a lease being taken before it is refused
 
 
 @dataclass
@@ -58,12 +56,15 @@ class MqttPlant:
 
     def __init__(self, client: Publisher, hub_id: str, units: Iterable[str], *, topics: Topics | None = None,
                  clock: Clock | None = None, lease_ttl_s: float = 30.0, timeout_s: float = 10.0,
-                 on_presence: Presence | None = None) -> None:
+                 offline_wait_s: float = 300.0, on_presence: Presence | None = None,
+                 connected: asyncio.Event | None = None) -> None:
         self.topics = topics or Topics()
         self.hub_id = hub_id
         self.clock = clock or SystemClock()
         self.lease_ttl_s = lease_ttl_s
         self.timeout_s = timeout_s
+        self.offline_wait_s = offline_wait_s
+        self.connected = connected  # the session's: set while the broker is there
         self.on_presence = on_presence or (lambda unit, online, why: None)
         self.units = {unit: UnitLink(UnitClient(client, unit, self.topics, holder=hub_id)) for unit in units}
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,46 +137,60 @@ class MqttPlant:
             except CommandRejected as exc:
                 return Outcome("rejected", exc.to_error())
             args = checked.args
-        if link.client.token is None and link.state is UnitStateName.READY:
-            await self._lease_soon(link)  # the unit is up and the keeper is taking the lease
-        if link.client.token is None:
-            return Outcome("rejected", _error(ErrorKind.DENIED, f"the hub holds no lease on {unit} "
-                                                                f"(unit {self._why_not(link)}); not sent"))
-        command_id = command_id or str(uuid.uuid4())
-        reply = await self._call(link, module, cmd, dict(args), command_id)
-        if reply is None:
-            return Outcome("timeout", _error(ErrorKind.EXECUTION, f"no final reply from {unit} to {cmd} "
-                                                                  f"within {self.timeout_s:g} s"))
-        error = reply.get("error") if isinstance(reply.get("error"), dict) else None
-        if reply.get("status") == "rejected" and error and error.get("kind") == ErrorKind.DENIED.value:
-            link.client.token = None  # the unit ended our lease: take it again, send once more
-            self._wake(link)
-            if await self._acquire(unit, link):
-                reply = await self._call(link, module, cmd, dict(args), f"{command_id}-r")
-                if reply is None:
-                    return Outcome("timeout", _error(ErrorKind.EXECUTION, f"no final reply from {unit}"))
-                error = reply.get("error") if isinstance(reply.get("error"), dict) else None
-        result = reply.get("result") if isinstance(reply.get("result"), dict) else None
-        status = reply.get("status")
-        if status == "done":
-            return Outcome("done", error, result)
-        return Outcome("rejected" if status == "rejected" else "failed", error, result)
+        return await self._send(unit, link, module, cmd, dict(args), command_id or str(uuid.uuid4()))
 
-    async def _call(self, link: UnitLink, module: str | None, cmd: str, args: dict[str, Any],
-                    command_id: str) -> dict[str, Any] | None:
-        try:
-            return await link.client.call(module, cmd, args, timeout=self.timeout_s, command_id=command_id)
-        except ReplyTimeout:
-            return None
-        except SessionOffline:
-            return None
+    async def _send(self, unit: str, link: UnitLink, module: str | None, cmd: str, args: dict[str, Any],
+                    command_id: str) -> Outcome:
+        """Send until a final reply, across a unit or broker outage of up to `offline_wait_s`.
 
-    async def _lease_soon(self, link: UnitLink) -> None:
+        Re-sending the same id is safe: a unit that already had the command answers it from its
+        duplicate detection. After a `denied` (the lease ended under us) the lease is taken again
+        and the command goes out under a new id, since the unit remembers the refusal by id.
+        """
+        deadline = self.clock.monotonic() + self.offline_wait_s
+        sent, attempt, wire_id = False, 0, command_id
+        while True:
+            if not await self._online_by(link, deadline):
+                why = f"unit {unit} was {self._why_not(link)} for {self.offline_wait_s:g} s"
+                if sent:
+                    return Outcome("timeout", _error(ErrorKind.EXECUTION, f"{why}; no final reply to {cmd}"))
+                return Outcome("rejected", _error(ErrorKind.STATE, f"{why}; {cmd} was not sent"))
+            sent = True
+            try:
+                reply = await link.client.call(module, cmd, args, timeout=self.timeout_s, command_id=wire_id)
+            except ReplyTimeout:
+                if link.online and self.session_up():
+                    why = f"no final reply from {unit} to {cmd} within {self.timeout_s:g} s"
+                    return Outcome("timeout", _error(ErrorKind.EXECUTION, why))
+                continue  # the unit or the broker went away meanwhile: send again once it is back
+            except ConnectionError:  # SessionOffline, ConnectionClosed: the broker is away
+                await self.clock.sleep(0.1)
+                continue
+            error = reply.get("error") if isinstance(reply.get("error"), dict) else None
+            result = reply.get("result") if isinstance(reply.get("result"), dict) else None
+            status = reply.get("status")
+            if status == "rejected" and error and error.get("kind") == ErrorKind.DENIED.value and attempt < 3:
+                attempt += 1
+                wire_id = f"{command_id}-r{attempt}"
+                link.client.token = None  # the unit ended our lease: take it again
+                self._set_online(unit, link, False, "the unit refused the hub's lease token")
+                self._wake(link)
+                continue
+            if status == "done":
+                return Outcome("done", error, result)
+            return Outcome("rejected" if status == "rejected" else "failed", error, result)
+
+    def session_up(self) -> bool:
+        return self.connected is None or self.connected.is_set()
+
+    async def _online_by(self, link: UnitLink, deadline: float) -> bool:
+        """True once the unit is ready and leased (and the broker there); False at `deadline`."""
         self._wake(link)
-        deadline = self.clock.monotonic() + min(self.timeout_s, LEASE_WAIT_S)
-        while link.client.token is None and link.state is UnitStateName.READY \
-                and self.clock.monotonic() < deadline:
+        while not (link.online and link.client.token is not None and self.session_up()):
+            if self.clock.monotonic() >= deadline:
+                return False
             await self.clock.sleep(0.05)
+        return True
 
     def _why_not(self, link: UnitLink) -> str:
         if link.denied_by:
@@ -186,7 +201,7 @@ class MqttPlant:
     async def _acquire(self, unit: str, link: UnitLink) -> bool:
         try:
             reply = await link.client.acquire(ttl_s=self._ttl(link))
-        except (ReplyTimeout, SessionOffline):
+        except (ReplyTimeout, ConnectionError):
             return False
         if reply.get("status") == "done":
             if link.denied_by is not None:
@@ -225,7 +240,7 @@ class MqttPlant:
     async def _renew(self, unit: str, link: UnitLink) -> None:
         try:
             reply = await link.client.call(None, "lease.renew", {}, timeout=min(self.timeout_s, 5.0))
-        except (ReplyTimeout, SessionOffline):
+        except (ReplyTimeout, ConnectionError):
             return  # the unit's $state will say if it went away; try again next round
         if reply.get("status") != "done":
             log.warning("lease of %s not renewed (%s); acquiring it again", unit,
@@ -238,7 +253,7 @@ class MqttPlant:
         """Give every lease back (a clean stop): the units apply their loss policy now."""
         for link in self.units.values():
             if link.client.token is not None:
-                with contextlib.suppress(ReplyTimeout, SessionOffline):
+                with contextlib.suppress(ReplyTimeout, ConnectionError):
                     await link.client.call(None, "lease.release", {}, timeout=2.0)
                 link.client.token = None
 

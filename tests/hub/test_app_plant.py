@@ -42,12 +42,13 @@ class Presence:
 
 @contextlib.asynccontextmanager
 async def hub_plant(tmp: Path, port: int, units: list[str], hub: str, ttl: float = 30.0,
-                    timeout: float = 5.0) -> AsyncIterator[tuple[MqttPlant, Presence]]:
+                    timeout: float = 5.0, wait: float = 0.5) -> AsyncIterator[tuple[MqttPlant, Presence]]:
     config = HubConfig(hub, "hub.yaml", BrokerConfig(port=port, keepalive_s=2), tmp / "hub")
     handlers = LinkHandlers()
     presence = Presence()
     link = HubLink(config, handlers)
-    plant = MqttPlant(link.session, hub, units, lease_ttl_s=ttl, timeout_s=timeout, on_presence=presence)
+    plant = MqttPlant(link.session, hub, units, lease_ttl_s=ttl, timeout_s=timeout, on_presence=presence,
+                      offline_wait_s=wait, connected=link.connected)
     handlers.reply, handlers.birth = plant.feed_reply, plant.on_birth
     handlers.unit_state = plant.on_unit_state
     async with link, plant:
