@@ -296,9 +296,9 @@ class Engine:
         return eff
 
     def apply(self, new_script: Script, now: float, author: str) -> tuple[list[Effect], ScriptDiff]:
-        """Take a new (already checked) version; it replaces the running one at the next task boundary
-        (at once when no task command is in flight)."""
-        # a version still waiting for its boundary is replaced by this one, and keeps its number taken
+        """Take a new (already checked) version: it runs from now. The boundary is per task: a run of a
+        changed or removed task that has a command in flight finishes that action (its answer is
+        awaited) and then ends; every other run carries on, or ends at once if the task changed."""
         version = (self.pending_apply[1] if self.pending_apply is not None else self.version) + 1
         diff = compare(self.script, new_script, version)
         eff: list[Effect] = []
@@ -537,14 +537,11 @@ class Engine:
         for run in list(self.runs.values()):
             self._drive(run, now, eff)
         self._fire_dues(now, eff)
-        if self.pending_apply is not None and not self.final and self._at_boundary():
+        if self.pending_apply is not None and not self.final:
             new, version, author = self.pending_apply
             self.pending_apply = None
             hotedit.apply(self, new, version, author, now, eff)
             self._settle(now, eff)
-
-    def _at_boundary(self) -> bool:
-        return all(run.command is None for run in self.runs.values())
 
     def _fire_dues(self, now: float, eff: list[Effect]) -> None:
         sequences.fire_dues(self, now, eff)

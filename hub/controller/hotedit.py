@@ -4,8 +4,9 @@ What a change keeps and what it resets (docs/scripts.md repeats this):
 - unchanged items keep everything: timers, fired counts, condition state,
   pending `for` timers, loop states (PID integral!), signal windows;
 - a task whose trigger is unchanged (only its actions changed) keeps its
-  timers and counts; its running sequence, if any, ends at the boundary and
-  the next firing runs the new actions;
+  timers and counts; its running sequence, if any, ends at its boundary (at
+  once, or after the answer to its command in flight) and the next firing runs
+  the new actions; everything else takes effect at once;
 - a task whose trigger changed gets a new schedule (an `every` on the new grid
   from the run's start, an `at` that already fired stays fired, a `when`
   starts from false so it fires if its condition holds); its fired count is kept;
@@ -42,8 +43,11 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
     for name in list(engine.tasks):
         task = new.task(name)
         if task is None or f"task:{name}" in changed:
-            for rid in [r.id for r in engine.runs.values() if r.task == name]:
-                del engine.runs[rid]
+            for run in [r for r in engine.runs.values() if r.task == name]:
+                if run.command is None:
+                    del engine.runs[run.id]
+                else:  # its current action finishes (the answer is awaited), then the run ends
+                    run.ending = True
         if task is None:
             # kept by trigger: a task removed and added again later does not fire its `at` twice
             engine.retired[name] = (repr(key(old_tasks[name].trigger)), engine.tasks.pop(name).to_json())

@@ -107,6 +107,9 @@ def drive(self: Engine, run: TaskRun, now: float, eff: list[Effect]) -> None:
     while run.id in self.runs and not self.final:
         if run.command is not None:
             return
+        if run.ending:  # its task changed while a command was in flight: that action was the last
+            del self.runs[run.id]
+            return
         if run.wait_until is not None:
             if run.wait_until > now:
                 return

@@ -40,6 +40,7 @@ class TaskRun:
     wait_until: float | None = None
     command: dict[str, Any] | None = None  # the command in flight: CommandEffect fields
     version: int = 0  # script version it started under
+    ending: bool = False  # its task was changed or removed: end after the command in flight
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,20 +59,20 @@ def test_hot_edit_keeps_the_pid_integrator_and_a_tasks_timer() -> None:
     assert fired(d.effects) == ["sample", "sample", "extra", "sample"]
 
 
-def test_hot_edit_waits_for_the_boundary_and_a_removed_loop_turns_off() -> None:
-    base = script(task("go", at(0), cmd("u1/aeration", "on")),
+def test_hot_edit_takes_effect_at_once_and_a_changed_task_ends_after_its_command() -> None:
+    base = script(task("go", at(0), cmd("u1/base_pump", "dose", ml=5), cmd("u1/aeration", "on")),
+                  task("tick", every(60), log("t")),
                   loops=(onoff("ph", "u1/ph1.ph", "u1/base_pump", 6.8, 7.0),))
     e = engine(base)
-    first = next(c for c in e.start(T0) if isinstance(c, CommandEffect))
-    eff, diff = e.apply(edit(base, loops=()), T0 + 1, "ana")
-    assert diff.removed == ("loop:ph",)
-    assert e.version == 1 and commands(eff) == []  # a task command is in flight: not yet
-    _, again = e.apply(edit(base, loops=(), text="v3\n"), T0 + 1.5, "ana")
-    assert again.version == 3  # the waiting version 2 is replaced; numbers are never reused
-    after = e.on_outcome(first.effect_id, Outcome("done"), T0 + 2)
-    assert e.version == 3
-    assert commands(after) == [("u1/base_pump", "off", {})]
-    assert logs(after, "script_applied")
+    dose = next(c for c in e.start(T0) if isinstance(c, CommandEffect))  # a long dose in flight
+    new = edit(base, tasks=(task("go", at(0), cmd("u1/heater", "on")), base.tasks[1]), loops=())
+    eff, diff = e.apply(new, T0 + 1, "ana")
+    assert diff.removed == ("loop:ph",) and diff.changed == ("task:go",)
+    assert e.version == 2 and logs(eff, "script_applied")  # at once, not after the dose
+    assert commands(eff) == [("u1/base_pump", "off", {})]  # the removed loop's output
+    after = e.on_outcome(dose.effect_id, Outcome("done"), T0 + 120)
+    assert commands(after) == []  # the changed task's old sequence ended with its dose
+    assert e.runs == {}
 
 
 def test_snapshot_and_a_new_engine_give_the_same_future() -> None:
