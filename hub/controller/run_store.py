@@ -27,6 +27,10 @@ class RunStateCorrupt(LabedgeError):
     """The controller's saved state cannot be read; nothing was overwritten."""
 
 
+class RunStateInUse(LabedgeError):
+    """The saved state is of another run that has not ended; it is not replaced by a new run."""
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -21,7 +21,7 @@ from typing import Any
 
 from hub.controller.effects import CommandEffect, DerivedEffect, Effect, Outcome, Plant, Reading, Sink
 from hub.controller.engine import Engine
-from hub.controller.run_store import RunStore
+from hub.controller.run_store import RunStateInUse, RunStore
 from hub.script.model import Script
 from lecis.clock import Clock
 
@@ -54,7 +54,8 @@ class ControllerRunner:
 
         On resume the running version is the stored one: `parse_version` turns its text back into a
         Script (the hub's loader with the units' capabilities); without it `script` is used.
-        Raises RunStateCorrupt when the saved state cannot be read (nothing is replaced).
+        Raises RunStateCorrupt when the saved state cannot be read, RunStateInUse when it is of another
+        run that has not ended (nothing is replaced); the state of an ended run is moved aside.
         """
         saved = store.load_state()
         if saved is not None and saved["run_id"] == run_id:
@@ -68,6 +69,12 @@ class ControllerRunner:
             runner = cls(engine, plant=plant, clock=clock, sink=sink, store=store, **kwargs)
             runner._resuming = True
             return runner
+        if saved is not None:
+            old = str(saved["run_id"])
+            if not saved["snapshot"].get("final"):
+                raise RunStateInUse(f"{store.state_path} holds run {old}, which has not ended: resume it "
+                                    f"(run id {old}) or stop it before starting run {run_id}")
+            store.clear_state(archive_as=old)  # an ended run's state is kept beside, not overwritten
         engine = Engine(script, run_id=run_id, started_at=clock.now().timestamp())
         runner = cls(engine, plant=plant, clock=clock, sink=sink, store=store, **kwargs)
         runner._resuming = False

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hub.controller.effects import Effect, Outcome
-from hub.controller.run_store import RunStateCorrupt, RunStore
+from hub.controller.run_store import RunStateCorrupt, RunStateInUse, RunStore
 from hub.controller.runner import ControllerRunner
 from hub.script.model import Script, Value
 from tests.edge.gpio_fixtures import ManualClock, settle
@@ -157,3 +157,17 @@ async def test_control_goes_on_when_the_state_cannot_be_saved(tmp_path: Path) ->
     assert json.loads((state_dir / "state.json").read_text())["run_id"] == "run-1"
     await runner.stop()
     await running
+
+
+async def test_a_new_run_never_replaces_the_state_of_one_that_has_not_ended(tmp_path: Path) -> None:
+    clock, plant, sink = ManualClock(), FakePlant(), FakeSink()
+    runner = make(tmp_path, clock, plant, sink)
+    await runner.start()
+    store = RunStore(tmp_path / "controller")
+    with pytest.raises(RunStateInUse, match="run-1, which has not ended"):
+        ControllerRunner.open(SCRIPT, run_id="run-2", plant=plant, clock=clock, sink=sink, store=store)
+    await runner.stop()
+    await runner._drain()
+    fresh = ControllerRunner.open(SCRIPT, run_id="run-2", plant=plant, clock=clock, sink=sink, store=store)
+    assert fresh.engine.run_id == "run-2"
+    assert json.loads((store.dir / "state.run-1.json").read_text())["snapshot"]["final"] == "stopped"
