@@ -6,6 +6,8 @@
  *   LABEDGE_FSYNC_HELD      path: created when an fsync starts waiting on LABEDGE_FSYNC_HOLD
  *   LABEDGE_ENOSPC          path: while this file exists, writes to files whose path contains
  *                           "outbox.sqlite3" fail with ENOSPC (a full disk)
+ *   LABEDGE_ENOSPC_MATCH    the part of a path that LABEDGE_ENOSPC refuses writes to, instead of
+ *                           "outbox.sqlite3" (e.g. a data folder)
  *   LABEDGE_FSYNC_COUNT     path: rewritten with the number of fsyncs seen, after each one
  */
 #define _GNU_SOURCE
@@ -64,7 +66,8 @@ static int refused(int fd) {
     ssize_t n = readlink(link, path, sizeof path - 1);
     if (n < 0) return 0;
     path[n] = '\0';
-    return strstr(path, "outbox.sqlite3") != NULL;
+    const char *match = getenv("LABEDGE_ENOSPC_MATCH");
+    return strstr(path, match != NULL && match[0] != '\0' ? match : "outbox.sqlite3") != NULL;
 }
 
 typedef int (*sync_fn)(int);

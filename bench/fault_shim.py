@@ -36,9 +36,12 @@ def build_shim(out_dir: Path | None = None) -> Path:
 
 
 def shim_env(shim: Path, fsync_delay_ms: int = 0, hold: Path | None = None, held: Path | None = None,
-             enospc: Path | None = None, count: Path | None = None) -> dict[str, str]:
-    """Environment for a process that runs on the faulty disk."""
+             enospc: Path | None = None, count: Path | None = None,
+             enospc_match: str | None = None) -> dict[str, str]:
+    """Environment for a process that runs on the faulty disk (`enospc_match`: which paths fill up)."""
     env = {"LD_PRELOAD": str(shim), "LABEDGE_FSYNC_DELAY_MS": str(fsync_delay_ms)}
+    if enospc_match is not None:
+        env["LABEDGE_ENOSPC_MATCH"] = enospc_match
     for name, path in (("LABEDGE_FSYNC_HOLD", hold), ("LABEDGE_FSYNC_HELD", held),
                        ("LABEDGE_ENOSPC", enospc), ("LABEDGE_FSYNC_COUNT", count)):
         if path is not None:

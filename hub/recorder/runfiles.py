@@ -216,8 +216,11 @@ class RunFiles:
         self._touched.clear()
 
     def rollback(self) -> None:
+        """Cut the files back to before this batch and drop its lines (the batch is tried again whole)."""
         for stream in self._touched:
             stream.rollback()
+            stream.commit()
+        self._touched.clear()
 
     def sync(self) -> None:
         for stream in self._streams():

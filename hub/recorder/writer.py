@@ -179,13 +179,18 @@ class Writer:
         while self.pending or self._deferred:
             ops = self.pending[: self.max_batch]
             try:
-                self._transaction(ops)
+                batch = self._transaction(ops)
             except (sqlite3.Error, OSError) as exc:
                 self._failed(exc)
                 return False
             del self.pending[: len(ops)]
             if self.failing:
-                self._resumed()
+                log.warning("recording resumed after a write failure (%s)", self.failing)
+                self.failing = None
+            for event in batch.notify:
+                self._emit(event)
+            for done in batch.flushes:
+                done()
         return True
 
     def _failed(self, exc: BaseException) -> None:
@@ -207,14 +212,6 @@ class Writer:
             self._deferred.append(event)
         self.failing = text
 
-    def _resumed(self) -> None:
-        message = f"recording resumed after a write failure ({self.failing}); nothing queued was lost"
-        log.warning("%s", message)
-        self.failing = None
-        event = RecorderEvent("info", "recording_resumed", message, self.clock.now().timestamp())
-        self._deferred.append(event)
-        self._emit(event)
-
     def _emit(self, event: RecorderEvent) -> None:
         try:
             self.notify(event)
@@ -223,7 +220,7 @@ class Writer:
 
     # -- one transaction -------------------------------------------------------------------------
 
-    def _transaction(self, ops: list[Op]) -> None:
+    def _transaction(self, ops: list[Op]) -> Batch:
         now = self.clock.now().timestamp()
         saved = {k: s.copy() for k, s in self.streams.items()}
         saved_runs = dict(self.runs)
@@ -234,6 +231,10 @@ class Writer:
             deferred, self._deferred = self._deferred, []
             for event in deferred:
                 self._recorder_event(batch, event, notify=False)
+            if self.failing:  # stored with the batch that proves the disk takes writes again
+                message = f"recording resumed after a write failure ({self.failing}); nothing queued was lost"
+                event = RecorderEvent("info", "recording_resumed", message, self.clock.now().timestamp())
+                self._recorder_event(batch, event)
             for op in ops:
                 self._apply(op, batch, now)
             db.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?)", batch.messages)
@@ -274,10 +275,7 @@ class Writer:
         for run in self.runs.values():
             run.commit()
         self._publish()
-        for event in batch.notify:
-            self._emit(event)
-        for done in batch.flushes:
-            done()
+        return batch
 
     def _apply(self, op: Op, batch: Batch, now: float) -> None:
         if isinstance(op, DataRecord):
