@@ -245,7 +245,7 @@ class ControllerHost:
             "elapsed_s": round(raw["elapsed"], 3),
             "next_due": [{**d, "due": _iso(d["due"])} for d in raw["next_due"]],
             "loops": raw["loops"], "guards": raw["holding"], "variables": raw["variables"],
-            "stale": raw["stale"], "units": units, "resumed": self.resumed,
+            "stale": raw["stale"], "fired": raw["fired"], "units": units, "resumed": self.resumed,
         }
 
     def _runner(self, what: str) -> ControllerRunner:

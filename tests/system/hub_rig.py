@@ -167,3 +167,35 @@ def kept_seqs(found: Probe, unit: str, module: str) -> list[int]:
 
 def last_state(found: Probe) -> dict[str, Any]:
     return found.last("lab/hub/experiment/state") or {}
+
+
+async def wait_recorded(found: Probe, data_dir: Path, unit: str, timeout: float = 30.0) -> None:
+    """Until the database holds the last seq the broker carried of every instrument."""
+    async with asyncio.timeout(timeout):
+        while True:
+            behind = [m for m in INSTRUMENTS if (stored_seqs(data_dir, unit, m) or [0])[-1]
+                      < (kept_seqs(found, unit, m) or [0])[-1]]
+            if not behind:
+                return
+            await asyncio.sleep(0.1)
+
+
+def assert_every_seq_recorded(found: Probe, data_dir: Path, run_dir: Path, unit: str, minimum: int) -> None:
+    for module in INSTRUMENTS:
+        kept = kept_seqs(found, unit, module)
+        assert len(kept) >= minimum, f"{module}: only {len(kept)} messages seen"
+        assert kept == list(range(kept[0], kept[-1] + 1)), f"{module}: the unit's own stream has gaps"
+        assert stored_seqs(data_dir, unit, module) == kept, f"{module}: the database differs from the unit"
+        data = sorted({m.payload["seq"] for m in found.messages if m.topic == f"lab/{unit}/{module}/data"})
+        assert csv_seqs(run_dir, unit, module) == data, f"{module}: the CSVs differ from the unit's data"
+
+
+async def start_running(tmp: Path, port: int, unit: str, hub: str, found: Probe, heat_at: str = "3s"
+                        ) -> tuple[subprocess.Popen[bytes], Path]:
+    """`labedge hub run` on the system script, once the hub is online (the unit is not started here)."""
+    config = write_hub(tmp / "hub", port, tmp / "bench" / "script.yaml", hub=hub)
+    write_bench(tmp / "bench", unit, port)  # the script names it; the unit starts later
+    write_script(tmp / "bench", unit, heat_at)
+    proc = start_hub(config, tmp / "hub.log")
+    await found.wait_for(lambda: (found.last("lab/hub/$state") or {}).get("online"), 30, "the hub online")
+    return proc, tmp / "hub" / "data"

@@ -9,60 +9,26 @@ second hub on the same data_dir is refused, naming the first.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from provisioning.broker import MosquittoProcess
-from tests.rig import Probe, probe
+from tests.rig import probe
 from tests.system.hub_rig import (
-    INSTRUMENTS,
+    assert_every_seq_recorded,
     bench,
-    csv_seqs,
     exited,
     kept_seqs,
     last_state,
     start_hub,
-    stored_seqs,
-    write_bench,
+    start_running,
+    wait_recorded,
     write_hub,
-    write_script,
 )
 from tests.system.processes import stop
 
 pytestmark = pytest.mark.system
-
-
-async def wait_recorded(found: Probe, data_dir: Path, unit: str, timeout: float = 30.0) -> None:
-    """Until the database holds the last seq the broker carried of every instrument."""
-    async with asyncio.timeout(timeout):
-        while True:
-            behind = [m for m in INSTRUMENTS if (stored_seqs(data_dir, unit, m) or [0])[-1]
-                      < (kept_seqs(found, unit, m) or [0])[-1]]
-            if not behind:
-                return
-            await asyncio.sleep(0.1)
-
-
-def assert_every_seq_recorded(found: Probe, data_dir: Path, run_dir: Path, unit: str, minimum: int) -> None:
-    for module in INSTRUMENTS:
-        kept = kept_seqs(found, unit, module)
-        assert len(kept) >= minimum, f"{module}: only {len(kept)} messages seen"
-        assert kept == list(range(kept[0], kept[-1] + 1)), f"{module}: the unit's own stream has gaps"
-        assert stored_seqs(data_dir, unit, module) == kept, f"{module}: the database differs from the unit"
-        data = sorted({m.payload["seq"] for m in found.messages if m.topic == f"lab/{unit}/{module}/data"})
-        assert csv_seqs(run_dir, unit, module) == data, f"{module}: the CSVs differ from the unit's data"
-
-
-async def start_running(tmp: Path, port: int, unit: str, hub: str, found: Probe
-                        ) -> tuple[subprocess.Popen[bytes], Path]:
-    config = write_hub(tmp / "hub", port, tmp / "bench" / "script.yaml", hub=hub)
-    write_bench(tmp / "bench", unit, port)  # the script names it; the unit starts later
-    write_script(tmp / "bench", unit)
-    proc = start_hub(config, tmp / "hub.log")
-    await found.wait_for(lambda: (found.last("lab/hub/$state") or {}).get("online"), 30, "the hub online")
-    return proc, tmp / "hub" / "data"
 
 
 async def test_every_seq_the_unit_produced_is_in_the_database_and_the_csvs(
