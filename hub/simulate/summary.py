@@ -17,7 +17,6 @@ from hub.simulate.trace import Trace
 from sim.vessel import Vessel
 
 PH_AFTER_S = 900.0  # the first 15 minutes bring the sludge's pH into the band
-WARM_BAND_C = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,11 @@ class Summary:
             out.append(f"  pH after the first 15 min ({self.ph_source}): "
                        f"{self.ph[0]:.2f} .. {self.ph[1]:.2f}")
         if self.temp is not None and self.warmed_at_s is not None:
-            out.append(f"  temperature after warm-up ({self.temp_source}, within {WARM_BAND_C:g} °C of "
-                       f"{self.temp_setpoint:g} °C at {_hms(self.warmed_at_s)}): "
-                       f"{self.temp[0]:.2f} .. {self.temp[1]:.2f} °C")
+            out.append(f"  temperature after warm-up ({self.temp_source} reached {self.temp_setpoint:g} °C "
+                       f"at {_hms(self.warmed_at_s)}): {self.temp[0]:.2f} .. {self.temp[1]:.2f} °C")
         elif self.temp_source is not None:
-            out.append(f"  temperature ({self.temp_source}) never came within {WARM_BAND_C:g} °C "
-                       "of the setpoint")
+            out.append(f"  temperature ({self.temp_source}) never reached its setpoint "
+                       f"{self.temp_setpoint:g} °C")
         if self.cycles:
             worst = self.worst_error() or 0.0
             mean = sum(c.error for c in self.cycles) / len(self.cycles)
@@ -122,7 +120,9 @@ def summarize(script: Script, trace: Trace, vessel: Vessel, aeration: str | None
     if pid is not None and (setpoint := _constant(pid.setpoint.text)) is not None:
         summary.temp_source, summary.temp_setpoint = pid.input, setpoint
         points = trace.readings[pid.input]
-        warmed = next((t for t, v in points if abs(v - setpoint) <= WARM_BAND_C), None)
+        # Warmed up once the reading first reaches the setpoint (from below or, cooling, from above).
+        below = bool(points) and points[0][1] < setpoint
+        warmed = next((t for t, v in points if (v >= setpoint if below else v <= setpoint)), None)
         summary.warmed_at_s = warmed
         if warmed is not None:
             summary.temp = _range(points, warmed)

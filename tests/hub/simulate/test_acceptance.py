@@ -1,7 +1,7 @@
 """Acceptance: `labedge hub simulate examples/respirometry.yaml --speed 1000 --duration 6h`, run as a user.
 
 Under a minute; from the files it wrote: pH within 6.7-7.3 after the first
-15 minutes, temperature within 25 ± 0.5 °C once warmed up, every seq of
+15 minutes, temperature within 25 ± 0.5 °C once it first reached 25 °C, every seq of
 every instrument, and one oxygen uptake rate logged per aeration cycle,
 each within 10 % of the vessel model's rate over the script's slope window.
 """
@@ -69,7 +69,7 @@ def test_temperature_holds_25_c_after_warm_up(run: tuple[Path, str]) -> None:
     table = rows(run[0], "units/bench-1/temp1.*.csv")
     temp = column(table, "temp")
     series = [(float(r["elapsed_s"]), float(r[temp])) for r in table]
-    warmed = next(t for t, v in series if v >= 24.5)
+    warmed = next(t for t, v in series if v >= 25.0)  # warm once the setpoint is first reached
     after = [v for t, v in series if t >= warmed]
     print(f"temperature: warm at {warmed / 60:.1f} min, then {min(after):.3f} .. {max(after):.3f} °C")
     assert warmed < 30 * 60
