@@ -41,6 +41,7 @@ bench: deps
 	$(PY) -m bench.outbox_bench
 	$(PY) -m bench.unit_bench
 	$(PY) -m bench.command_bench --fsync-delay-ms 50
+	$(PY) -m bench.control_latency_bench
 
 soak: deps
 	$(PY) -m bench.outbox_bench --messages 5000000

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.stats import percentile, summary_ms, table
 from lecis.clock import SystemClock, iso_ts
 from lecis.dcd_loader import load_dcd
@@ -62,14 +64,14 @@ LOW, HIGH = 6.5, 7.5  # the controlled reading's two levels
 ON_BELOW, OFF_ABOVE = 6.8, 7.2  # the script's thresholds
 OUTPUT = "pump1"
 CONTROLLED = "ph1"
-# Instruments of every unit (module id -> DCD text). Ports are never opened: the units are fakes.
+# Instruments of every unit (module id -> DCD text).
 INSTRUMENTS = {
-    "ph1": "module: ph1\ndriver: ezo\nprobe: ph\nport: /dev/null\nperiod_s: 1\n",
-    "do1": "module: do1\ndriver: ezo\nprobe: do\nport: /dev/null\nperiod_s: 1\n",
-    "temp1": "module: temp1\ndriver: ezo\nprobe: rtd\nport: /dev/null\nperiod_s: 1\n",
-    "ph2": "module: ph2\ndriver: ezo\nprobe: ph\nport: /dev/null\nperiod_s: 1\n",
-    "temp2": "module: temp2\ndriver: ezo\nprobe: rtd\nport: /dev/null\nperiod_s: 1\n",
-    "do2": "module: do2\ndriver: ezo\nprobe: do\nport: /dev/null\nperiod_s: 1\n",
+    "ph1": "module: ph1\ndriver: ezo\nprobe: ph\nport: {port}\nperiod_s: 1\n",
+    "do1": "module: do1\ndriver: ezo\nprobe: do\nport: {port}\nperiod_s: 1\n",
+    "temp1": "module: temp1\ndriver: ezo\nprobe: rtd\nport: {port}\nperiod_s: 1\n",
+    "ph2": "module: ph2\ndriver: ezo\nprobe: ph\nport: {port}\nperiod_s: 1\n",
+    "temp2": "module: temp2\ndriver: ezo\nprobe: rtd\nport: {port}\nperiod_s: 1\n",
+    "do2": "module: do2\ndriver: ezo\nprobe: do\nport: {port}\nperiod_s: 1\n",
 }
 VALUES = {"ph": 7.0, "do_mg": 8.1, "do_sat": 92.0, "temp": 25.0}
 PUMP = f"module: {OUTPUT}\ndriver: gpio.pump\npin: 17\nmax_on_s: 3600\non_controller_loss: \"off\"\n"
@@ -85,7 +87,8 @@ def write_unit_files(folder: Path, unit: str, modules: int, port: int) -> Path:
     dcd.mkdir(parents=True, exist_ok=True)
     names = list(INSTRUMENTS)[:modules]
     for name in names:
-        (dcd / f"{name}.yaml").write_text(INSTRUMENTS[name])
+        # Ports are named, never opened: the units are fakes.
+        (dcd / f"{name}.yaml").write_text(INSTRUMENTS[name].replace("{port}", str(folder / unit / name)))
     (dcd / f"{OUTPUT}.yaml").write_text(PUMP)
     config = folder / unit / "unit.yaml"
     listed = ", ".join(f"dcd/{name}.yaml" for name in [*names, OUTPUT])
@@ -294,13 +297,14 @@ def write_script(folder: Path, units: list[str]) -> Path:
     lines += [f"  {u}: {u}/unit.yaml" for u in units]
     lines.append("tasks:")
     for u in units:
+        name = u.replace("-", "_")
         lines += [
-            f"  {u}-low:",
-            f"    when: \"{u}/{CONTROLLED}.ph < {ON_BELOW}\"",
+            f"  - name: {name}_low",
+            f"    when: {u}/{CONTROLLED}.ph < {ON_BELOW}",
             "    do:",
             f"      - {u}/{OUTPUT}: on",
-            f"  {u}-high:",
-            f"    when: \"{u}/{CONTROLLED}.ph > {OFF_ABOVE}\"",
+            f"  - name: {name}_high",
+            f"    when: {u}/{CONTROLLED}.ph > {OFF_ABOVE}",
             "    do:",
             f"      - {u}/{OUTPUT}: off",
         ]
@@ -347,7 +351,22 @@ def end(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
             proc.wait()
 
 
-def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namespace) -> None:
+def cpu_seconds(hub: subprocess.Popen[bytes], fake: subprocess.Popen[bytes]) -> dict[str, float]:
+    out = {}
+    for name, proc in (("hub", hub), ("units", fake)):
+        times = psutil.Process(proc.pid).cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
+def cpu_share(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    """Percent of one core each process used between the two samples."""
+    wall = time.monotonic() - start["start"]
+    return {name: 100 * (end[name] - start[name]) / wall for name in ("hub", "units")}
+
+
+def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namespace,
+           cpu: dict[str, float]) -> None:
     latencies: list[float] = []
     missed = extra = crossings = readings = 0
     rate = 0.0
@@ -384,6 +403,8 @@ def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namesp
               ("commands matching no crossing", f"{extra}"),
               ("readings published", f"{readings:,} ({rate:,.0f}/s)"),
               ("units whose lease the hub never took", ", ".join(unleased) or "none"),
+              ("CPU of one core: hub / fake units", f"{cpu.get('hub', float('nan')):.0f} % / "
+                                                    f"{cpu.get('units', float('nan')):.0f} %"),
           ])
 
 
@@ -398,6 +419,7 @@ def main() -> None:
     parser.add_argument("--half-cycle", type=int, default=5,
                         help="readings of the controlled module at one level before it steps to the other")
     parser.add_argument("--keep", help="keep the files (configs, logs, hub data) in this folder")
+    parser.add_argument("--profile", action="store_true", help="run the hub under cProfile (KEEP/hub.prof)")
     parser.add_argument("--role", choices=["bench", "units"], default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -422,22 +444,31 @@ def main() -> None:
                       "--folder", str(folder), "--out", str(out), "--units", str(args.units),
                       "--rate", str(args.rate), "--warmup", str(args.warmup),
                       "--half-cycle", str(args.half_cycle)], folder / "units.log")
-        hub = spawn(["-m", "labedge", "hub", "run", "--config", str(hub_config)], folder / "hub.log")
+        hub_args = ["-m", "labedge", "hub", "run", "--config", str(hub_config)]
+        if args.profile:  # python -m pstats FOLDER/hub.prof
+            hub_args = ["-m", "cProfile", "-o", str(folder / "hub.prof"), *hub_args]
+        hub = spawn(hub_args, folder / "hub.log")
+        cpu: dict[str, float] = {}
         try:
             deadline = time.monotonic() + args.warmup + args.seconds + 5
+            measure_from = time.monotonic() + args.warmup + 5
             while time.monotonic() < deadline:
+                if not cpu and time.monotonic() >= measure_from:
+                    cpu = {"start": time.monotonic(), **cpu_seconds(hub, fake)}
                 if hub.poll() is not None:
                     raise SystemExit(f"the hub exited with {hub.returncode}: "
                                      f"{(folder / 'hub.log').read_text()[-3000:]}")
                 if fake.poll() is not None:
                     raise SystemExit(f"the fake units exited: {(folder / 'units.log').read_text()[-3000:]}")
                 time.sleep(0.2)
+            if cpu:
+                cpu = cpu_share(cpu, cpu_seconds(hub, fake))
         finally:
             end(fake)
-            end(hub)
+            end(hub, 120.0 if args.profile else 20.0)
         if not out.exists():
             raise SystemExit(f"the fake units wrote no results: {(folder / 'units.log').read_text()[-3000:]}")
-        report(json.loads(out.read_text()), idle_rtt, args)
+        report(json.loads(out.read_text()), idle_rtt, args, cpu)
 
 
 if __name__ == "__main__":
