@@ -75,7 +75,8 @@ class Checker:
                 self.reader.fail(path, f"expected {what} written as text, got {describe(value)}", value=True)
             return None
         try:
-            expr = parse_expression(text, self.reader.value_at(path))
+            locate = self.reader.locator(path, text) if isinstance(value, str) else None
+            expr = parse_expression(text, self.reader.value_at(path), locate)
         except ExpressionError as exc:
             self.reader.problems.append(exc.problem)
             return None
@@ -148,7 +149,8 @@ class Checker:
                              value=True)
             return None
         try:
-            parts = parse_template(value, self.reader.value_at(text_path))
+            locate = self.reader.locator(text_path, value)
+            parts = parse_template(value, self.reader.value_at(text_path), locate)
         except ExpressionError as exc:
             self.reader.problems.append(exc.problem)
             return None

@@ -50,7 +50,8 @@ def read_signals(checker: Checker) -> tuple[Signal, ...]:
         if name in checker.symbols.variables:
             reader.fail(path, f"{name!r} is both a variable and a signal; give them different names")
             continue
-        if reader.mapping(path, (*SIGNAL_KINDS, "window", "scale"), required=True) is None:
+        spec = reader.mapping(path, (*SIGNAL_KINDS, "window", "scale"), required=True)
+        if spec is None:
             continue
         kinds = [k for k in SIGNAL_KINDS if k in spec]
         if len(kinds) != 1:

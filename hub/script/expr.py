@@ -33,8 +33,11 @@ _BINARY = {"or": 10, "and": 20, **{op: 40 for op in _COMPARE}, "+": 50, "-": 50,
 _NOT_BP, _NEG_BP = 30, 70
 
 
+Locate = Callable[[int], Position]  # offset in an expression's text -> where that character is written
+
+
 def position_at(base: Position, text: str, offset: int) -> Position:
-    """The file position of `text[offset]` when `text` starts at `base`."""
+    """The file position of `text[offset]` when `text` starts at `base` and is written as it reads."""
     newlines = text.count("\n", 0, offset)
     if not newlines:
         return Position(base.file, base.line, base.column + offset)
@@ -51,6 +54,7 @@ class ParsedExpression:
     name_offsets: tuple[tuple[str, int], ...] = field(repr=False, default=())
     units: frozenset[str] = frozenset()  # units whose presence it reads (online("bench-1"))
     timed: bool = False  # reads `t`, age(), stale() or fresh(): its value changes with time alone
+    locate: Locate | None = field(default=None, repr=False, compare=False, hash=False)
 
     @property
     def names(self) -> frozenset[str]:
@@ -63,6 +67,12 @@ class ParsedExpression:
     def where(self, name: str) -> Position:
         """Where `name` is first written in the file."""
         offset = next((o for n, o in self.name_offsets if n == name), 0)
+        return self.at(offset)
+
+    def at(self, offset: int) -> Position:
+        """Where the character at `offset` of the text is written in the file."""
+        if self.locate is not None:
+            return self.locate(offset)
         return position_at(self.position, self.text, offset)
 
     def infer(self, type_of: Callable[[str], Type]) -> Type:
@@ -70,25 +80,31 @@ class ParsedExpression:
         return _infer(self.root, type_of, self)
 
     def error_at(self, offset: int, message: str) -> ExpressionError:
-        at = position_at(self.position, self.text, offset)
+        at = self.at(offset)
         return ExpressionError(ScriptProblem(at.file, at.line, at.column, message))
 
     def __str__(self) -> str:
         return self.text
 
 
-def parse_expression(text: str, position: Position) -> ParsedExpression:
-    """Parse `text`; raises ExpressionError naming the file, line and column of the bad character."""
+def parse_expression(text: str, position: Position, locate: Locate | None = None) -> ParsedExpression:
+    """Parse `text`; raises ExpressionError naming the file, line and column of the bad character.
+
+    `position` is where the text starts; `locate` (optional) maps an offset in
+    the text to its place in the file when the text is not written as it
+    reads (a folded or escaped YAML value).
+    """
     if not isinstance(text, str):
         raise ExpressionError(ScriptProblem(position.file, position.line, position.column,
                                             "expected an expression, got a non-text value"))
-    return _Parser(text, position).parse()
+    return _Parser(text, position, locate).parse()
 
 
 class _Parser:
-    def __init__(self, text: str, position: Position) -> None:
+    def __init__(self, text: str, position: Position, locate: Locate | None = None) -> None:
         self.text = text
         self.position = position
+        self.locate = locate
         self.tokens: list[Token] = []
         self.i = 0
         self.names: list[tuple[str, int]] = []
@@ -96,8 +112,11 @@ class _Parser:
         self.timed = False
         self.depth = 0  # open recursions: bounded before Python's own limit is reached
 
+    def at(self, offset: int) -> Position:
+        return self.locate(offset) if self.locate else position_at(self.position, self.text, offset)
+
     def fail(self, offset: int, message: str) -> ExpressionError:
-        at = position_at(self.position, self.text, offset)
+        at = self.at(offset)
         return ExpressionError(ScriptProblem(at.file, at.line, at.column, message))
 
     def parse(self) -> ParsedExpression:
@@ -115,7 +134,7 @@ class _Parser:
             hint = "; a chained comparison is written a < b and b < c" if token.text in _COMPARE else ""
             raise self.fail(token.start, f"expected an operator or the end, got {_shown(token)}{hint}")
         return ParsedExpression(self.text, self.position, root, tuple(self.names), frozenset(self.units),
-                                self.timed)
+                                self.timed, self.locate)
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -179,7 +198,7 @@ class _Parser:
         if token.kind == "op" and token.text == "(":
             inner = self.expression(0)
             self.expect(")", "')' to close the '(' at column "
-                        f"{position_at(self.position, self.text, token.start).column}")
+                        f"{self.at(token.start).column}")
             return inner
         if token.kind in ("number", "string"):
             return Literal_(token.start, 1, token.value)  # type: ignore[arg-type]

@@ -8,10 +8,11 @@ every problem of the file at once.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import math
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from hub.script.durations import EXPECTED as DURATION_EXPECTED
@@ -42,7 +43,11 @@ class Reader:
     def __init__(self, doc: YamlDoc, text: str) -> None:
         self.doc = doc
         self.source = doc.source
+        self.text = text
         self.lines = text.split("\n")
+        self.line_starts = [0]
+        for line in self.lines[:-1]:
+            self.line_starts.append(self.line_starts[-1] + len(line) + 1)
         self.problems: list[ScriptProblem] = []
 
     # --- positions and problems ---------------------------------------------------------------
@@ -66,6 +71,27 @@ class Reader:
         if path in self.doc.refused:
             return  # reported while loading; one problem per mistake
         self.fail_at(self.value_at(path) if value else self.at(path), message)
+
+    def locator(self, path: YPath, value: str) -> Callable[[int], Position] | None:
+        """Offset in the scalar `value` at `path` -> where that character is written.
+
+        Follows the YAML source through folded lines, block indentation,
+        escapes and doubled quotes; None when the value cannot be aligned
+        with its source (then offsets are counted from its start).
+        """
+        start = self.doc.values.get(path)
+        if start is None or not 1 <= start[0] <= len(self.lines):
+            return None
+        offsets = _align(self.text, self.line_starts[start[0] - 1] + start[1] - 1, value)
+        if offsets is None:
+            return None
+
+        def locate(offset: int) -> Position:
+            index = offsets[offset] if offset < len(offsets) else \
+                (offsets[-1] + 1 + offset - len(offsets) if offsets else self.line_starts[start[0] - 1])
+            line = bisect.bisect_right(self.line_starts, index)
+            return Position(self.source, line, index - self.line_starts[line - 1] + 1)
+        return locate
 
     def column_of_word(self, line: int | None, word: str) -> int | None:
         """Column of `word` on `line` (for loader problems that only know the line)."""
@@ -164,6 +190,41 @@ class Reader:
             self.fail(path, f"expected {expected}, got {describe(value)}", value=True)
             return default
         return value
+
+
+def _align(source: str, i: int, value: str) -> list[int] | None:
+    """The source index of each character of `value`, read from `source[i]` on; None if they differ."""
+    offsets: list[int] = []
+    for k, ch in enumerate(value):
+        while True:
+            if i >= len(source):
+                return None
+            got = source[i]
+            if ch == "'" and source.startswith("''", i) and value[k + 1: k + 2] != "'":
+                offsets.append(i)  # '' in a single-quoted value stands for one quote
+                i += 2
+                break
+            if got == ch and got != "\\":
+                offsets.append(i)
+                i += 1
+                break
+            if got == "\\":  # a double-quoted escape stands for one character
+                nxt = source[i + 1: i + 2]
+                offsets.append(i)
+                i += {"x": 4, "u": 6, "U": 10}.get(nxt, 2)
+                break
+            if got in " \t\r\n":  # a folded line break, or the indentation of a block's next line
+                j = i
+                while j < len(source) and source[j] in " \t\r\n":
+                    j += 1
+                if ch in " \n":
+                    offsets.append(i)
+                    i = j
+                    break
+                i = j
+                continue
+            return None
+    return offsets
 
 
 def _is_number(text: str) -> bool:

@@ -101,7 +101,7 @@ class Symbols:
             why = self.unknown_unit(unit)
             if why is not None:
                 offset = expr.text.find(unit)
-                reader.fail_at(expr.where("") if offset < 0 else _shift(expr.position, offset), why)
+                reader.fail_at(expr.at(max(offset, 0)), why)
                 ok = False
         if not ok:
             return False
@@ -116,6 +116,3 @@ class Symbols:
             return False
         return True
 
-
-def _shift(position: Position, offset: int) -> Position:
-    return Position(position.file, position.line, position.column + offset)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hub.script.errors import EvaluationError, ExpressionError, ScriptProblem
-from hub.script.expr import ParsedExpression, parse_expression, position_at
+from hub.script.expr import Locate, ParsedExpression, parse_expression, position_at
 from hub.script.lexer import bad_character
 from hub.script.model import Environment, Expression, Position, Value
 from hub.script.nodes import describe
@@ -66,11 +66,13 @@ def render_parts(parts: Iterable[str | Expression], env: Environment) -> str:
     return "".join(p if isinstance(p, str) else render(p.evaluate(env)) for p in parts)
 
 
-def parse_template(text: str, position: Position) -> tuple[str | Expression, ...]:
+def parse_template(text: str, position: Position, locate: Locate | None = None
+                   ) -> tuple[str | Expression, ...]:
     """Literal text and expressions of `text` written at `position`; raises ExpressionError."""
+    where: Locate = locate or (lambda offset: position_at(position, text, offset))
 
     def fail(offset: int, message: str) -> ExpressionError:
-        at = position_at(position, text, offset)
+        at = where(offset)
         return ExpressionError(ScriptProblem(at.file, at.line, at.column, message))
 
     if len(text) > MAX_CHARS:
@@ -107,12 +109,16 @@ def parse_template(text: str, position: Position) -> tuple[str | Expression, ...
         if literal:
             parts.append("".join(literal))
             literal = []
-        parsed = parse_expression(expr_text, position_at(position, text, i + 1))
+        parsed = parse_expression(expr_text, where(i + 1), _shifted(where, i + 1))
         parts.append(Formatted(parsed.text, parsed.position, parsed, spec) if spec else parsed)
         i = end + 1
     if literal:
         parts.append("".join(literal))
     return tuple(parts)
+
+
+def _shifted(where: Locate, start: int) -> Locate:
+    return lambda offset: where(start + offset)
 
 
 def _closing(text: str, start: int) -> int | None:

@@ -236,3 +236,24 @@ def test_units_whose_files_fail_are_reported_once_not_per_use(tmp_path: Path) ->
     assert len(info.value.problems) == 1
     problem = info.value.problems[0]
     assert (problem.line, problem.column) == (2, 18) and "missing.yaml does not exist" in problem.message
+
+
+WRITTEN = {
+    "folded over two lines": task("  - name: x\n    when: bench-1/do1.do_mg > 3\n      and @cycls < 2\n"
+                                  "    do: [stop]\n"),
+    "a block literal": task("  - name: x\n    when: |\n      bench-1/do1.do_mg > 3\n      and @cycls < 2\n"
+                            "    do: [stop]\n"),
+    "after an escape in double quotes": task('  - {name: x, when: "mode == \\"r\\" and @cycls < 2", '
+                                             'do: [stop]}\n'),
+    "after a doubled single quote": task("  - {name: x, when: 'mode == ''r'' and @cycls < 2', do: [stop]}\n"),
+    "in a log message over two lines": task('  - name: x\n    at: 1m\n    do:\n      - log: "cycle\n'
+                                            '          {@cycls}"\n'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRITTEN), ids=str)
+def test_columns_follow_the_yaml_as_written(case: str, births: dict[str, Birth]) -> None:
+    text, line, column = located(WRITTEN[case])
+    problems = problems_of(text, births)
+    assert len(problems) == 1 and "unknown name 'cycls'" in problems[0].message
+    assert (problems[0].line, problems[0].column) == (line, column)
