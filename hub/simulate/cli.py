@@ -164,6 +164,7 @@ async def _simulate(args: argparse.Namespace, script: Script, births: Mapping[st
                            for m in unit_dcds.modules if roles.get(m) == role), None)
                for role in ("aeration", "base", "heater")}
     summary = summarize(script, trace, simulation.vessel, outputs["aeration"], wall)
+    summary.not_simulated = simulation.plant.not_simulated()
     run_dir = args.out / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n", encoding="utf-8")

@@ -110,6 +110,10 @@ class SimulatedPlant:
         """`unit/module` of every module the vessel drives or feeds."""
         return [f"{m.unit}/{m.dcd.module}" for m in self.modules.values() if m.probe or m.role]
 
+    def not_simulated(self) -> list[str]:
+        """`unit/module` of every module with nothing in the vessel to read or drive (silent in the run)."""
+        return [f"{m.unit}/{m.dcd.module}" for m in self.modules.values() if not (m.probe or m.role)]
+
     def _schedule_reading(self, m: _Module, at: float) -> None:
         self.agenda.at(at, lambda: self._read(m, at))
 

@@ -49,6 +49,7 @@ class Summary:
     base_ml: float = 0.0
     heater_kj: float = 0.0
     refused: list[str] = field(default_factory=list)
+    not_simulated: list[str] = field(default_factory=list)
 
     def worst_error(self) -> float | None:
         return max((abs(c.error) for c in self.cycles), default=None)
@@ -85,6 +86,8 @@ class Summary:
             out.append(f"  no complete aeration cycle: no OUR from {self.our_signal}")
         out.append(f"  base dosed {self.base_ml:.1f} ml; heater energy {self.heater_kj:.0f} kJ")
         out.extend(f"  refused: {r}" for r in self.refused[:10])
+        if self.not_simulated:
+            out.append(f"  not simulated (no vessel probe or role): {', '.join(self.not_simulated)}")
         return out
 
 

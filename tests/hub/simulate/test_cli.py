@@ -36,6 +36,7 @@ def test_a_short_run_writes_the_run_files_and_prints_its_summary(tmp_path: Path,
     assert summary["simulated_s"] == 2400.0 and summary["final_state"] == "stopped"
     assert len(summary["cycles"]) >= 2
     assert "0h40m00s simulated" in printed and "aeration cycles, vs the model" in printed
+    assert "not simulated (no vessel probe or role): bench-1/turbidity1" in printed
 
 
 def test_a_bad_script_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,6 +78,7 @@ def test_instruments_read_the_vessel_at_their_period_with_increasing_seq(rig: Ri
     assert not [r for r in rig.heard.readings if r.module == "turbidity1"]  # no vessel probe: not simulated
     assert rig.plant.simulated() == ["bench-1/ph1", "bench-1/do1", "bench-1/temp1", "bench-1/aeration",
                                      "bench-1/base_pump", "bench-1/heater"]
+    assert rig.plant.not_simulated() == ["bench-1/turbidity1"]
 
 
 def test_aeration_on_and_off_act_on_the_vessel_and_publish_state(rig: Rig) -> None:
