@@ -109,12 +109,13 @@ class Simulation:
         if self.engine.state in LIVE_STATES:
             self.clock.set_elapsed(max(self.clock.elapsed, end))
             self._drive(lambda now: self.engine.stop(now, f"the simulation reached {end:g} s"))
+        stopped_at = self.clock.elapsed
         # Timed commands still running (a last heater pulse) end by themselves, as on a unit.
         while runs := [m.output.run for m in self.plant.modules.values() if m.output and m.output.run]:
             first = min(runs, key=lambda run: run.end.at)
             self.clock.set_elapsed(max(self.clock.elapsed, first.end.at))
             first.end.action()
-        self.trace.duration_s = self.clock.elapsed
+        self.trace.duration_s = stopped_at
         self.trace.final_state = self.engine.state
         return self.trace
 
