@@ -136,7 +136,9 @@ def bench(tmp: Path, unit: str, port: int) -> Iterator[tuple[Path, subprocess.Po
     """Simulators and a unit process with recorded pins; yields (bench folder, unit process)."""
     bench_dir = tmp / "bench"
     bench_dir.mkdir(parents=True, exist_ok=True)
-    config = write_bench(bench_dir, unit, port)
+    config = bench_dir / "unit.yaml"
+    if not config.exists():  # written already when the hub's script names it (and read by the hub)
+        config = write_bench(bench_dir, unit, port)
     with simulators(bench_dir, INSTRUMENTS):
         proc = start_recorded_unit(config, bench_dir / "pins.log", bench_dir / "unit.log")
         try:
