@@ -190,7 +190,7 @@ class ControllerHost:
 
     def unit_online(self, unit: str, online: bool, why: str) -> None:
         level, code = ("info", "unit_back") if online else ("alarm", "unit_lost")
-        message = f"unit {unit} is {'back: lease held again' if online else 'lost'}"
+        message = f"unit {unit} is {'online: the hub holds its lease' if online else 'lost'}"
         message += f" ({why})" if why else ""
         (log.info if online else log.error)("%s", message)
         self._record(LogEffect(level, code, message, "hub", {"unit": unit}))  # type: ignore[arg-type]

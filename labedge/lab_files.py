@@ -118,8 +118,6 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
     modules = []
     for module, probe in INSTRUMENTS:
         link = lab_dir / "dev" / module
-        sim = f"{labedge} sim ezo --probe {probe} --link {link} --seed {len(module)}"
-        text += program(f"sim-{module}", sim, 20)
         extra = "temperature_source: temp1\n" if probe in ("ph", "do") else ""
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(
             DCD.format(module=module, probe=probe, port=link, extra=extra))
@@ -129,6 +127,9 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
         modules.append(f"dcd/{module}.yaml")
     (lab_dir / "bench-1" / "unit.yaml").write_text(
         UNIT.format(port=port, data_dir=lab_dir / "bench-1" / "data", modules=", ".join(modules)))
+    # One respirometry vessel behind bench-1's EZO circuits (on the DCDs' ports), following its
+    # aeration, base pump and heater: the hub's script acts on something that answers.
+    text += program("sim-vessel", f"{labedge} sim vessel --unit-config {lab_dir}/bench-1/unit.yaml", 20)
     # Started by `labedge lab` once the simulators' ports exist, so its first start succeeds.
     unit = f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock"
     text += program("unit-bench-1", unit, 30, autostart=False)

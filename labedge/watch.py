@@ -30,6 +30,8 @@ def format_message(topics: Topics, topic: str, payload: Any) -> str | None:
     if parts is None or not isinstance(payload, dict):
         return None
     unit, target, leaf = parts
+    if unit == "hub":
+        return format_hub_message(target, leaf, payload)
     if target == "$state":
         return f"{unit:<12} unit is {payload.get('state')}"
     if leaf == "data":
@@ -47,6 +49,26 @@ def format_message(topics: Topics, topic: str, payload: Any) -> str | None:
         outputs = payload.get("outputs") or {}
         shown = f" outputs {outputs}" if outputs else ""
         return f"{unit + '/' + target:<20} state {payload.get('lecis')}{shown}{extra}"
+    return None
+
+
+def format_hub_message(target: str, leaf: str, payload: dict[str, Any]) -> str | None:
+    """`lab/hub/$state` and the experiment's state and events (docs/protocol.md, The hub)."""
+    if target == "$state":
+        return f"{'hub':<12} {'online' if payload.get('online') else 'offline'}"
+    if target != "experiment":
+        return None
+    if leaf == "event":
+        return f"{'experiment':<20} {str(payload.get('level')).upper()} {payload.get('code')}: " \
+               f"{payload.get('message')}"
+    if leaf == "state":
+        loops = " ".join(f"{name}={loop.get('output', loop.get('on'))}"
+                         for name, loop in (payload.get("loops") or {}).items() if isinstance(loop, dict))
+        due = payload.get("next_due") or []
+        following = f" next {due[0].get('task')} at {due[0].get('due')}" if due and isinstance(due[0], dict) \
+            else ""
+        return (f"{'experiment':<20} {payload.get('state')} v{payload.get('script_version')} "
+                f"{loops}{following} lost={payload.get('readings_lost')}")
     return None
 
 
