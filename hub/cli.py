@@ -39,13 +39,9 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
                      help="check hub.yaml and its script, print each problem, and exit (0 fine, 2 problems); "
                           "nothing is started")
     run.set_defaults(handler=run_hub)
-    try:
-        from hub.simulate.cli import add_simulate_parser
-    except ModuleNotFoundError as exc:  # `labedge hub simulate` ships with hub.simulate
-        if exc.name not in ("hub.simulate", "hub.simulate.cli"):
-            raise
-    else:
-        add_simulate_parser(hub_sub)
+    from hub.simulate.cli import add_simulate_parser
+
+    add_simulate_parser(hub_sub)
 
 
 def add_apply_parser(script_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
