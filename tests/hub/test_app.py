@@ -108,3 +108,35 @@ async def test_without_a_script_the_hub_records_and_says_idle(tmp_path: Path,
             assert hub.recorder is not None
             await hub.recorder.flush()
             assert hub.recorder.state("app-5", "$birth") is not None
+
+
+async def command(found: Probe, port: int, command_id: str, cmd: str, args: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    import aiomqtt
+
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.publish("lab/hub/$cmd", json.dumps({"id": command_id, "cmd": cmd, "args": args or {}}),
+                             qos=1)
+
+    def final() -> dict[str, Any] | None:
+        return next((r for r in found.on("lab/hub/$reply") if r["id"] == command_id
+                     and r["status"] in ("done", "failed", "rejected")), None)
+    reply: dict[str, Any] = await found.wait_for(final, 10, f"the reply to {cmd}")
+    return reply
+
+
+async def test_pause_resume_and_stop_over_mqtt(tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    port = mosquitto.port
+    async with unit_and_watch(tmp_path, "app-6", port) as (unit, found):
+        async with Hub(config(tmp_path, port, write_script(tmp_path, "app-6"), "hub-a6")):
+            await found.wait_for(lambda: state(found).get("state") == "running", 15, "the run started")
+            assert (await command(found, port, "p1", "experiment.pause"))["result"]["state"] == "paused"
+            again = await command(found, port, "p2", "experiment.pause")
+            assert again["status"] == "rejected" and again["error"]["kind"] == "state"
+            assert (await command(found, port, "p3", "experiment.resume"))["result"]["state"] == "running"
+            versions = await command(found, port, "p4", "script.versions")
+            assert [v["version"] for v in versions["result"]["versions"]] == [1]
+            stopped = await command(found, port, "p5", "experiment.stop", {"reason": "enough"})
+            assert stopped["result"]["state"] == "stopped"
+            await found.wait_for(lambda: unit.pin(27).state == 0, 10, "valve1 off: the stop turned it off")
+            await found.wait_for(lambda: state(found).get("state") == "stopped", 10, "the state says stopped")
