@@ -27,7 +27,7 @@ KINDS = ("data", "event", "state", "birth", "unit_state")
 UNIT_STATE_KEY, BIRTH_KEY = "$state", "$birth"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message, and frozen init costs a setattr call per field
 class Point:
     """One reading: the unit's own timestamp (text and epoch seconds) and its values."""
 
@@ -36,7 +36,7 @@ class Point:
     values: dict[str, float]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DataRecord:
     unit: str
     module: str

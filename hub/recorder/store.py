@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -46,6 +48,7 @@ CREATE TABLE IF NOT EXISTS commands(
   id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, ts REAL NOT NULL, effect_id TEXT, unit TEXT, module TEXT,
   cmd TEXT, line TEXT NOT NULL);
 """
+ROWS_PER_STATEMENT = 500
 #: The unit and module derived signals are stored under (their reading is the signal's name).
 DERIVED_UNIT, DERIVED_MODULE = "hub", "signals"
 
@@ -123,11 +126,31 @@ class Store:
         self.path = path
         self.db = connect(path)
         self.db.executescript(SCHEMA)
+        self.max_variables = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._sql: dict[tuple[str, int], str] = {}
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._series: dict[tuple[int, str], int] = {
             (stream, reading): sid
             for sid, stream, reading in self.db.execute("SELECT id, stream, reading FROM series")
         }
+
+    def insert_rows(self, head: str, width: int, rows: list[tuple[Any, ...]]) -> None:
+        """`head VALUES (...), (...), ...` for many rows per statement.
+
+        `executemany` steps once per row, and each step lets go of the GIL: with the MQTT thread
+        waiting for it, every row would cost two thread switches. A few hundred rows per
+        statement make it a few switches per batch.
+        """
+        per = max(1, min(ROWS_PER_STATEMENT, self.max_variables // width))
+        one = "(" + ",".join("?" * width) + ")"
+        for i in range(0, len(rows), per):
+            chunk = rows[i : i + per]
+            sql = self._sql.get((head, len(chunk)))
+            if sql is None:
+                sql = f"{head} VALUES " + ",".join([one] * len(chunk))
+                if len(self._sql) < 4096:
+                    self._sql[(head, len(chunk))] = sql
+            self.db.execute(sql, list(chain.from_iterable(chunk)))
 
     def load_streams(self) -> dict[tuple[str, str], Stream]:
         rows = self.db.execute(f"SELECT id, unit, module, {', '.join(COUNTERS)} FROM streams")

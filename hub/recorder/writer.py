@@ -223,8 +223,8 @@ class Writer(RunOps):
                 self._recorder_event(batch, event)
             for op in ops:
                 self._apply(op, batch, now)
-            db.executemany("INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?)", batch.messages)
-            db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?)", batch.readings)
+            self.store.insert_rows("INSERT OR IGNORE INTO messages", 6, batch.messages)
+            self.store.insert_rows("INSERT OR IGNORE INTO readings", 4, batch.readings)
             db.executemany(
                 "INSERT INTO events(unit, module, seq, ts, ts_utc, level, code, message, source, "
                 "hist, received_at, run_id, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
