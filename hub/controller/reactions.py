@@ -1,0 +1,131 @@
+"""What the engine re-evaluates when names change: guards, task conditions, loops; readings going stale.
+
+Guards come first (a hold blocks what follows), then `when`/`while`
+conditions, then loops whose `enabled` reads a changed name. A reading older
+than `stale_after` is detected at its deadline (a timer), not at the next
+reading, and warned about once per staleness episode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from hub.controller.effects import DerivedEffect, Effect, LogEffect, Reading
+from hub.controller.guards import guard_holds
+from hub.script.model import Task, When, While
+
+if TYPE_CHECKING:
+    from hub.controller.engine import Engine
+
+
+def take_reading(engine: Engine, reading: Reading, now: float, eff: list[Effect]) -> set[str]:
+    """Store a reading's values (and the signals derived from them); the names that changed and are fresh."""
+    changed: set[str] = set()
+    for key, raw in reading.values.items():
+        name = f"{reading.unit}/{reading.module}.{key}"
+        old = engine.values.readings.get(name)
+        if old is not None and reading.ts <= old[1]:
+            continue  # a repeat or an older reading never replaces a newer one
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            continue  # only finite numbers drive conditions and loops (a NaN would poison a PID)
+        value = float(raw)
+        engine.values.readings[name] = (value, reading.ts)
+        for sig in engine.ix.signals_of.get(name, ()):
+            derived = engine.windows[sig].add(reading.ts, value)
+            if derived is not None:
+                engine.values.signals[sig] = (derived, reading.ts)
+                eff.append(DerivedEffect(sig, reading.ts, derived))
+                changed.add(sig)
+        if now - reading.ts > engine.script.stale_after_s:
+            continue  # stale on arrival (a backlog): stored, never acted on as fresh
+        if name in engine.stale:
+            engine.stale.discard(name)
+            eff.append(LogEffect("info", "reading_fresh", f"{name} is fresh again", "engine", {"name": name}))
+        changed.add(name)
+    return changed
+
+
+def react(engine: Engine, changed: set[str], now: float, eff: list[Effect]) -> None:
+    """Re-evaluate what reads the changed names: guards first (hold), then conditions, then loops."""
+    if not changed or engine.final:
+        return
+    hit: set[str] = set()
+    for n in changed:
+        hit |= engine.ix.deps.get(n, set())
+    if any(h.startswith("guard:") for h in hit):
+        eval_guards(engine, now, eff)
+    for task in engine.script.tasks:
+        if f"task:{task.name}" in hit:
+            eval_condition(engine, task, now)
+    for lp in engine.script.loops:
+        if f"loop:{lp.name}" in hit and lp.input not in changed:
+            engine._loop_input(lp, now, eff)
+
+
+def eval_condition(engine: Engine, task: Task, now: float) -> None:
+    trig = task.trigger
+    st = engine.tasks[task.name]
+    if isinstance(trig, When):
+        truth = engine.values.truth(trig.condition)
+        if truth and not st.truth:
+            if trig.for_s > 0:
+                st.hold_until = now + trig.for_s
+            else:
+                st.dues = [now]
+        elif not truth:
+            st.hold_until = None
+            st.dues = []  # an edge not yet fired (held, busy) is forgotten when it turns false again
+        st.truth = truth
+    elif isinstance(trig, While):
+        truth = engine.values.truth(trig.condition)
+        if truth and not st.inside:
+            st.inside, st.dues, st.exit_pending = True, [now], False
+        elif not truth and st.inside:
+            st.inside, st.dues, st.exit_pending = False, [], bool(trig.on_exit)
+        st.truth = truth
+
+
+def eval_guards(engine: Engine, now: float, eff: list[Effect]) -> None:
+    was_held = bool(engine.holding)
+    for guard in engine.script.guards:
+        why = guard_holds(guard, engine.values)
+        if why is not None and guard.name not in engine.holding:
+            engine.holding[guard.name] = why
+            eff.append(LogEffect("alarm", "guard_hold", f"held by guard {guard.name}: {why}",
+                                 f"guard:{guard.name}", {"guard": guard.name, "reason": why}))
+            eff.extend(engine._command(c.unit, c.module, c.cmd, c.args, "guard", guard.name)
+                       for c in guard.outputs)
+        elif why is None and guard.name in engine.holding:
+            del engine.holding[guard.name]
+            eff.append(LogEffect("info", "guard_release", f"guard {guard.name} clear",
+                                 f"guard:{guard.name}", {"guard": guard.name}))
+    if was_held and not engine.holding and not engine.final:
+        for st in engine.pid.values():
+            st.restart()
+        eff.extend(engine.wanted_outputs())
+
+
+def stale_deadlines(engine: Engine) -> dict[str, float]:
+    out = {}
+    for name in engine.ix.monitored:
+        if name in engine.stale:
+            continue
+        seen = engine.values.readings.get(name)
+        out[name] = (seen[1] if seen else engine.started_at) + engine.script.stale_after_s
+    return out
+
+
+def check_stale(engine: Engine, now: float, eff: list[Effect]) -> None:
+    newly = {n for n, deadline in stale_deadlines(engine).items() if now - deadline > 0}
+    for name in sorted(newly):
+        engine.stale.add(name)
+        seen = engine.values.readings.get(name)
+        age = "never received" if seen is None else f"last {now - seen[1]:.1f} s ago"
+        eff.append(LogEffect("warning", "stale_reading", f"{name} is stale ({age}; stale_after "
+                             f"{engine.script.stale_after_s:g} s): not used until a fresh one arrives",
+                             "engine", {"name": name}))
+    changed = set(newly)
+    for name in newly:
+        changed.update(engine.ix.signals_of.get(name, ()))
+    react(engine, changed, now, eff)
