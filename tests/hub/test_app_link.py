@@ -116,7 +116,7 @@ async def test_the_hubs_own_topics_are_not_taken_for_a_units(tmp_path: Path,
             "lecis": "IDLE", "control": "REMOTE", "outputs": {}, "error": None,
             "ts": "2026-12-01T10:00:00.000Z"}).encode())])
         async with asyncio.timeout(10):
-            while not states:
+            while "bench-6/ph1" not in states:
                 await asyncio.sleep(0.02)
-    assert states == ["bench-6/ph1"]
+    assert [s for s in states if s.startswith("bench-6/")] == ["bench-6/ph1"]  # the broker is shared
     assert link.stats["bad.state"] == 0

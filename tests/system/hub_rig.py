@@ -167,8 +167,10 @@ def kept_seqs(found: Probe, unit: str, module: str) -> list[int]:
     return sorted({m.payload["seq"] for m in found.messages if m.topic in topics})
 
 
-def last_state(found: Probe) -> dict[str, Any]:
-    return found.last("lab/hub/experiment/state") or {}
+def last_state(found: Probe, hub: str) -> dict[str, Any]:
+    """The last experiment state hub `hub` published (the broker is shared: others' are retained too)."""
+    states = [s for s in found.on("lab/hub/experiment/state") if isinstance(s, dict) and s.get("hub") == hub]
+    return states[-1] if states else {}
 
 
 async def wait_recorded(found: Probe, data_dir: Path, unit: str, timeout: float = 30.0) -> None:

@@ -33,16 +33,17 @@ pytestmark = pytest.mark.system
 
 async def test_every_seq_the_unit_produced_is_in_the_database_and_the_csvs(
         tmp_path: Path, mosquitto: MosquittoProcess) -> None:
-    unit, port = "sys-rec", mosquitto.port
+    unit, port, hub_id = "sys-rec", mosquitto.port, "hub-sys-rec"
     async with probe("127.0.0.1", port, pattern="lab/#") as found:
-        hub, data_dir = await start_running(tmp_path, port, unit, "hub-sys-rec", found)
+        hub, data_dir = await start_running(tmp_path, port, unit, hub_id, found)
         try:
             with bench(tmp_path, unit, port) as (_, unit_proc):
-                await found.wait_for(lambda: last_state(found).get("state") == "running", 60, "the run")
+                await found.wait_for(lambda: last_state(found, hub_id).get("state") == "running", 60,
+                                     "the run")
                 await found.wait_for(lambda: len(kept_seqs(found, unit, "ph1")) >= 25, 60, "readings")
                 stop(unit_proc)  # everything it measured is sent before it exits
             await wait_recorded(found, data_dir, unit)
-            run_dir = data_dir / "runs" / last_state(found)["run_id"]
+            run_dir = data_dir / "runs" / last_state(found, hub_id)["run_id"]
         finally:
             assert stop(hub) == 0
     assert_every_seq_recorded(found, data_dir, run_dir, unit, 25)
@@ -51,12 +52,13 @@ async def test_every_seq_the_unit_produced_is_in_the_database_and_the_csvs(
 
 async def test_a_broker_restart_mid_run_loses_no_reading(tmp_path: Path,
                                                          outage_broker: MosquittoProcess) -> None:
-    unit, port = "sys-brk", outage_broker.port
+    unit, port, hub_id = "sys-brk", outage_broker.port, "hub-sys-brk"
     async with probe("127.0.0.1", port, pattern="lab/#", persistent=True) as found:
-        hub, data_dir = await start_running(tmp_path, port, unit, "hub-sys-brk", found)
+        hub, data_dir = await start_running(tmp_path, port, unit, hub_id, found)
         try:
             with bench(tmp_path, unit, port) as (_, unit_proc):
-                await found.wait_for(lambda: last_state(found).get("state") == "running", 60, "the run")
+                await found.wait_for(lambda: last_state(found, hub_id).get("state") == "running", 60,
+                                     "the run")
                 await found.wait_for(lambda: len(kept_seqs(found, unit, "ph1")) >= 10, 60, "readings")
                 outage_broker.stop()
                 await asyncio.sleep(3.0)  # the unit measures into its outbox while there is no broker
@@ -66,7 +68,7 @@ async def test_a_broker_restart_mid_run_loses_no_reading(tmp_path: Path,
                                      "readings after the restart")
                 stop(unit_proc)
             await wait_recorded(found, data_dir, unit, timeout=60)
-            run_dir = data_dir / "runs" / last_state(found)["run_id"]
+            run_dir = data_dir / "runs" / last_state(found, hub_id)["run_id"]
         finally:
             assert stop(hub) == 0
     assert_every_seq_recorded(found, data_dir, run_dir, unit, 35)

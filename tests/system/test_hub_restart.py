@@ -40,14 +40,15 @@ def on_ids(run_dir: Path, module: str, task: str) -> set[str]:
 
 async def test_a_hub_killed_mid_run_resumes_and_fires_nothing_twice(tmp_path: Path,
                                                                    mosquitto: MosquittoProcess) -> None:
-    unit, port = "sys-kill", mosquitto.port
+    unit, port, hub_id = "sys-kill", mosquitto.port, "hub-sys-kill"
     async with probe("127.0.0.1", port, pattern="lab/#") as found:
-        hub, data_dir = await start_running(tmp_path, port, unit, "hub-sys-kill", found, heat_at="4s")
+        hub, data_dir = await start_running(tmp_path, port, unit, hub_id, found, heat_at="4s")
         config = tmp_path / "hub" / "hub.yaml"
         try:
             with bench(tmp_path, unit, port) as (bench_dir, unit_proc):
-                await found.wait_for(lambda: last_state(found).get("state") == "running", 60, "the run")
-                run_id = last_state(found)["run_id"]
+                await found.wait_for(lambda: last_state(found, hub_id).get("state") == "running", 60,
+                                     "the run")
+                run_id = last_state(found, hub_id)["run_id"]
                 # Killed in the middle of heat_once: heater on, the 1 s wait, then off.
                 await found.wait_for(lambda: rising_edges(bench_dir, "heater") == 1, 30, "the heater on")
                 os.kill(hub.pid, signal.SIGKILL)
@@ -58,20 +59,21 @@ async def test_a_hub_killed_mid_run_resumes_and_fires_nothing_twice(tmp_path: Pa
                 def resumed() -> float | None:
                     for m in found.messages:
                         if m.topic == "lab/hub/experiment/state" and m.at > killed_at and \
-                                m.payload.get("resumed") and m.payload.get("state") == "running":
+                                m.payload.get("hub") == hub_id and m.payload.get("resumed") and \
+                                m.payload.get("state") == "running":
                             return m.at
                     return None
 
                 resumed_at = await found.wait_for(resumed, 30, "the run resumed")
                 print(f"resumed {resumed_at - killed_at:.2f} s after the kill (hub process start included)")
-                assert last_state(found)["run_id"] == run_id
+                assert last_state(found, hub_id)["run_id"] == run_id
                 run_dir = data_dir / "runs" / run_id
                 ticks = len(on_ids(run_dir, "aeration", "tick"))
                 await found.wait_for(lambda: len(on_ids(run_dir, "aeration", "tick")) >= ticks + 3, 30,
                                      "three more ticks after the restart")
                 await found.wait_for(lambda: read_pin_log(bench_dir / "pins.log")["GPIO22"][-1][1] == 0.0,
                                      10, "the heater off (the interrupted sequence finished)")
-                fired = last_state(found)["fired"]
+                fired = last_state(found, hub_id)["fired"]
                 stop(unit_proc)
             await wait_recorded(found, data_dir, unit)
         finally:
