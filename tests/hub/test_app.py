@@ -54,18 +54,20 @@ async def unit_and_watch(tmp: Path, name: str, port: int) -> AsyncIterator[tuple
         yield unit, found
 
 
-def state(found: Probe) -> dict[str, Any]:
-    return found.last("lab/hub/experiment/state") or {}
+def state(found: Probe, hub: str) -> dict[str, Any]:
+    """The last experiment state of `hub` (the broker is shared with other tests' hubs)."""
+    states = [s for s in found.on("lab/hub/experiment/state") if isinstance(s, dict) and s.get("hub") == hub]
+    return states[-1] if states else {}
 
 
 async def test_a_script_runs_its_commands_and_the_files_record_them(tmp_path: Path,
                                                                      mosquitto: MosquittoProcess) -> None:
     async with unit_and_watch(tmp_path, "app-1", mosquitto.port) as (unit, found):
         async with Hub(config(tmp_path, mosquitto.port, write_script(tmp_path, "app-1"), "hub-a1")) as hub:
-            await found.wait_for(lambda: state(found).get("state") == "running", 15, "the run started")
+            await found.wait_for(lambda: state(found, "hub-a1").get("state") == "running", 15, "the run")
             await found.wait_for(lambda: unit.pin(27).state == 1, 10, "valve1 on")
-            run_id = state(found)["run_id"]
-            assert state(found)["units"]["app-1"]["lease"] is True
+            run_id = state(found, "hub-a1")["run_id"]
+            assert state(found, "hub-a1")["units"]["app-1"]["lease"] is True
             await found.wait_for(lambda: any(e["message"] == "valve open" for e in found.on(
                 "lab/hub/experiment/event")), 10, "the log line")
             events = found.on("lab/hub/experiment/event")
@@ -103,7 +105,7 @@ async def test_without_a_script_the_hub_records_and_says_idle(tmp_path: Path,
                                                               mosquitto: MosquittoProcess) -> None:
     async with unit_and_watch(tmp_path, "app-5", mosquitto.port) as (_, found):
         async with Hub(config(tmp_path, mosquitto.port, None, "hub-a5")) as hub:
-            await found.wait_for(lambda: state(found).get("state") == "idle", 10, "idle state")
+            await found.wait_for(lambda: state(found, "hub-a5").get("state") == "idle", 10, "idle state")
             await asyncio.sleep(0)
             assert hub.recorder is not None
             await hub.recorder.flush()
@@ -129,7 +131,7 @@ async def test_pause_resume_and_stop_over_mqtt(tmp_path: Path, mosquitto: Mosqui
     port = mosquitto.port
     async with unit_and_watch(tmp_path, "app-6", port) as (unit, found):
         async with Hub(config(tmp_path, port, write_script(tmp_path, "app-6"), "hub-a6")):
-            await found.wait_for(lambda: state(found).get("state") == "running", 15, "the run started")
+            await found.wait_for(lambda: state(found, "hub-a6").get("state") == "running", 15, "the run")
             assert (await command(found, port, "p1", "experiment.pause"))["result"]["state"] == "paused"
             again = await command(found, port, "p2", "experiment.pause")
             assert again["status"] == "rejected" and again["error"]["kind"] == "state"
@@ -139,4 +141,4 @@ async def test_pause_resume_and_stop_over_mqtt(tmp_path: Path, mosquitto: Mosqui
             stopped = await command(found, port, "p5", "experiment.stop", {"reason": "enough"})
             assert stopped["result"]["state"] == "stopped"
             await found.wait_for(lambda: unit.pin(27).state == 0, 10, "valve1 off: the stop turned it off")
-            await found.wait_for(lambda: state(found).get("state") == "stopped", 10, "the state says stopped")
+            await found.wait_for(lambda: state(found, "hub-a6").get("state") == "stopped", 10, "stopped")
