@@ -84,6 +84,10 @@ class Bad:
 
 Record = DataRecord | EventRecord | StateRecord | Bad
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Names already found valid, so the hot path skips their regexes; bounded against a flood of new ones.
+_NAMES_KEPT = 10_000
+_GOOD_NAMES: set[tuple[str, str]] = set()
+_GOOD_VALUES: set[str] = set()
 
 
 def clean_text(text: str) -> str:
@@ -167,12 +171,16 @@ def decode(unit: Any, module: Any, kind: Any, payload: Any, received_at: float) 
 
 
 def _bad_names(unit: Any, module: Any, kind: Any, received_at: float) -> Bad | None:
+    if type(unit) is str and type(module) is str and (unit, module) in _GOOD_NAMES:
+        return None
     if not isinstance(unit, str) or UNIT_ID.match(unit) is None:
         return Bad(None, None, str(kind), f"unit id {_shown(unit)} is not a valid unit id", received_at)
     if kind in ("data", "event", "state") and (
         not isinstance(module, str) or MODULE_ID.match(module) is None
     ):
         return Bad(unit, None, str(kind), f"module id {_shown(module)} is not a valid module id", received_at)
+    if type(module) is str and MODULE_ID.match(module) is not None and len(_GOOD_NAMES) < _NAMES_KEPT:
+        _GOOD_NAMES.add((unit, module))
     return None
 
 
@@ -208,8 +216,11 @@ def _fast_data(unit: str, module: str, payload: Any, received_at: float) -> Data
                     return None
             elif kind is not int or not -(2**53) <= value <= 2**53:
                 return None
-            if VALUE_NAME.match(name) is None:
-                return None
+            if name not in _GOOD_VALUES:
+                if type(name) is not str or VALUE_NAME.match(name) is None:
+                    return None
+                if len(_GOOD_VALUES) < _NAMES_KEPT:
+                    _GOOD_VALUES.add(name)
             floats[name] = float(value)
         try:
             at = epoch(ts)
