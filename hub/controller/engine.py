@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from hub.controller import index, loop_control, outputs, reactions, sequences, snapshot, timing
+from hub.controller import index, loop_control, outputs, reactions, sequences, snapshot, switch_off, timing
 from hub.controller import status as status_report
 from hub.controller.conditions import Values, unit_of
 from hub.controller.diff import ScriptDiff, compare
@@ -60,6 +60,9 @@ class Engine:
         self.touched: set[tuple[str, str]] = set()
         self.task_outputs: dict[tuple[str, str], tuple[str, dict[str, Value]]] = {}
         self.pending: dict[str, tuple[str, str]] = {}  # effect id -> (kind, task run id or name)
+        self.inflight: dict[str, tuple[str, str]] = {}  # effect id -> (unit, module) of a long command
+        self.switching: dict[str, switch_off.Switching] = {}  # effect id -> an output's way to off
+        self.aborted: set[str] = set()  # long commands an ABORT of ours ends: their failure is expected
         self.counter = 0
         self.run_counter = 0
         self.paused = False
@@ -112,6 +115,8 @@ class Engine:
             if run.command is not None:
                 c = run.command
                 self.pending[c["effect_id"]] = ("task", str(run.id))
+                if c["module"] is not None and c["cmd"] in switch_off.LONG_COMMANDS:
+                    self.inflight[c["effect_id"]] = (c["unit"], c["module"])
                 eff.append(CommandEffect(c["effect_id"], c["unit"], c["module"], c["cmd"], dict(c["args"]),
                                          c["origin"]))
         for st in self.pid.values():
@@ -165,10 +170,19 @@ class Engine:
         self.values.now = now
         eff: list[Effect] = []
         ref = self.pending.pop(effect_id, None)
+        self.inflight.pop(effect_id, None)
+        aborted = effect_id in self.aborted
+        self.aborted.discard(effect_id)
         if ref is None:
             return eff  # an answer to something we no longer wait for
         kind, name = ref
-        if not outcome.ok:
+        if switch_off.answered(self, effect_id, outcome, eff):
+            self._settle(now, eff)
+            return eff
+        if not outcome.ok and aborted:
+            eff.append(LogEffect("info", "command_aborted", f"command {effect_id} ({kind} {name}) ended by "
+                                 "ABORT: its output is off", f"{kind}:{name}", {"status": outcome.status}))
+        elif not outcome.ok:
             level: Literal["alarm", "warning"] = "alarm" if kind in ("task", "stop") else "warning"
             why = (outcome.error or {}).get("message", "")
             eff.append(LogEffect(level, "command_failed", f"command {effect_id} ({kind} {name}) "
@@ -179,10 +193,10 @@ class Engine:
             if run is not None and run.command is not None and run.command["effect_id"] == effect_id:
                 run.command = None
                 run.index += 1
-                if not outcome.ok and self.script.on_error == "stop":
+                if not outcome.ok and not aborted and self.script.on_error == "stop":
                     self._stop(now, f"a command of task {run.task} {outcome.status}", eff, "stopped")
                     return eff
-                if not outcome.ok and self.script.on_error == "pause":
+                if not outcome.ok and not aborted and self.script.on_error == "pause":
                     eff.extend(self.pause(now))
                 sequences.drive(self, run, now, eff)
         elif kind == "loop" and not outcome.ok and name in self.onoff:

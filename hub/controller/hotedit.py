@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hub.controller import switch_off
 from hub.controller.diff import compare, key
 from hub.controller.effects import Effect, LogEffect
 from hub.controller.signals import SignalWindow
@@ -76,7 +77,9 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
             engine.onoff.pop(name, None)
             engine.pid.pop(name, None)
             if lp.output not in outputs_now:
-                eff.append(engine._command(*lp.output, "off", {}, "loop", name))
+                off = switch_off.turn_off(engine, *lp.output, "loop", name, own_only=True)
+                if off is not None:
+                    eff.append(off)
     for name, nl in new_loops.items():
         if name not in engine.onoff and name not in engine.pid:
             engine._new_loop(nl)

@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from hub.controller import switch_off
 from hub.controller.effects import CommandEffect, Effect, LogEffect
-from hub.script.model import OnOffLoop, PidLoop, Value
+from hub.script.model import Guard, OnOffLoop, PidLoop, Value
 
 if TYPE_CHECKING:
     from hub.controller.engine import Engine
@@ -29,6 +30,8 @@ def command(engine: Engine, unit: str, module: str | None, cmd: str, args: Mappi
     if module is not None:
         if cmd in ON_COMMANDS:
             engine.touched.add((unit, module))
+        if cmd in switch_off.LONG_COMMANDS:
+            engine.inflight[effect_id] = (unit, module)
         if kind == "task" and cmd in STATE_COMMANDS:
             engine.task_outputs[(unit, module)] = (cmd, dict(args))
     return CommandEffect(effect_id, unit, module, cmd, dict(args), origin or f"{kind}:{ref}")
@@ -44,10 +47,25 @@ def stop(engine: Engine, now: float, reason: str, eff: list[Effect], final: str)
         st.dues, st.hold_until = [], None
     modules = set(engine.touched) | {lp.output for lp in engine.script.loops}
     for unit, module in sorted(modules):
-        eff.append(command(engine, unit, module, "off", {}, "stop", "all", "stop"))
+        off = switch_off.turn_off(engine, unit, module, "stop", "all", "stop")
+        if off is not None:
+            eff.append(off)
     eff.append(LogEffect("info", final, f"experiment {final}: {reason}; outputs off: "
                          f"{', '.join(f'{u}/{m}' for u, m in sorted(modules)) or 'none'}", "engine",
                          {"reason": reason}))
+
+
+def guard_outputs(engine: Engine, guard: Guard) -> list[CommandEffect]:
+    """A holding guard's commands; its `off`s bring the output off whatever runs (switch_off)."""
+    out: list[CommandEffect] = []
+    for c in guard.outputs:
+        if c.cmd == "off" and c.module is not None and not c.args:
+            off = switch_off.turn_off(engine, c.unit, c.module, "guard", guard.name)
+            if off is not None:
+                out.append(off)
+        else:
+            out.append(command(engine, c.unit, c.module, c.cmd, c.args, "guard", guard.name))
+    return out
 
 
 def wanted_outputs(engine: Engine) -> list[CommandEffect]:
@@ -58,8 +76,7 @@ def wanted_outputs(engine: Engine) -> list[CommandEffect]:
     if engine.holding:
         for guard in engine.script.guards:
             if guard.name in engine.holding:
-                out.extend(command(engine, c.unit, c.module, c.cmd, c.args, "guard", guard.name)
-                           for c in guard.outputs)
+                out.extend(guard_outputs(engine, guard))
         return out
     covered: set[tuple[str, str]] = set()
     for lp in engine.script.loops:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from hub.controller import outputs
 from hub.controller.effects import DerivedEffect, Effect, LogEffect, Reading
 from hub.controller.guards import guard_holds
 from hub.script.model import Task, When, While
@@ -94,8 +95,7 @@ def eval_guards(engine: Engine, now: float, eff: list[Effect]) -> None:
             engine.holding[guard.name] = why
             eff.append(LogEffect("alarm", "guard_hold", f"held by guard {guard.name}: {why}",
                                  f"guard:{guard.name}", {"guard": guard.name, "reason": why}))
-            eff.extend(engine._command(c.unit, c.module, c.cmd, c.args, "guard", guard.name)
-                       for c in guard.outputs)
+            eff.extend(outputs.guard_outputs(engine, guard))
         elif why is None and guard.name in engine.holding:
             del engine.holding[guard.name]
             eff.append(LogEffect("info", "guard_release", f"guard {guard.name} clear",

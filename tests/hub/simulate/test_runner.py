@@ -59,12 +59,13 @@ async def test_a_command_the_unit_refuses_follows_on_error(units: Units) -> None
     assert sim.vessel.state.base_ml == 0.0
 
 
-async def test_a_pulse_running_at_the_end_finishes_as_on_a_unit(units: Units) -> None:
+async def test_a_pulse_running_at_the_end_is_aborted_by_the_stop(units: Units) -> None:
     sim = simulation("tasks:\n  - {name: a, at: 50s, do: [{bench-1/heater: {pulse: {seconds: 100}}}]}\n",
                      units, 100.0)
     trace = await sim.run()
-    assert trace.on_intervals("bench-1/heater", trace.duration_s) == [(50.0, 150.0)]
-    assert sim.vessel.state.heat_j == pytest.approx(200.0 * 100.0)
+    assert trace.on_intervals("bench-1/heater", trace.duration_s) == [(50.0, 100.0)]
+    assert sim.vessel.state.heat_j == pytest.approx(200.0 * 50.0)
+    assert ("bench-1/heater", "ABORT", "done") in [c[1:] for c in trace.commands]
 
 
 class FakeWall:
