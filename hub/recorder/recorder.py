@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from edge.data_lock import LockHeld, PidLock
-from hub.controller.effects import Effect, Outcome
+from hub.controller.effects import CommandEffect, Effect, Outcome
 from hub.recorder.chunks import FileOps
 from hub.recorder.errors import RecorderBusy, RecorderClosed, RunIdInvalid
 from hub.recorder.intake import Record, decode, decode_bytes
@@ -47,7 +47,14 @@ class RunSink:
         self._recorder, self.run_id = recorder, run_id
 
     def effect(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
-        self._recorder._submit(EffectOp(self.run_id, effect, ts, outcome))
+        """Record one effect; a command about to be sent is written before this returns (see below)."""
+        sending = isinstance(effect, CommandEffect) and outcome is None
+        self._recorder._submit(EffectOp(self.run_id, effect, ts, outcome), urgent=sending)
+        if sending and self._recorder.write_ahead_s > 0:
+            # Write-ahead, as the controller's own state: after a kill -9 right after the send, the
+            # command is in commands.jsonl although its unit ran it. Bounded, and skipped while the
+            # disk refuses writes: recording must never hold control up for long.
+            self._recorder._wait_written(self._recorder.write_ahead_s)
 
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
         self._recorder._submit(VersionOp(self.run_id, version, text, author, ts, diff))
@@ -66,10 +73,14 @@ class Recorder:
         files: FileOps | None = None,
         batch_s: float = 0.05,
         max_backlog: int = MAX_BACKLOG,
+        write_ahead_s: float = 0.5,
     ) -> None:
+        """`write_ahead_s`: how long `sink(...).effect` may wait for a command's record (0: never)."""
         self.data_dir, self.clock = Path(data_dir), clock
         self.on_alarm, self.on_event = on_alarm, on_event
         self._files, self._batch_s, self.max_backlog = files, batch_s, max_backlog
+        self.write_ahead_s = write_ahead_s
+        self._write_ahead_late = False
         self._writer: Writer | None = None
         self._reader: Reader | None = None
         self._lock: PidLock | None = None
@@ -268,8 +279,18 @@ class Recorder:
         assert self._reader is not None
         return self._reader
 
-    def _submit(self, op: Op) -> None:
-        self._require().submit(op)
+    def _submit(self, op: Op, urgent: bool = False) -> None:
+        self._require().submit(op, urgent)
+
+    def _wait_written(self, timeout: float) -> None:
+        writer = self._require()
+        if writer.failing:
+            return
+        written = threading.Event()
+        writer.submit(Flush(written.set), urgent=True)
+        if not written.wait(timeout) and not self._write_ahead_late:
+            self._write_ahead_late = True
+            log.warning("a command record took over %.1f s to write; the command goes out anyway", timeout)
 
     def _started(self, started_at: float | None) -> float:
         return self.clock.now().timestamp() if started_at is None else started_at

@@ -60,6 +60,7 @@ class Writer(RunOps):
         self.sync_s, self.meta_s = sync_s, meta_s
         self.queue: deque[Op] = deque()
         self.wake = threading.Event()
+        self.hurry = threading.Event()
         self.pending: list[Op] = []
         self.failing: str | None = None  # the error of the episode under way
         self.published: dict[tuple[str, str], dict[str, Any]] = {}
@@ -111,8 +112,11 @@ class Writer(RunOps):
         self.store.close()
         return left
 
-    def submit(self, op: Op) -> None:
+    def submit(self, op: Op, urgent: bool = False) -> None:
+        """Queue `op`; `urgent` writes it without waiting for a batch to gather."""
         self.queue.append(op)
+        if urgent:
+            self.hurry.set()
         if not self.wake.is_set():
             self.wake.set()
 
@@ -138,8 +142,9 @@ class Writer(RunOps):
         while True:
             self.wake.wait(timeout=0.25)
             if self.queue and not self._stopping and len(self.queue) < self.max_batch and not self.failing:
-                time.sleep(self.batch_s)  # gather a batch
+                self.hurry.wait(self.batch_s)  # gather a batch, unless something is urgent
             self.wake.clear()
+            self.hurry.clear()
             while self.queue:
                 self.pending.append(self.queue.popleft())
             now = time.monotonic()

@@ -225,3 +225,13 @@ async def test_events_are_filtered_by_module_code_level_and_time(tmp_path: Path)
         assert [e["seq"] for e in rec.events(level="alarm")] == [2]
         assert [e["seq"] for e in rec.events(code="bad_data", start=T0.timestamp() + 2)] == [3]
         assert [e["seq"] for e in rec.events(limit=1)] == [1]
+
+
+async def test_a_command_is_in_commands_jsonl_before_sink_effect_returns(tmp_path: Path) -> None:
+    async with Recorder(tmp_path, SetClock()) as rec:
+        rec.open_run("run-1", {}, {"bench-1": birth()})
+        sink = rec.sink("run-1")
+        sink.effect(CommandEffect("e7", "bench-1", "aeration", "on", {}, "task:tick"), T0.timestamp(), None)
+        # No flush: a hub killed right after sending must still find the command it sent.
+        lines = one_chunk(tmp_path / "runs/run-1", "commands.*.jsonl").read_text().splitlines()
+        assert [json.loads(x)["effect_id"] for x in lines] == ["e7"]
