@@ -120,7 +120,7 @@ class Engine:
                 eff.append(CommandEffect(c["effect_id"], c["unit"], c["module"], c["cmd"], dict(c["args"]),
                                          c["origin"]))
         for st in self.pid.values():
-            st.restart()  # dt must not span the gap
+            st.resumed(now, loop_control.RESUME_MARGIN_S)  # dt must not span the gap; pulses sent before
         self._eval_guards(now, eff)
         if not self.holding:
             eff.extend(self.wanted_outputs())

@@ -4,15 +4,26 @@ Loops act only on fresh values and never while a guard holds; an ON/OFF loop
 sends a command only on a change, a PID with `period_s` > 0 sends one `pulse`
 of duty*period per period (the unit ends each on-time itself), with period 0
 an `on {speed}` whenever the output moves by 0.1 % of its range.
+
+A pulse never goes out while a pulse (any long command of the engine's) on
+the same output is in flight: the unit is BUSY until it ends and would refuse
+it. The period's pulse then waits for that answer and is shortened by the
+wait, so it ends when it would have (none when less than 1 ms is left, or
+when the answer comes only after the period is over). After a restart the
+answer of a pulse sent before it never comes: the pulse is taken to run until
+its planned end plus RESUME_MARGIN_S.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hub.controller import switch_off
 from hub.controller.effects import CommandEffect, Effect
 from hub.controller.loops import onoff_decide, pid_step, pulse_seconds
 from hub.script.model import Loop, OnOffLoop, PidLoop
+
+RESUME_MARGIN_S = 1.0  # a pulse sent before a restart: the unit may have started it this much later
 
 if TYPE_CHECKING:
     from hub.controller.engine import Engine
@@ -79,13 +90,39 @@ def loop_timers(self: Engine, now: float, eff: list[Effect]) -> None:
                 loop_input(self, lp, now, eff)
         elif lp.period_s > 0:
             st = self.pid[lp.name]
-            if st.next_pulse is None or st.next_pulse > now:
-                continue
-            while st.next_pulse <= now:
-                st.next_pulse += lp.period_s
-            fresh = self.values.fresh(lp.input) is not None
-            if st.output is not None and fresh and loop_enabled(self, lp) and not self.final:
-                seconds = pulse_seconds(lp, st.output)
-                if seconds is not None:
-                    eff.append(self._command(*lp.output, "pulse", {"seconds": seconds}, "loop", lp.name))
+            if st.next_pulse is not None and st.next_pulse <= now:
+                begun = st.next_pulse
+                while st.next_pulse <= now:
+                    begun, st.next_pulse = st.next_pulse, st.next_pulse + lp.period_s
+                st.owed_from = None  # a pulse still waiting from the period before is dropped
+                if pulse_wanted(self, lp):
+                    st.owed_from = begun
+            send_owed(self, lp, now, eff)
+
+
+def pulse_wanted(self: Engine, lp: PidLoop) -> bool:
+    st = self.pid[lp.name]
+    fresh = self.values.fresh(lp.input) is not None
+    return st.output is not None and fresh and loop_enabled(self, lp) and not self.final
+
+
+def pulse_in_flight(self: Engine, lp: PidLoop, now: float) -> bool:
+    st = self.pid[lp.name]
+    resumed_busy = st.busy_until is not None and now < st.busy_until
+    return bool(switch_off.running(self, *lp.output)) or resumed_busy
+
+
+def send_owed(self: Engine, lp: PidLoop, now: float, eff: list[Effect]) -> None:
+    """The period's pulse, once nothing runs on the output: shortened by how late it goes out."""
+    st = self.pid[lp.name]
+    if st.owed_from is None or pulse_in_flight(self, lp, now):
+        return
+    late = now - st.owed_from
+    st.owed_from = None
+    if late >= lp.period_s or not pulse_wanted(self, lp) or st.output is None:
+        return
+    seconds = pulse_seconds(lp, st.output, late)
+    if seconds is not None:
+        st.pulse_end = now + seconds
+        eff.append(self._command(*lp.output, "pulse", {"seconds": seconds}, "loop", lp.name))
 

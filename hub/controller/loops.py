@@ -55,6 +55,9 @@ class PidState:
     last_ts: float | None = None
     output: float | None = None  # the last output computed
     next_pulse: float | None = None  # time-proportioning: when the next period starts
+    owed_from: float | None = None  # start of a period whose pulse waits for the previous one's answer
+    pulse_end: float | None = None  # when the last pulse sent should end (sent at + seconds)
+    busy_until: float | None = None  # after a restart: a pulse sent before it may run until then
     sent: float | None = None  # period 0: the last speed sent
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +70,13 @@ class PidState:
         """
         self.last_pv = None
         self.last_ts = None
+
+    def resumed(self, now: float, margin_s: float) -> None:
+        """After a restart the answer to a pulse sent before it never comes: take it as running until its
+        planned end (plus a margin for the unit's start lag), so no pulse is sent into a BUSY module."""
+        self.restart()
+        if self.pulse_end is not None and self.pulse_end + margin_s > now:
+            self.busy_until = self.pulse_end + margin_s
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:
@@ -98,7 +108,8 @@ def pid_step(loop: PidLoop, st: PidState, pv: float, sp: float, ts: float) -> fl
     return st.output
 
 
-def pulse_seconds(loop: PidLoop, output: float) -> float | None:
-    """Time-proportioning: on-time for one period, None when it rounds to nothing."""
-    seconds = _clamp(output, 0.0, 1.0) * loop.period_s
+def pulse_seconds(loop: PidLoop, output: float, late_s: float = 0.0) -> float | None:
+    """Time-proportioning: on-time for one period, less `late_s` when the pulse goes out that long after
+    the period began (it still ends when it would have); None when it rounds to nothing."""
+    seconds = _clamp(output, 0.0, 1.0) * loop.period_s - late_s
     return None if seconds < PULSE_MIN_S else round(seconds, 3)

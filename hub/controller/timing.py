@@ -45,8 +45,13 @@ def next_due(engine: Engine) -> float | None:
         for lp in engine.script.loops:
             if isinstance(lp, OnOffLoop) and engine.onoff[lp.name].recheck_at is not None:
                 times.append(engine.onoff[lp.name].recheck_at or 0.0)
-            if isinstance(lp, PidLoop) and lp.period_s > 0 and engine.pid[lp.name].next_pulse is not None:
-                times.append(engine.pid[lp.name].next_pulse or 0.0)
+            if isinstance(lp, PidLoop) and lp.period_s > 0:
+                ps = engine.pid[lp.name]
+                if ps.next_pulse is not None:
+                    times.append(ps.next_pulse)
+                waiting = ps.owed_from is not None and ps.busy_until is not None
+                if waiting and ps.busy_until is not None and ps.busy_until > engine.values.now:
+                    times.append(ps.busy_until)  # a pulse from before a restart may run until then
     return min(times) if times else None
 
 

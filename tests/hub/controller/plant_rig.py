@@ -34,8 +34,10 @@ def parse(text: str) -> Script:
 class PlantRig:
     """Feeds the engine what the simulated unit publishes and carries out its commands, in order."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, latency: Callable[[int], tuple[float, float]] | None = None) -> None:
+        """`latency(n)`: for the n-th command, seconds to reach the unit and for its answer to come back."""
         self.script = parse(text)
+        self.latency = latency
         self.clock, self.agenda = SimClock(), Agenda()
         self.vessel = Vessel(self.clock, VesselParams())
         self.plant = SimulatedPlant(_UNITS[0], _UNITS[1], self.vessel, self.clock, self.agenda, self)
@@ -45,6 +47,7 @@ class PlantRig:
         self.heater: list[tuple[float, bool]] = []  # the heater's output as the unit published it
         self._inputs: deque[Callable[[float], list[Effect]]] = deque()
         self._driving = False
+        self._sent = 0
 
     def start(self) -> None:
         self.plant.start()
@@ -59,12 +62,29 @@ class PlantRig:
             while self._inputs:
                 for effect in self._inputs.popleft()(self.clock.epoch()):
                     if isinstance(effect, CommandEffect):
-                        self.plant.submit(effect.unit, effect.module, effect.cmd, effect.args,
-                                          lambda o, e=effect: self._answered(e, o))  # type: ignore[misc]
+                        self._submit(effect)
                     elif isinstance(effect, LogEffect):
                         self.logs.append((self.clock.elapsed, effect))
         finally:
             self._driving = False
+
+    def _submit(self, effect: CommandEffect) -> None:
+        self._sent += 1
+        there, back = self.latency(self._sent) if self.latency is not None else (0.0, 0.0)
+
+        def answered(outcome: Outcome) -> None:
+            if back > 0:
+                self.agenda.at(self.clock.elapsed + back, lambda: self._answered(effect, outcome))
+            else:
+                self._answered(effect, outcome)
+
+        def arrive() -> None:
+            self.plant.submit(effect.unit, effect.module, effect.cmd, effect.args, answered)
+
+        if there > 0:
+            self.agenda.at(self.clock.elapsed + there, arrive)
+        else:
+            arrive()
 
     def _answered(self, effect: CommandEffect, outcome: Outcome) -> None:
         kind = str((outcome.error or {}).get("kind", ""))
