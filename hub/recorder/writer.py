@@ -134,6 +134,9 @@ class Writer(RunOps):
         except BaseException as exc:  # a bug: noticed by the recorder, which refuses further ingest
             log.exception("recorder writer stopped")
             self.died = exc
+            self._emit(RecorderEvent("alarm", "recorder_stopped", f"the recorder stopped writing ({exc!r}); "
+                                     "readings are no longer stored: restart the hub and report the log",
+                                     time.time()))
 
     def _loop(self) -> None:
         next_sync = time.monotonic() + self.sync_s

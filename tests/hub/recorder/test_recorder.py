@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from hub.controller.effects import CommandEffect, DerivedEffect, LogEffect, Outcome, SessionEffect
-from hub.recorder import Recorder, RecorderBusy, RecorderEvent, RunIdInvalid
+from hub.recorder import Recorder, RecorderBusy, RecorderClosed, RecorderEvent, RunIdInvalid
 from tests.hub.recorder.helpers import T0, SetClock, birth, data, event
 
 TS = "2026-12-01T13:00:00.000Z"
@@ -235,3 +236,22 @@ async def test_a_command_is_in_commands_jsonl_before_sink_effect_returns(tmp_pat
         # No flush: a hub killed right after sending must still find the command it sent.
         lines = one_chunk(tmp_path / "runs/run-1", "commands.*.jsonl").read_text().splitlines()
         assert [json.loads(x)["effect_id"] for x in lines] == ["e7"]
+
+
+async def test_a_writer_that_dies_raises_an_alarm_and_ingest_says_so(tmp_path: Path) -> None:
+    alarms: list[str] = []
+    rec = Recorder(tmp_path, SetClock(), on_alarm=lambda code, message: alarms.append(code))
+    async with rec:
+        writer = rec._writer
+        assert writer is not None
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("a bug")
+
+        writer._transaction = broken  # type: ignore[assignment,method-assign]
+        rec.ingest("bench-1", "ph1", "data", data(1, {"ph": 7.0}), 0.0)
+        while not alarms:
+            await asyncio.sleep(0.01)
+        with pytest.raises(RecorderClosed, match="stopped: RuntimeError"):
+            rec.ingest("bench-1", "ph1", "data", data(2, {"ph": 7.0}), 0.0)
+    assert alarms == ["recorder_stopped"]
