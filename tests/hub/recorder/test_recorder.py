@@ -205,6 +205,14 @@ async def test_a_session_records_its_unit_with_the_schema_of_its_last_birth(tmp_
     assert "bench-1/ph1" in json.loads((folder / "schema.json").read_text())["modules"]
 
 
+async def test_a_data_folder_with_odd_characters_works(tmp_path: Path) -> None:
+    folder = tmp_path / "lab data #1?"
+    async with Recorder(folder, SetClock()) as rec:
+        rec.ingest("bench-1", "ph1", "data", data(1, {"ph": 7.0}), 0.0)
+        await rec.flush()
+        assert rec.seqs("bench-1", "ph1") == [1]
+
+
 async def test_states_keep_the_last_one_per_module(tmp_path: Path) -> None:
     state = {"lecis": "IDLE", "control": "REMOTE", "outputs": {"on": False}, "error": None,
              "ts": "2026-12-01T13:00:00.000Z"}
