@@ -56,6 +56,7 @@ class Engine:
         self.pid: dict[str, PidState] = {}
         self.windows: dict[str, SignalWindow] = {}
         self.holding: dict[str, str] = {}  # guard name -> why it holds
+        self.guards_alarmed: set[str] = set()  # holding guards whose hold was raised as an alarm
         self.stale: set[str] = set()  # reading names in a staleness episode (warned once)
         self.touched: set[tuple[str, str]] = set()
         self.task_outputs: dict[tuple[str, str], tuple[str, dict[str, Value]]] = {}

@@ -104,6 +104,7 @@ def apply(engine: Engine, new: Script, version: int, author: str, now: float, ef
     was_held = bool(engine.holding)
     for name in [g for g in engine.holding if f"guard:{g}" in removed or f"guard:{g}" in changed]:
         del engine.holding[name]  # a changed guard is evaluated afresh below
+        engine.guards_alarmed.discard(name)
 
     engine.script = new
     engine.version = version

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from hub.controller import outputs
 from hub.controller.effects import DerivedEffect, Effect, LogEffect, Reading
-from hub.controller.guards import guard_holds
+from hub.controller.guards import guard_holds, waiting_for
 from hub.script.model import Task, When, While
 
 if TYPE_CHECKING:
@@ -88,18 +88,36 @@ def eval_condition(engine: Engine, task: Task, now: float) -> None:
 
 
 def eval_guards(engine: Engine, now: float, eff: list[Effect]) -> None:
+    """Hold and release by the guards. A hold waiting for first readings is said once, as info; the
+    `guard_hold` alarm is for a hold that means something (condition true, stale, unit offline)."""
     was_held = bool(engine.holding)
+    signals = [sig.name for sig in engine.script.signals]
+    waiting: dict[str, list[str]] = {}
     for guard in engine.script.guards:
         why = guard_holds(guard, engine.values)
-        if why is not None and guard.name not in engine.holding:
-            engine.holding[guard.name] = why
+        if why is None:
+            if guard.name in engine.holding:
+                del engine.holding[guard.name]
+                engine.guards_alarmed.discard(guard.name)
+                eff.append(LogEffect("info", "guard_release", f"guard {guard.name} clear",
+                                     f"guard:{guard.name}", {"guard": guard.name}))
+            continue
+        unseen = waiting_for(guard, engine.values, signals)
+        entering = guard.name not in engine.holding
+        engine.holding[guard.name] = f"waiting for first readings of {', '.join(unseen)}" if unseen else why
+        if entering:
+            eff.extend(outputs.guard_outputs(engine, guard))
+            if unseen:
+                waiting[guard.name] = unseen
+        if not unseen and guard.name not in engine.guards_alarmed:
+            engine.guards_alarmed.add(guard.name)
             eff.append(LogEffect("alarm", "guard_hold", f"held by guard {guard.name}: {why}",
                                  f"guard:{guard.name}", {"guard": guard.name, "reason": why}))
-            eff.extend(outputs.guard_outputs(engine, guard))
-        elif why is None and guard.name in engine.holding:
-            del engine.holding[guard.name]
-            eff.append(LogEffect("info", "guard_release", f"guard {guard.name} clear",
-                                 f"guard:{guard.name}", {"guard": guard.name}))
+    if waiting:
+        names = sorted({n for unseen in waiting.values() for n in unseen})
+        eff.append(LogEffect("info", "guard_waiting", f"waiting for first readings of {', '.join(names)} "
+                             f"(guards {', '.join(waiting)} hold until then)", "engine",
+                             {"guards": list(waiting), "readings": names}))
     if was_held and not engine.holding and not engine.final:
         for st in engine.pid.values():
             st.restart()

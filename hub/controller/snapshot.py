@@ -52,6 +52,7 @@ def dump(engine: Engine) -> dict[str, Any]:
         "readings": {name: list(v) for name, v in engine.values.readings.items()},
         "online": dict(engine.values.online),
         "holding": dict(engine.holding),
+        "guards_alarmed": sorted(engine.guards_alarmed),
         "stale": sorted(engine.stale),
         "touched": sorted([u, m] for u, m in engine.touched),
         "task_outputs": [[u, m, cmd, args] for (u, m), (cmd, args) in sorted(engine.task_outputs.items())],
@@ -101,6 +102,8 @@ def load(engine: Engine, data: Mapping[str, Any]) -> None:
         engine.values.online = dict(data["online"])
         field = "holding"
         engine.holding = dict(data["holding"])
+        field = "guards_alarmed"  # a state saved before this field: every hold was an alarm
+        engine.guards_alarmed = set(data.get("guards_alarmed", engine.holding))
         field = "stale"
         engine.stale = set(data["stale"])
         field = "touched"

@@ -31,12 +31,18 @@ def parse(text: str) -> Script:
     return parse_script(HEAD + text, str(EXAMPLES / "t.yaml"), _UNITS[0])
 
 
+def example(name: str = "respirometry.yaml") -> Script:
+    """One of examples/ as written."""
+    return parse_script((EXAMPLES / name).read_text(), str(EXAMPLES / name), _UNITS[0])
+
+
 class PlantRig:
     """Feeds the engine what the simulated unit publishes and carries out its commands, in order."""
 
-    def __init__(self, text: str, latency: Callable[[int], tuple[float, float]] | None = None) -> None:
+    def __init__(self, text: str, latency: Callable[[int], tuple[float, float]] | None = None,
+                 script: Script | None = None) -> None:
         """`latency(n)`: for the n-th command, seconds to reach the unit and for its answer to come back."""
-        self.script = parse(text)
+        self.script = script if script is not None else parse(text)
         self.latency = latency
         self.clock, self.agenda = SimClock(), Agenda()
         self.vessel = Vessel(self.clock, VesselParams())
