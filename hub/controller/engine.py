@@ -20,6 +20,11 @@ Rules a user can rely on (docs/scripts.md repeats them):
   resumes after the last action whose outcome was recorded, and a command in
   flight is re-sent with the SAME id (the unit answers it from its duplicate
   detection instead of running it twice).
+- Stopped or finished: every output the script touched goes off, a module
+  busy with a pulse, run or dose by ABORT (hub.controller.switch_off).
+
+The work is done in modules of one job each (docs/controller.md lists them);
+this class is the interface and holds the state they share.
 """
 
 from __future__ import annotations
