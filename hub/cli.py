@@ -23,6 +23,7 @@ from lecis.errors import ConfigError, LabedgeError
 log = logging.getLogger("labedge.hub")
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 4, 5
+EXIT_FAULT = 70  # as the unit's: something failed beyond repair, supervisord starts the process again
 
 
 def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +108,11 @@ async def _serve(config: Any) -> int:
     async with Hub(config) as hub:
         log.info("hub %s running (data in %s)", config.hub, config.data_dir)
         await hub.wait(stop)
+        failed = hub.controller is not None and hub.controller.failed.is_set()
+    if failed:
+        print("labedge: the experiment controller failed (see the log); exiting so that the hub is started "
+              "again and resumes the run", file=sys.stderr)
+        return EXIT_FAULT
     return EXIT_OK
 
 

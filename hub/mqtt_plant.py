@@ -158,6 +158,7 @@ class MqttPlant:
             sent = True
             try:
                 reply = await link.client.call(module, cmd, args, timeout=self.timeout_s, command_id=wire_id)
+                link.client.replies.pop(wire_id, None)  # the client logs every reply; a hub runs for months
             except ReplyTimeout:
                 if link.online and self.session_up():
                     why = f"no final reply from {unit} to {cmd} within {self.timeout_s:g} s"
