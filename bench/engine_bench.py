@@ -54,6 +54,10 @@ def respirometry() -> tuple[Engine, Feed]:
     return Engine(script, run_id="bench", started_at=T0), feed
 
 
+def _wave(phase: int) -> Callable[[int], float]:
+    return lambda k: 50 + 45 * math.sin((k + phase) / 60)
+
+
 def fifty_conditions() -> tuple[Engine, Feed]:
     modules = 20
     birth = Birth("unit-0", "0.1.0", "boot", iso_ts(datetime.fromtimestamp(T0, UTC)), {
@@ -67,8 +71,7 @@ def fifty_conditions() -> tuple[Engine, Feed]:
     )
     text = f"experiment: bench\nunits: {{unit-0: unit-0.yaml}}\ntasks:\n{tasks}\n"
     script = parse_script(text, "bench.yaml", {"unit-0": birth})
-    feed: Feed = [("unit-0", f"m{m}", "v", lambda k, m=m: 50 + 45 * math.sin((k + 13 * m) / 60))
-                  for m in range(modules)]
+    feed: Feed = [("unit-0", f"m{m}", "v", _wave(13 * m)) for m in range(modules)]
     return Engine(script, run_id="bench", started_at=T0), feed
 
 

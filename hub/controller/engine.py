@@ -139,10 +139,12 @@ class Engine:
         if self.final:
             return eff
         changed = reactions.take_reading(self, reading, now, eff)
-        self._react(changed, now, eff)
-        for lp in self.script.loops:
-            if lp.input in changed:
-                self._loop_input(lp, now, eff)
+        if changed:
+            self._react(changed, now, eff)
+            if not self.ix.loop_inputs.isdisjoint(changed):
+                for lp in self.script.loops:
+                    if lp.input in changed:
+                        self._loop_input(lp, now, eff)
         self._settle(now, eff)
         return eff
 
@@ -271,6 +273,10 @@ class Engine:
         """Which items depend on which names (rebuilt with each script version)."""
         self.ix = index.build(self.script)
         self.timed_checked_at: float | None = None
+        self.stale_heap: list[tuple[float, str]] = []
+        reactions.rebuild_stale_heap(self)
+        self.wake_key: tuple[int, int, int, int] | None = None  # what `timing.task_wake` was computed for
+        self.wake: tuple[float | None, float | None, bool] = (None, None, False)
 
     def _new_task_state(self, task: Task, now: float) -> TaskState:
         trig = task.trigger

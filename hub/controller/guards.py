@@ -20,11 +20,17 @@ def guard_units(guard: Guard) -> set[str]:
     return {u for u in (unit_of(n) for n in guard.condition.names) if u}
 
 
-def guard_holds(guard: Guard, values: Values) -> str | None:
-    """Why the guard holds now (a message for the log and the status), or None when it is clear."""
-    offline = sorted(u for u in guard_units(guard) if not values.unit_online(u))
-    if offline:
-        return f"unit {', '.join(offline)} offline"
+def guard_holds(guard: Guard, values: Values, units: Collection[str] | None = None) -> str | None:
+    """Why the guard holds now (a message for the log and the status), or None when it is clear.
+
+    `units`: the units its condition reads, when known already (the engine's index keeps them).
+    """
+    if units is None:
+        units = guard_units(guard)
+    if units:
+        offline = sorted(u for u in units if not values.unit_online(u))
+        if offline:
+            return f"unit {', '.join(offline)} offline"
     try:
         value = guard.condition.evaluate(values)
     except EvaluationError as exc:

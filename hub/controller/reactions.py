@@ -8,6 +8,7 @@ reading, and warned about once per staleness episode.
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import TYPE_CHECKING
 
@@ -23,22 +24,32 @@ if TYPE_CHECKING:
 def take_reading(engine: Engine, reading: Reading, now: float, eff: list[Effect]) -> set[str]:
     """Store a reading's values (and the signals derived from them); the names that changed and are fresh."""
     changed: set[str] = set()
+    readings = engine.values.readings
+    ix = engine.ix
+    stale_after = engine.script.stale_after_s
+    ts = reading.ts
     for key, raw in reading.values.items():
         name = f"{reading.unit}/{reading.module}.{key}"
-        old = engine.values.readings.get(name)
-        if old is not None and reading.ts <= old[1]:
+        old = readings.get(name)
+        if old is not None and ts <= old[1]:
             continue  # a repeat or an older reading never replaces a newer one
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        if type(raw) is not float and (isinstance(raw, bool) or not isinstance(raw, int | float)):
             continue  # only finite numbers drive conditions and loops (a NaN would poison a PID)
+        if not math.isfinite(raw):
+            continue
         value = float(raw)
-        engine.values.readings[name] = (value, reading.ts)
-        for sig in engine.ix.signals_of.get(name, ()):
-            derived = engine.windows[sig].add(reading.ts, value)
-            if derived is not None:
-                engine.values.signals[sig] = (derived, reading.ts)
-                eff.append(DerivedEffect(sig, reading.ts, derived))
-                changed.add(sig)
-        if now - reading.ts > engine.script.stale_after_s:
+        readings[name] = (value, ts)
+        if name in ix.monitored:
+            heapq.heappush(engine.stale_heap, (ts + stale_after, name))
+        sigs = ix.signals_of.get(name)
+        if sigs is not None:
+            for sig in sigs:
+                derived = engine.windows[sig].add(ts, value)
+                if derived is not None:
+                    engine.values.signals[sig] = (derived, ts)
+                    eff.append(DerivedEffect(sig, ts, derived))
+                    changed.add(sig)
+        if now - ts > stale_after:
             continue  # stale on arrival (a backlog): stored, never acted on as fresh
         if name in engine.stale:
             engine.stale.discard(name)
@@ -51,16 +62,15 @@ def react(engine: Engine, changed: set[str], now: float, eff: list[Effect]) -> N
     """Re-evaluate what reads the changed names: guards first (hold), then conditions, then loops."""
     if not changed or engine.final:
         return
-    hit: set[str] = set()
-    for n in changed:
-        hit |= engine.ix.deps.get(n, set())
-    if any(h.startswith("guard:") for h in hit):
+    reach = engine.ix.reach_of(changed)
+    if reach is None:
+        return
+    if reach.guards:
         eval_guards(engine, now, eff)
-    for task in engine.script.tasks:
-        if f"task:{task.name}" in hit:
-            eval_condition(engine, task, now)
-    for lp in engine.script.loops:
-        if f"loop:{lp.name}" in hit and lp.input not in changed:
+    for task in reach.tasks:
+        eval_condition(engine, task, now)
+    for lp in reach.loops:
+        if lp.input not in changed:
             engine._loop_input(lp, now, eff)
 
 
@@ -91,10 +101,11 @@ def eval_guards(engine: Engine, now: float, eff: list[Effect]) -> None:
     """Hold and release by the guards. A hold waiting for first readings is said once, as info; the
     `guard_hold` alarm is for a hold that means something (condition true, stale, unit offline)."""
     was_held = bool(engine.holding)
-    signals = [sig.name for sig in engine.script.signals]
+    signals = [sig.name for sig in engine.script.signals] if engine.script.signals else []
     waiting: dict[str, list[str]] = {}
+    units = engine.ix.guard_units
     for guard in engine.script.guards:
-        why = guard_holds(guard, engine.values)
+        why = guard_holds(guard, engine.values, units.get(guard.name))
         if why is None:
             if guard.name in engine.holding:
                 del engine.holding[guard.name]
@@ -134,7 +145,34 @@ def stale_deadlines(engine: Engine) -> dict[str, float]:
     return out
 
 
+def rebuild_stale_heap(engine: Engine) -> None:
+    """The staleness deadlines as a heap (after a new version or a restore): read in O(1) per reading."""
+    engine.stale_heap = [(d, n) for n, d in stale_deadlines(engine).items()]
+    heapq.heapify(engine.stale_heap)
+
+
+def earliest_stale(engine: Engine) -> float | None:
+    """The first of `stale_deadlines` (None: none). Each reading pushes its name's new deadline; an entry
+    outdated by a newer reading, or of a name already stale, is dropped when it comes to the top."""
+    heap = engine.stale_heap
+    readings = engine.values.readings
+    stale = engine.stale
+    monitored = engine.ix.monitored
+    after = engine.script.stale_after_s
+    while heap:
+        deadline, name = heap[0]
+        if name in monitored and name not in stale:
+            seen = readings.get(name)
+            if deadline == (seen[1] if seen else engine.started_at) + after:
+                return deadline
+        heapq.heappop(heap)
+    return None
+
+
 def check_stale(engine: Engine, now: float, eff: list[Effect]) -> None:
+    first = earliest_stale(engine)
+    if first is None or not now - first > 0:
+        return  # no deadline passed
     newly = {n for n, deadline in stale_deadlines(engine).items() if now - deadline > 0}
     for name in sorted(newly):
         engine.stale.add(name)

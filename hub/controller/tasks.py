@@ -7,6 +7,12 @@ from typing import Any, Literal
 
 Part = Literal["do", "exit"]
 
+# Bumped by every change of a field that says when a task falls due, in any TaskState: the engine
+# then re-reads the earliest due time of its tasks (hub.controller.timing.task_wake), not on every step.
+changes = 0
+_WAKE_FIELDS = frozenset({"dues", "done", "hold_until", "exit_pending"})
+_MISSING = object()
+
 
 @dataclass
 class TaskState:
@@ -20,6 +26,12 @@ class TaskState:
     inside: bool = False  # `while`: inside the block
     exit_pending: bool = False  # `while`: on_exit due but not yet started
     last_fired: float | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WAKE_FIELDS and self.__dict__.get(name, _MISSING) != value:
+            global changes
+            changes += 1
+        object.__setattr__(self, name, value)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

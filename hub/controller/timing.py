@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hub.controller import hotedit, reactions, sequences
+from hub.controller import hotedit, reactions, sequences, tasks
 from hub.controller.effects import Effect
 from hub.script.model import OnOffLoop, PidLoop, When
 
@@ -28,19 +28,28 @@ def next_due(engine: Engine) -> float | None:
     times: list[float] = []
     if engine.script.duration_s is not None:
         times.append(engine.started_at + engine.script.duration_s)
-    times.extend(d + STALE_EPSILON for d in reactions.stale_deadlines(engine).values())
+    stale = reactions.earliest_stale(engine)
+    if stale is not None:
+        times.append(stale + STALE_EPSILON)
     if engine.ix.timed and engine.timed_checked_at is not None:
         times.append(engine.timed_checked_at + TIMED_RECHECK_S)
-    for run in engine.runs.values():
-        if run.wait_until is not None:
-            times.append(run.wait_until)
-    busy = {r.task for r in engine.runs.values()}
-    for task in engine.script.tasks:
-        st = engine.tasks[task.name]
-        if st.hold_until is not None:
-            times.append(st.hold_until)
-        if not engine._blocked() and not st.done and task.name not in busy and st.dues:
-            times.append(st.dues[0])
+    if engine.runs:
+        for run in engine.runs.values():
+            if run.wait_until is not None:
+                times.append(run.wait_until)
+        busy = {r.task for r in engine.runs.values()}
+        for task in engine.script.tasks:
+            st = engine.tasks[task.name]
+            if st.hold_until is not None:
+                times.append(st.hold_until)
+            if not engine._blocked() and not st.done and task.name not in busy and st.dues:
+                times.append(st.dues[0])
+    else:  # nothing runs, so no task is busy: the earliest of the tasks' times will do
+        hold, due, _ = task_wake(engine)
+        if hold is not None:
+            times.append(hold)
+        if due is not None and not engine._blocked():
+            times.append(due)
     if not engine.holding:
         for lp in engine.script.loops:
             if isinstance(lp, OnOffLoop) and engine.onoff[lp.name].recheck_at is not None:
@@ -55,6 +64,26 @@ def next_due(engine: Engine) -> float | None:
     return min(times) if times else None
 
 
+def task_wake(engine: Engine) -> tuple[float | None, float | None, bool]:
+    """Over the script's tasks: the earliest `for` hold end, the earliest due time of a task not done,
+    and whether an `on_exit` waits. Re-read only after a task's times changed (tasks.changes)."""
+    key = (tasks.changes, id(engine.tasks), len(engine.tasks), id(engine.script))
+    if key != engine.wake_key:
+        holds: list[float] = []
+        dues: list[float] = []
+        exit_pending = False
+        for task in engine.script.tasks:
+            st = engine.tasks[task.name]
+            if st.hold_until is not None:
+                holds.append(st.hold_until)
+            if not st.done and st.dues:
+                dues.append(st.dues[0])
+            exit_pending = exit_pending or st.exit_pending
+        engine.wake = (min(holds) if holds else None, min(dues) if dues else None, exit_pending)
+        engine.wake_key = key
+    return engine.wake
+
+
 def settle(engine: Engine, now: float, eff: list[Effect]) -> None:
     """Everything that is due at `now`, in order: end of run, staleness, timers, sequences, edits."""
     if engine.final or not engine.started:
@@ -64,29 +93,34 @@ def settle(engine: Engine, now: float, eff: list[Effect]) -> None:
         return
     reactions.check_stale(engine, now, eff)
     last = engine.timed_checked_at
-    if engine.ix.timed and (last is None or now >= last + TIMED_RECHECK_S):
+    ix = engine.ix
+    if ix.timed and (last is None or now >= last + TIMED_RECHECK_S):
         engine.timed_checked_at = now
-        if any(item.startswith("guard:") for item in engine.ix.timed):
+        if ix.timed_guards:
             reactions.eval_guards(engine, now, eff)
+        for task in ix.timed_tasks:
+            reactions.eval_condition(engine, task, now)
+        for lp in ix.timed_loops:
+            engine._loop_input(lp, now, eff)
+    hold = task_wake(engine)[0]
+    if hold is not None and hold <= now:
         for task in engine.script.tasks:
-            if f"task:{task.name}" in engine.ix.timed:
-                reactions.eval_condition(engine, task, now)
-        for lp in engine.script.loops:
-            if f"loop:{lp.name}" in engine.ix.timed:
-                engine._loop_input(lp, now, eff)
-    for task in engine.script.tasks:
-        st = engine.tasks[task.name]
-        if st.hold_until is not None and st.hold_until <= now:
-            st.hold_until = None
-            assert isinstance(task.trigger, When)
-            if engine.values.truth(task.trigger.condition):
-                st.dues = [now]
-            else:
-                st.truth = False
-    engine._loop_timers(now, eff)
-    for run in list(engine.runs.values()):
-        sequences.drive(engine, run, now, eff)
-    sequences.fire_dues(engine, now, eff)
+            st = engine.tasks[task.name]
+            if st.hold_until is not None and st.hold_until <= now:
+                st.hold_until = None
+                assert isinstance(task.trigger, When)
+                if engine.values.truth(task.trigger.condition):
+                    st.dues = [now]
+                else:
+                    st.truth = False
+    if engine.script.loops:
+        engine._loop_timers(now, eff)
+    if engine.runs:
+        for run in list(engine.runs.values()):
+            sequences.drive(engine, run, now, eff)
+    _, due, exit_pending = task_wake(engine)
+    if exit_pending or (due is not None and due <= now):
+        sequences.fire_dues(engine, now, eff)
     if engine.pending_apply is not None and not engine.final:
         new, version, author = engine.pending_apply
         engine.pending_apply = None
