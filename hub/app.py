@@ -84,6 +84,7 @@ class Hub:
         self.experiment = ExperimentTopics(self._publish, self.topics, config.hub, self.clock)
         self.commands = HubCommands(None, self._publish_reply, self.clock)
         self._stack: contextlib.AsyncExitStack | None = None
+        self._closing = False
         self._changed = asyncio.Event()  # the experiment's state may have changed: publish it now
         self._tasks: list[asyncio.Task[None]] = []
         self.failed: BaseException | None = None
@@ -125,6 +126,7 @@ class Hub:
             await stack.aclose()
 
     async def _stop_tasks(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -165,14 +167,15 @@ class Hub:
         return _total(stats, "readings_lost")
 
     async def _publish_status(self) -> None:
-        while True:
+        while not self._closing:  # as well as the cancel (a 3.11 wait_for in a publish can swallow one)
             self._changed.clear()
             try:
                 await self.experiment.state(self.status())
             except Exception:  # the state topic is a view; it must not end the hub
                 log.exception("publishing the experiment state failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), STATUS_PERIOD_S)
+                async with asyncio.timeout(STATUS_PERIOD_S):  # not wait_for: it can swallow a cancel
+                    await self._changed.wait()
 
     # ---- incoming (never raise: the link counts what does) --------------------------------------
     def _on_data(self, unit: str, module: str, data: Data, payload: dict[str, Any], at: float) -> None:

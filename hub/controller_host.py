@@ -91,6 +91,7 @@ class ControllerHost:
         self._dropped = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def script(self) -> Script:
@@ -120,6 +121,7 @@ class ControllerHost:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         for task in [*self._tasks, *self._pending]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._pending, return_exceptions=True)
@@ -158,7 +160,7 @@ class ControllerHost:
             await self.clock.sleep(0.1 if self.resumed else 0.5)
 
     async def _feed(self) -> None:
-        while True:
+        while not self._closing:  # as well as the cancel, which a 3.11 wait_for inside a step can swallow
             step = await self._inputs.get()
             try:
                 await step()

@@ -167,7 +167,8 @@ class HubLink:
         """Start the session; wait for the first connection up to the connect timeout, then go on."""
         self._task = asyncio.create_task(self.session.run(), name="hub-link")
         try:
-            await asyncio.wait_for(self.session.connected.wait(), self.session.config.connect_timeout_s)
+            async with asyncio.timeout(self.session.config.connect_timeout_s):
+                await self.session.connected.wait()
         except TimeoutError:
             log.warning("no broker at %s:%d yet; the hub keeps trying and records once it connects",
                         self.config.broker.host, self.config.broker.port)
@@ -176,8 +177,8 @@ class HubLink:
     async def __aexit__(self, *exc: object) -> None:
         if self.session.connected.is_set():
             with contextlib.suppress(Exception):  # the will says the same if this does not get out
-                await asyncio.wait_for(self.publish(self.topics.hub_state(), self._state(False), retain=True),
-                                       2.0)
+                async with asyncio.timeout(2.0):
+                    await self.publish(self.topics.hub_state(), self._state(False), retain=True)
         self.session.stop()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):

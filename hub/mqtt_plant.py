@@ -68,6 +68,7 @@ class MqttPlant:
         self.on_presence = on_presence or (lambda unit, online, why: None)
         self.units = {unit: UnitLink(UnitClient(client, unit, self.topics, holder=hub_id)) for unit in units}
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     # ---- what the link tells us ---------------------------------------------------------------
     def feed_reply(self, topic: str, payload: bytes) -> None:
@@ -149,7 +150,7 @@ class MqttPlant:
         """
         deadline = self.clock.monotonic() + self.offline_wait_s
         sent, attempt, wire_id = False, 0, command_id
-        while True:
+        while not self._closing:
             if not await self._online_by(link, deadline):
                 why = f"unit {unit} was {self._why_not(link)} for {self.offline_wait_s:g} s"
                 if sent:
@@ -180,6 +181,7 @@ class MqttPlant:
             if status == "done":
                 return Outcome("done", error, result)
             return Outcome("rejected" if status == "rejected" else "failed", error, result)
+        return Outcome("timeout", _error(ErrorKind.EXECUTION, f"the hub stopped before {unit} answered"))
 
     def session_up(self) -> bool:
         return self.connected is None or self.connected.is_set()
@@ -188,7 +190,7 @@ class MqttPlant:
         """True once the unit is ready and leased (and the broker there); False at `deadline`."""
         self._wake(link)
         while not (link.online and link.client.token is not None and self.session_up()):
-            if self.clock.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline or self._closing:
                 return False
             await self.clock.sleep(0.05)
         return True
@@ -225,7 +227,9 @@ class MqttPlant:
     async def _keep(self, unit: str, link: UnitLink) -> None:
         """Hold the unit's lease for as long as the plant runs."""
         link.wake = asyncio.Event()
-        while True:
+        # The flag as well as the cancel: in 3.11 a wait_for deep in a call can swallow a cancel
+        # that races its answer, and the keeper must still end.
+        while not self._closing:
             wait = RETRY_S
             if link.state is UnitStateName.READY:
                 if link.client.token is None:
@@ -235,8 +239,10 @@ class MqttPlant:
                 if link.client.token is not None:
                     wait = self._ttl(link) / 3
             link.wake.clear()
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel that races the wake.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(link.wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await link.wake.wait()
 
     async def _renew(self, unit: str, link: UnitLink) -> None:
         try:
@@ -259,11 +265,15 @@ class MqttPlant:
                 link.client.token = None
 
     async def __aenter__(self) -> MqttPlant:
+        self._closing = False
         self._tasks = [asyncio.create_task(self._keep(unit, link), name=f"lease-{unit}")
                        for unit, link in self.units.items()]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        for link in self.units.values():
+            self._wake(link)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -142,3 +142,25 @@ async def test_pause_resume_and_stop_over_mqtt(tmp_path: Path, mosquitto: Mosqui
             assert stopped["result"]["state"] == "stopped"
             await found.wait_for(lambda: unit.pin(27).state == 0, 10, "valve1 off: the stop turned it off")
             await found.wait_for(lambda: state(found, "hub-a6").get("state") == "stopped", 10, "stopped")
+
+
+async def test_a_birth_that_does_not_fit_the_script_raises_an_alarm(tmp_path: Path,
+                                                                     mosquitto: MosquittoProcess) -> None:
+    """The script was checked against unit files that offer valve1; the real unit has only a pump."""
+    from tests.system.inproc import PUMP, VALVE, write_equipment_unit
+
+    (tmp_path / "u").mkdir()
+    write_equipment_unit(tmp_path / "u", "app-7", mosquitto.port, {"pump1": PUMP, "valve1": VALVE})
+    script = write_script(tmp_path, "app-7")
+    (tmp_path / "real").mkdir()
+    async with running_unit(tmp_path / "real", "app-7", mosquitto.port, {"pump1": PUMP}), \
+            probe("127.0.0.1", mosquitto.port, pattern="lab/hub/experiment/event") as found:
+        async with Hub(config(tmp_path, mosquitto.port, script, "hub-a7")):
+
+            def mismatch() -> dict[str, Any] | None:
+                return next((e for e in found.on("lab/hub/experiment/event")
+                             if e.get("hub") == "hub-a7" and e["code"] == "script_birth_mismatch"), None)
+            alarm = await found.wait_for(mismatch, 15, "the alarm")
+    assert alarm["level"] == "alarm"
+    assert f"{script}:8:9: unit app-7 has no module 'valve1'; the modules of app-7 are: pump1" \
+        in alarm["message"]

@@ -65,6 +65,10 @@ async def test_a_hub_killed_mid_run_resumes_and_fires_nothing_twice(tmp_path: Pa
                     return None
 
                 resumed_at = await found.wait_for(resumed, 30, "the run resumed")
+                hub_states = [m.payload["online"] for m in found.messages
+                              if m.topic == "lab/hub/$state" and m.at > killed_at - 1.0]
+                assert False in hub_states  # the killed hub's will
+                assert found.last("lab/hub/$state")["online"] is True
                 print(f"resumed {resumed_at - killed_at:.2f} s after the kill (hub process start included)")
                 assert last_state(found, hub_id)["run_id"] == run_id
                 run_dir = data_dir / "runs" / run_id
