@@ -329,7 +329,10 @@ class Requests(Generic[T]):
         try:
             await send()
             try:
-                return await asyncio.wait_for(waiter, timeout)
+                # asyncio.timeout, not wait_for: in 3.11 wait_for returns the answer instead of raising
+                # when a cancel races it, and the caller's loop would never learn it was cancelled.
+                async with asyncio.timeout(timeout):
+                    return await waiter
             except TimeoutError:
                 raise RequestTimeout(f"no answer to {what} within {timeout:g} s") from None
         finally:
