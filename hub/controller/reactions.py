@@ -85,9 +85,12 @@ def eval_condition(engine: Engine, task: Task, now: float) -> None:
             else:
                 st.dues = [now]
         elif not truth:
-            st.hold_until = None
-            st.dues = []  # an edge not yet fired (held, busy) is forgotten when it turns false again
-        st.truth = truth
+            if st.hold_until is not None:
+                st.hold_until = None
+            if st.dues:
+                st.dues = []  # an edge not yet fired (held, busy) is forgotten when it turns false again
+        if st.truth != truth:
+            st.truth = truth
     elif isinstance(trig, While):
         truth = engine.values.truth(trig.condition)
         if truth and not st.inside:

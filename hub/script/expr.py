@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hub.script.compiler import Compiled, compile_node
 from hub.script.errors import ExpressionError, ScriptProblem
 from hub.script.functions import FUNCTIONS, Call, Signature
 from hub.script.lexer import KEYWORDS, LexError, Token, tokenize
@@ -55,6 +56,8 @@ class ParsedExpression:
     units: frozenset[str] = frozenset()  # units whose presence it reads (online("bench-1"))
     timed: bool = False  # reads `t`, age(), stale() or fresh(): its value changes with time alone
     locate: Locate | None = field(default=None, repr=False, compare=False, hash=False)
+    # `root` as closures (hub.script.compiler), made at the first evaluation
+    compiled: Compiled | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @property
     def names(self) -> frozenset[str]:
@@ -62,7 +65,10 @@ class ParsedExpression:
         return frozenset(name for name, _ in self.name_offsets)
 
     def evaluate(self, env: Environment) -> Value:
-        return self.root.evaluate(env)
+        compiled = self.compiled
+        if compiled is None:
+            compiled = self.compiled = compile_node(self.root)
+        return compiled(env)
 
     def where(self, name: str) -> Position:
         """Where `name` is first written in the file."""
