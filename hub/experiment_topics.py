@@ -2,7 +2,7 @@
 
 The state is what `experiment.status` answers: state, run id, script version,
 next due tasks, loop outputs, guards holding, readings lost. It is published
-when it changes (a change of `ts` alone is not one) and after each reconnect.
+when it changes (the passing of time alone, `ts` and `elapsed_s`, is not a change) and after each reconnect.
 Events are the script's log lines and the controller's own notices, as they
 happen, not retained. Shapes in docs/protocol.md.
 """
@@ -21,6 +21,7 @@ from lecis.wire import to_bytes
 log = logging.getLogger("labedge.hub.experiment")
 
 Publish = Callable[[str, bytes, bool], Awaitable[None]]  # topic, payload, retain
+CLOCK_FIELDS = frozenset({"elapsed_s"})  # they change every instant: not a change of the experiment
 
 
 class ExperimentTopics:
@@ -32,6 +33,7 @@ class ExperimentTopics:
         self.hub_id = hub_id
         self.clock = clock or SystemClock()
         self.last: dict[str, Any] | None = None
+        self.last_key: dict[str, Any] | None = None
         self.events_sent = 0
 
     @property
@@ -45,10 +47,11 @@ class ExperimentTopics:
     async def state(self, status: Mapping[str, Any], force: bool = False) -> None:
         """Publish `status` (retained) when it differs from the last one, or with `force`."""
         body = {"hub": self.hub_id, **status}
-        if not force and body == self.last:
+        key = {k: v for k, v in body.items() if k not in CLOCK_FIELDS}
+        if not force and key == self.last_key:
             return
         if await self._send(self.state_topic, {**body, "ts": iso_ts(self.clock.now())}, True):
-            self.last = body
+            self.last, self.last_key = body, key
 
     async def republish(self) -> None:
         """After a reconnect: the retained state may be from before the hub went away."""
