@@ -28,9 +28,9 @@ def guard_holds(guard: Guard, values: Values, units: Collection[str] | None = No
     if units is None:
         units = guard_units(guard)
     if units:
-        offline = sorted(u for u in units if not values.unit_online(u))
+        offline = [u for u in units if not values.unit_online(u)]
         if offline:
-            return f"unit {', '.join(offline)} offline"
+            return f"unit {', '.join(sorted(offline))} offline"
     try:
         value = guard.condition.evaluate(values)
     except EvaluationError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hub.controller.guards import guard_units
-from hub.script.model import Loop, Script, Task, When, While
+from hub.script.model import Loop, OnOffLoop, PidLoop, Script, Task, When, While
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Index:
     timed_tasks: tuple[Task, ...] = ()  # the tasks of `timed`, in script order
     timed_loops: tuple[Loop, ...] = ()  # the loops of `timed`, in script order
     loop_inputs: frozenset[str] = frozenset()  # names some loop takes as its input
+    onoff_loops: tuple[OnOffLoop, ...] = ()
+    pulse_loops: tuple[PidLoop, ...] = ()  # PID loops with a period (time-proportioning)
     guard_units: dict[str, tuple[str, ...]] = field(default_factory=dict)  # guard -> units it reads, sorted
 
     tasks_in_order: tuple[Task, ...] = ()  # the script's, for merging several names' reach
@@ -95,4 +97,6 @@ def build(script: Script) -> Index:
     ix.timed_tasks = tuple(t for t in script.tasks if f"task:{t.name}" in timed)
     ix.timed_loops = tuple(lp for lp in script.loops if f"loop:{lp.name}" in timed)
     ix.loop_inputs = frozenset(lp.input for lp in script.loops)
+    ix.onoff_loops = tuple(lp for lp in script.loops if isinstance(lp, OnOffLoop))
+    ix.pulse_loops = tuple(lp for lp in script.loops if isinstance(lp, PidLoop) and lp.period_s > 0)
     return ix

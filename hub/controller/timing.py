@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from hub.controller import hotedit, reactions, sequences, tasks
 from hub.controller.effects import Effect
-from hub.script.model import OnOffLoop, PidLoop, When
+from hub.script.model import When
 
 if TYPE_CHECKING:
     from hub.controller.engine import Engine
@@ -51,16 +51,18 @@ def next_due(engine: Engine) -> float | None:
         if due is not None and not engine._blocked():
             times.append(due)
     if not engine.holding:
-        for lp in engine.script.loops:
-            if isinstance(lp, OnOffLoop) and engine.onoff[lp.name].recheck_at is not None:
-                times.append(engine.onoff[lp.name].recheck_at or 0.0)
-            if isinstance(lp, PidLoop) and lp.period_s > 0:
-                ps = engine.pid[lp.name]
-                if ps.next_pulse is not None:
-                    times.append(ps.next_pulse)
-                waiting = ps.owed_from is not None and ps.busy_until is not None
-                if waiting and ps.busy_until is not None and ps.busy_until > engine.values.now:
-                    times.append(ps.busy_until)  # a pulse from before a restart may run until then
+        ix = engine.ix
+        for onoff in ix.onoff_loops:
+            recheck = engine.onoff[onoff.name].recheck_at
+            if recheck is not None:
+                times.append(recheck)
+        for pid in ix.pulse_loops:
+            ps = engine.pid[pid.name]
+            if ps.next_pulse is not None:
+                times.append(ps.next_pulse)
+            waiting = ps.owed_from is not None and ps.busy_until is not None
+            if waiting and ps.busy_until is not None and ps.busy_until > engine.values.now:
+                times.append(ps.busy_until)  # a pulse from before a restart may run until then
     return min(times) if times else None
 
 
@@ -117,7 +119,8 @@ def settle(engine: Engine, now: float, eff: list[Effect]) -> None:
         engine._loop_timers(now, eff)
     if engine.runs:
         for run in list(engine.runs.values()):
-            sequences.drive(engine, run, now, eff)
+            if run.command is None:  # a run waiting for its command's answer has nothing to do yet
+                sequences.drive(engine, run, now, eff)
     _, due, exit_pending = task_wake(engine)
     if exit_pending or (due is not None and due <= now):
         sequences.fire_dues(engine, now, eff)
