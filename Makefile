@@ -43,6 +43,7 @@ bench: deps
 	$(PY) -m bench.command_bench --fsync-delay-ms 50
 	$(PY) -m bench.control_latency_bench
 	$(PY) -m bench.recorder_bench
+	$(PY) -m bench.engine_bench
 
 soak: deps
 	$(PY) -m bench.outbox_bench --messages 5000000
