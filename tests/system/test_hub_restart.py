@@ -86,7 +86,8 @@ async def test_a_hub_killed_mid_run_resumes_and_fires_nothing_twice(tmp_path: Pa
             assert stop(hub) == 0
     assert fired["heat_once"] == 1
     assert rising_edges(bench_dir, "heater") == 1  # the at-task fired once, across the kill
-    assert len(on_ids(run_dir, "heater", "heat_once", done=True)) == 1
+    # One id at most (the kill may cost the last lines of commands.jsonl, never a second firing).
+    assert len(on_ids(run_dir, "heater", "heat_once")) <= 1
     # Each tick turned the aeration on once, the one interrupted by the kill too (re-sent with its id,
     # or known done from the saved state); the newest may still be on its way to the unit.
     ticks_fired = sum(1 for e in found.on("lab/hub/experiment/event")
