@@ -36,7 +36,7 @@ class Values:
             return self.now - self.started_at
         if name in self.variables:
             return self.variables[name]
-        seen = self._timed(name)
+        seen = self.signals.get(name) or self.readings.get(name)
         if seen is None:
             raise EvaluationError(f"{name} has no value yet")
         value, ts = seen
@@ -46,12 +46,12 @@ class Values:
         return value
 
     def age(self, name: str) -> float | None:
-        seen = self._timed(name)
+        seen = self.signals.get(name) or self.readings.get(name)
         return None if seen is None else self.now - seen[1]
 
     def is_stale(self, name: str) -> bool:
-        age = self.age(name)
-        return age is None or age > self.stale_after_s
+        seen = self.signals.get(name) or self.readings.get(name)
+        return seen is None or self.now - seen[1] > self.stale_after_s
 
     def unit_online(self, unit: str) -> bool:
         return self.online.get(unit, True)

@@ -140,12 +140,12 @@ class Engine:
             return eff
         changed = reactions.take_reading(self, reading, now, eff)
         if changed:
-            self._react(changed, now, eff)
+            reactions.react(self, changed, now, eff)
             if not self.ix.loop_inputs.isdisjoint(changed):
                 for lp in self.script.loops:
                     if lp.input in changed:
                         self._loop_input(lp, now, eff)
-        self._settle(now, eff)
+        timing.settle(self, now, eff)
         return eff
 
     def on_event(self, unit: str, module: str | None, code: str, now: float) -> list[Effect]:
