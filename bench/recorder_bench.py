@@ -8,12 +8,14 @@ Run: `.venv/bin/python -m bench.recorder_bench [--messages 100000] [--units 2] [
    modules) into the broker, which queues them for each session. Each
    consumer then connects and drains its queue as fast as it can:
    - bare: a paho-mqtt subscriber that only counts messages;
-   - recorder: the same subscriber feeding hub.recorder.Recorder.ingest_bytes
-     (decode, SQLite and the CSV files of an open run);
-   - recorder+rules: the same, plus the controller's Engine (hub.controller)
-     fed every reading, running one `when` task per module, its effects
-     recorded through the run's sink (a stand-in condition if the engine
-     cannot be imported; the output says which).
+   - recorder: the same subscriber feeding hub.recorder.Recorder.ingest_raw
+     (queued as bytes; decoded, stored in SQLite and the CSV files of an open
+     run on the writer thread);
+   - recorder+rules: the same subscriber feeding Recorder.ingest_bytes (decoded
+     once on the MQTT thread) and the controller's Engine (hub.controller) fed
+     every reading of that decode, running one `when` task per module, its
+     effects recorded through the run's sink (a stand-in condition if the
+     engine cannot be imported; the output says which).
    Rates run to the recorder's last commit of database and files. All three
    drain the same messages in the same round; `--rounds` repeats it. The same
    payloads fed in a loop without the broker show what recorder + rules cost alone.
@@ -192,13 +194,24 @@ class Rules:
 
 
 def feeder(rec: Recorder, rules: Rules | None) -> Callable[[str, bytes], None]:
+    """The consumer's message handler: the topic split as the hub's link does, then the recorder."""
+    split = TOPICS.split
+    if rules is None:
+
+        def queue(topic: str, payload: bytes) -> None:
+            parts = split(topic)
+            if parts is not None:  # nothing else needs the content: decoded on the writer thread
+                rec.ingest_raw(parts[0], parts[1], "data", payload, time.time())
+
+        return queue
+
     def feed(topic: str, payload: bytes) -> None:
-        parts = TOPICS.split(topic)
+        parts = split(topic)
         if parts is None:
             return
         # One decode for both, as the hub does: the recorder's record feeds the rules.
         record = rec.ingest_bytes(parts[0], parts[1], "data", payload, time.time())
-        if rules is not None and isinstance(record, DataRecord):
+        if isinstance(record, DataRecord):
             for point in record.points:
                 rules.on_reading(parts[0], parts[1], point.ts, point.values, record.seq)
 
@@ -214,10 +227,10 @@ def recording(
     return rec, Rules(rec, units, modules) if with_rules else None
 
 
-def direct_rate(tmp: Path, messages: int, units: int, modules: int) -> float:
-    """The same feed called in a loop, no broker: what the recorder and the rules take alone."""
+def direct_rate(tmp: Path, messages: int, units: int, modules: int, with_rules: bool) -> float:
+    """The same feed called in a loop, no broker: what the recorder (and the rules) take alone."""
     payloads = messages_for(messages, units, modules)
-    rec, rules = recording(tmp, "hub-direct", units, modules, True)
+    rec, rules = recording(tmp, f"hub-direct-{with_rules}", units, modules, with_rules)
     feed = feeder(rec, rules)
     t0 = time.perf_counter()
     for topic, payload in payloads:
@@ -257,7 +270,8 @@ def ingest_figures(messages: int, units: int, modules: int, rounds: int) -> None
     with MosquittoProcess() as broker, tempfile.TemporaryDirectory() as tmp:
         for n in range(rounds):
             results.append(one_round(broker.port, Path(tmp), n, messages, units, modules))
-        direct = direct_rate(Path(tmp), messages, units, modules)
+        direct = direct_rate(Path(tmp), messages, units, modules, False)
+        direct_rules = direct_rate(Path(tmp), messages, units, modules, True)
     rows = [
         (f"round {n + 1}", "   ".join(f"{name} {r[name]:7.0f}/s" for name in CONSUMERS))
         for n, r in enumerate(results)
@@ -274,9 +288,16 @@ def ingest_figures(messages: int, units: int, modules: int, rounds: int) -> None
     ratio = statistics.median(r["recorder+rules"] / r["bare"] for r in results)
     ratio_plain = statistics.median(r["recorder"] / r["bare"] for r in results)
     totals = last["totals"]
+    bare_us = 1e6 / statistics.median(r["bare"] for r in results)
+    extra = [f"{n} +{1e6 / statistics.median(r[n] for r in results) - bare_us:.1f} µs" for n in CONSUMERS[1:]]
     rows += [
         ("ratio to bare", f"recorder {ratio_plain:.2f}, recorder+rules {ratio:.2f} (medians)"),
-        ("without MQTT", f"{direct:.0f} readings/s: the same payloads in a loop, recorder + rules"),
+        (
+            "without MQTT",
+            f"recorder {direct:.0f} readings/s ({1e6 / direct:.1f} µs each), recorder+rules "
+            f"{direct_rules:.0f} readings/s ({1e6 / direct_rules:.1f} µs): the same payloads in a loop",
+        ),
+        ("per message", f"bare paho {bare_us:.1f} µs; on top of it (medians): " + ", ".join(extra)),
         ("rules", f"{last['rules'].kind}; {last['rules'].fired} effects"),
         (
             "stored in database",

@@ -25,7 +25,7 @@ from edge.data_lock import LockHeld, PidLock
 from hub.controller.effects import CommandEffect, Effect, Outcome
 from hub.recorder.chunks import FileOps
 from hub.recorder.errors import RecorderBusy, RecorderClosed, RunIdInvalid
-from hub.recorder.intake import Record, decode, decode_bytes
+from hub.recorder.intake import DataRecord, EventRecord, Record, decode, decode_bytes
 from hub.recorder.ops import CloseRun, EffectOp, Flush, OpenRun, RecorderEvent, VersionOp
 from hub.recorder.query import Bucket, Reader
 from hub.recorder.runfiles import RUN_ID
@@ -157,6 +157,18 @@ class Recorder:
             return
         writer.submit(decode(unit, module, kind, payload, received_at))
 
+    def ingest_raw(self, unit: str, module: str, kind: str, payload: bytes, received_at: float) -> None:
+        """`ingest` of the raw MQTT payload, checked and decoded later on the writer thread.
+
+        The cheapest way in when nothing else needs the content: the caller's thread (the MQTT
+        client's) only queues. A bad payload is counted and logged as with `ingest`.
+        """
+        writer = self._require()
+        if writer.backlog() >= self.max_backlog and kind in ("data", "event"):
+            self._drop(writer)
+            return
+        writer.submit((unit, module, kind, payload, received_at))
+
     def ingest_bytes(self, unit: str, module: str, kind: str, payload: bytes, received_at: float) -> Record:
         """`ingest` of the raw MQTT payload, parsed here (fast for data messages); returns the record.
 
@@ -170,6 +182,14 @@ class Recorder:
         else:
             writer.submit(record)
         return record
+
+    def ingest_record(self, record: Record) -> None:
+        """Queue a record made by `hub.recorder.intake.decode_bytes` or `decode` (the caller decoded it)."""
+        writer = self._require()
+        if writer.backlog() >= self.max_backlog and isinstance(record, (DataRecord, EventRecord)):
+            self._drop(writer)
+        else:
+            writer.submit(record)
 
     def open_run(
         self,

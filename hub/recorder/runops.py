@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hub.controller.effects import CommandEffect, DerivedEffect, LogEffect, SessionEffect
+from hub.recorder.batch import Batch
 from hub.recorder.chunks import FileOps
 from hub.recorder.intake import clean_text
 from hub.recorder.ops import CloseRun, EffectOp, OpenRun, RecorderEvent, VersionOp
@@ -22,19 +21,6 @@ from lecis.clock import Clock
 from lecis.wire import Birth, to_bytes
 
 log = logging.getLogger("labedge.hub.recorder")
-
-
-@dataclass
-class Batch:
-    messages: list[tuple[Any, ...]] = field(default_factory=list)
-    readings: list[tuple[Any, ...]] = field(default_factory=list)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    states: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    commands: list[tuple[Any, ...]] = field(default_factory=list)
-    accepted: set[tuple[int, int]] = field(default_factory=set)
-    touched: dict[int, Stream] = field(default_factory=dict)
-    notify: list[RecorderEvent] = field(default_factory=list)
-    flushes: list[Callable[[], None]] = field(default_factory=list)
 
 
 class RunOps:

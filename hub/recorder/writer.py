@@ -1,9 +1,11 @@
 """The recorder's one writer thread: batches of records into SQLite and the run files.
 
-Ops arrive on a deque from the event loop. Every `batch_s` (or `max_batch`
-ops) the writer takes what is there and writes it as one transaction: seq
-checks (a repeat is a duplicate, a jump a gap), the rows, then the run files,
-then the commit. If anything fails (a full disk), the database rolls back,
+Ops arrive on a deque from the event loop (or the MQTT client's thread): records,
+raw messages (decoded here as they are taken, so the caller only queues), runs,
+effects, flushes. Every `batch_s` (or `max_batch` ops) the writer takes what is
+there and writes it as one transaction: seq checks (hub.recorder.seqs), the rows
+and file lines of each record (hub.recorder.records) and op (hub.recorder.runops),
+the run files, then the commit. If anything fails (a full disk), the database rolls back,
 the files are cut back to where they were, the counters are restored, and
 the same ops are tried again every `retry_s` with what arrived meanwhile
 queued behind them; an alarm says so once per episode. So no partial row or
@@ -23,22 +25,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hub.recorder.batch import Batch
 from hub.recorder.chunks import FileOps
-from hub.recorder.intake import BIRTH_KEY, Bad, DataRecord, EventRecord, StateRecord, clean_text
+from hub.recorder.intake import BIRTH_KEY, Bad, DataRecord, EventRecord, StateRecord, decode_bytes
 from hub.recorder.ops import CloseRun, EffectOp, Flush, OpenRun, RecorderEvent, VersionOp
-from hub.recorder.runfiles import RunFiles, iso
-from hub.recorder.runops import Batch, RunOps
+from hub.recorder.records import RecordOps
+from hub.recorder.runfiles import RunFiles
+from hub.recorder.runops import RunOps
 from hub.recorder.store import Store, Stream
 from lecis.clock import Clock
-from lecis.wire import Birth, to_bytes
+from lecis.wire import Birth
 
 log = logging.getLogger("labedge.hub.recorder")
-Op = DataRecord | EventRecord | StateRecord | Bad | OpenRun | CloseRun | EffectOp | VersionOp | Flush
+#: A message as it came off the wire, decoded on the writer thread: unit, module, kind, payload, received_at.
+RawMessage = tuple[str, str, str, bytes, float]
+Op = (
+    DataRecord | EventRecord | StateRecord | Bad | OpenRun | CloseRun | EffectOp | VersionOp | Flush
+    | RawMessage
+)
 Notify = Callable[[RecorderEvent], None]
-BAD_LOGGED = 10  # per module, then one line per 1000 more
 
 
-class Writer(RunOps):
+class Writer(RecordOps, RunOps):
     def __init__(
         self,
         data_dir: Path,
@@ -61,7 +69,8 @@ class Writer(RunOps):
         self.queue: deque[Op] = deque()
         self.wake = threading.Event()
         self.hurry = threading.Event()
-        self.pending: list[Op] = []
+        self.pending: list[Op] = []  # taken from the queue, raw messages decoded
+        self._routes: dict[tuple[str, str], tuple[Stream, list[RunFiles]]] = {}
         self.failing: str | None = None  # the error of the episode under way
         self.published: dict[tuple[str, str], dict[str, Any]] = {}
         self.bad_unattributed = 0
@@ -148,8 +157,7 @@ class Writer(RunOps):
                 self.hurry.wait(self.batch_s)  # gather a batch, unless something is urgent
             self.wake.clear()
             self.hurry.clear()
-            while self.queue:
-                self.pending.append(self.queue.popleft())
+            self._take()
             now = time.monotonic()
             if self.pending and (not self.failing or now >= retry_at):
                 if not self._write_pending():
@@ -168,6 +176,14 @@ class Writer(RunOps):
                 self._sync()
                 self._refresh_meta()
                 return
+
+    def _take(self) -> None:
+        """Move what is queued to `pending`, decoding raw messages here, off the MQTT thread."""
+        queue, pending = self.queue, self.pending
+        take, keep = queue.popleft, pending.append
+        while queue:
+            op = take()
+            keep(decode_bytes(*op) if type(op) is tuple else op)
 
     def _write_pending(self) -> bool:
         while self.pending or self._deferred:
@@ -264,6 +280,7 @@ class Writer(RunOps):
                     run.close()
             self.runs = saved_runs
             self.streams = saved
+            self._routes.clear()
             self.store.forget_series()
             raise
         for run in self.runs.values():
@@ -272,174 +289,13 @@ class Writer(RunOps):
         return batch
 
     def _apply(self, op: Op, batch: Batch, now: float) -> None:
-        if isinstance(op, DataRecord):
-            self._data(op, batch)
-        elif isinstance(op, EventRecord):
-            self._event(op, batch)
-        elif isinstance(op, StateRecord):
-            batch.states[(op.unit, op.module)] = (op.unit, op.module, op.payload, op.received_at)
-            if op.birth is not None:
-                self.births[op.unit] = op.birth
-        elif isinstance(op, Bad):
-            self._bad(op, batch)
-        elif isinstance(op, Flush):
+        if self._record(op, batch, now):
+            return
+        if isinstance(op, Flush):
             batch.flushes.append(op.done)
         elif isinstance(op, (OpenRun, CloseRun, EffectOp, VersionOp)):
+            self._routes.clear()  # the runs a unit's data goes to may change
             self._run_op(op, batch, now)
-
-    def _stream(self, unit: str, module: str, batch: Batch) -> Stream:
-        stream = self.streams.get((unit, module))
-        if stream is None:
-            stream = self.store.new_stream(unit, module)
-            self.streams[(unit, module)] = stream
-        batch.touched[stream.id] = stream
-        return stream
-
-    def _accept(self, stream: Stream, seq: int, batch: Batch) -> bool:
-        """Whether `seq` is new; counts duplicates and gaps (a late seq inside a gap fills it)."""
-        stream.received += 1
-        last = stream.last_seq
-        if last is None or seq > last:
-            if last is not None and seq > last + 1:
-                lost = seq - last - 1
-                stream.gaps += 1
-                stream.readings_lost += lost
-                message = (
-                    f"{lost} message{'s' if lost > 1 else ''} of {stream.unit}/{stream.module} never "
-                    f"arrived (seq {last + 1}" + (f" to {seq - 1})" if lost > 1 else ")")
-                )
-                self._recorder_event(
-                    batch,
-                    RecorderEvent(
-                        "warning",
-                        "readings_lost",
-                        message,
-                        self.clock.now().timestamp(),
-                        stream.unit,
-                        stream.module,
-                        {
-                            "first_seq": last + 1,
-                            "last_seq": seq - 1,
-                            "lost": lost,
-                            "total_lost": stream.readings_lost,
-                        },
-                    ),
-                )
-            stream.last_seq = seq
-        elif (stream.id, seq) in batch.accepted or self.store.known(stream.id, seq):
-            stream.duplicates += 1
-            return False
-        else:
-            stream.recovered += 1
-            stream.readings_lost = max(0, stream.readings_lost - 1)
-        stream.stored += 1
-        batch.accepted.add((stream.id, seq))
-        return True
-
-    def _data(self, rec: DataRecord, batch: Batch) -> None:
-        stream = self._stream(rec.unit, rec.module, batch)
-        if not self._accept(stream, rec.seq, batch):
-            return
-        batch.messages.append((stream.id, rec.seq, "d", rec.points[0].ts, rec.hist, rec.received_at))
-        series = self.store.series
-        runs = [r for r in self.runs.values() if r.accepts(rec.unit)]
-        for point in rec.points:
-            for name, value in point.values.items():
-                batch.readings.append((series(stream.id, name), point.ts, rec.seq, value))
-            for run in runs:
-                run.reading(rec.unit, rec.module, rec.seq, point)
-
-    def _event(self, rec: EventRecord, batch: Batch) -> None:
-        stream = self._stream(rec.unit, rec.module, batch)
-        if not self._accept(stream, rec.seq, batch):
-            return
-        batch.messages.append((stream.id, rec.seq, "e", rec.ts, rec.hist, rec.received_at))
-        batch.events.append(
-            (
-                rec.unit,
-                rec.module,
-                rec.seq,
-                rec.ts,
-                rec.ts_text,
-                rec.level,
-                rec.code,
-                rec.message,
-                "unit",
-                rec.hist,
-                rec.received_at,
-                None,
-                None,
-            )
-        )
-        line = {
-            "ts": rec.ts_text,
-            "ts_epoch": rec.ts,
-            "source": "unit",
-            "unit": rec.unit,
-            "module": rec.module,
-            "seq": rec.seq,
-            "hist": rec.hist,
-            "level": rec.level,
-            "code": rec.code,
-            "message": rec.message,
-        }
-        for run in self.runs.values():
-            if run.accepts(rec.unit):
-                run.event(line)
-
-    def _bad(self, rec: Bad, batch: Batch) -> None:
-        if rec.unit is None or rec.module is None:
-            self.bad_unattributed += 1
-            count = self.bad_unattributed
-            where = rec.unit or "?"
-        else:
-            stream = self._stream(rec.unit, rec.module, batch)
-            stream.received += 1
-            stream.bad += 1
-            stream.last_problem = rec.problem
-            count = stream.bad
-            where = f"{rec.unit}/{rec.module}"
-        if count <= BAD_LOGGED or count % 1000 == 0:
-            log.warning(
-                "recorder refused a %s message from %s (%d so far): %s", rec.kind, where, count, rec.problem
-            )
-
-    def _recorder_event(self, batch: Batch, event: RecorderEvent, notify: bool = True) -> None:
-        ts_utc = iso(event.ts) or ""
-        data = to_bytes(dict(event.data)).decode("utf-8") if event.data else None
-        batch.events.append(
-            (
-                event.unit,
-                event.module,
-                None,
-                event.ts,
-                ts_utc,
-                event.level,
-                event.code,
-                clean_text(event.message),
-                "recorder",
-                False,
-                event.ts,
-                None,
-                data,
-            )
-        )
-        line = {
-            "ts": ts_utc,
-            "ts_epoch": event.ts,
-            "source": "recorder",
-            "unit": event.unit,
-            "module": event.module,
-            "level": event.level,
-            "code": event.code,
-            "message": event.message,
-            "data": dict(event.data),
-        }
-        for run in self.runs.values():
-            if event.unit is None or run.accepts(event.unit):
-                run.event(line)
-        if notify:
-            batch.notify.append(event)
 
     # -- upkeep ----------------------------------------------------------------------------------
 
