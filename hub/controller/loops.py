@@ -9,9 +9,10 @@ bumplessly: from the output it last had, or from its integral at zero.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from hub.controller.tasks import record
 from hub.script.model import OnOffLoop, PidLoop
 
 PULSE_MIN_S = 0.001  # shortest pulse the units accept (lecis.driver_specs.gpio `seconds` minimum)
@@ -25,7 +26,7 @@ class OnOffState:
     last_value: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return record(self)
 
 
 def onoff_decide(loop: OnOffLoop, st: OnOffState, value: float, now: float) -> bool | None:
@@ -61,7 +62,7 @@ class PidState:
     sent: float | None = None  # period 0: the last speed sent
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return record(self)
 
     def restart(self) -> None:
         """Forget the last sample (after a hold, a disable, a restart): dt must not span the gap.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Part = Literal["do", "exit"]
@@ -12,6 +13,27 @@ Part = Literal["do", "exit"]
 changes = 0
 _WAKE_FIELDS = frozenset({"dues", "done", "hold_until", "exit_pending"})
 _MISSING = object()
+_SCALARS = (int, float, str, bool, type(None))
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def record(obj: Any) -> dict[str, Any]:
+    """`dataclasses.asdict` of a record of scalars and lists or dicts of them: the same dict, made
+    without asdict's generic recursion (a snapshot is taken before every command goes out)."""
+    names = _NAMES.get(type(obj))
+    if names is None:
+        names = _NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: _plain(getattr(obj, name)) for name in names}
+
+
+def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
+    if type(value) is list:
+        return [_plain(v) for v in value]
+    if type(value) is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 @dataclass
@@ -34,7 +56,7 @@ class TaskState:
         object.__setattr__(self, name, value)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return record(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskState:
@@ -55,7 +77,7 @@ class TaskRun:
     ending: bool = False  # its task was changed or removed: end after the command in flight
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return record(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskRun:
