@@ -53,6 +53,9 @@ class LinkHandlers:
     birth: Callable[[str, Birth], None] = _ignore
     reply: Callable[[str, bytes], None] = _ignore  # raw: UnitClient.feed reads it
     hub_command: Callable[[bytes], None] = _ignore  # raw: the handler answers bad commands itself
+    # When set, data payloads come here raw instead of to `data`: the handler decodes each once
+    # (for the recorder and the controller) and raises WireFormatError for one the codec refuses.
+    data_bytes: Callable[[str, str, bytes, float], None] | None = None
     connected: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -144,6 +147,9 @@ class HubLink:
         self.stats[f"received.{kind}"] += 1
         if kind in ("reply", "$reply"):
             self.handlers.reply(topic, payload)
+            return
+        if kind == "data" and self.handlers.data_bytes is not None:
+            self.handlers.data_bytes(unit, target, payload, self.clock.now().timestamp())
             return
         value = from_bytes(payload)
         if kind == "$state":
