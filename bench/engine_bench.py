@@ -8,6 +8,9 @@ Run: `.venv/bin/python -m bench.engine_bench [--readings 200000] [--profile]`.
   module, with values that cross the loops' and conditions' thresholds.
 - 50 conditions: 50 `when` tasks over 10 readings (5 per reading), fed those
   and 10 readings nothing reads, in turn.
+- 10 conditions: one `when` task per reading over 10 readings, as the rules of
+  bench.recorder_bench (whose readings are stamped from a fixed date, so
+  mostly stale on arrival and never acted on).
 
 Time is the readings' own (`now` = the reading's timestamp, as live), so
 everything stays fresh; the engine's `advance` is called when `next_due`
@@ -58,8 +61,8 @@ def _wave(phase: int) -> Callable[[int], float]:
     return lambda k: 50 + 45 * math.sin((k + phase) / 60)
 
 
-def fifty_conditions() -> tuple[Engine, Feed]:
-    modules = 20
+def conditions(modules: int, per_module: int, read: int) -> tuple[Engine, Feed]:
+    """`per_module` `when` tasks on each of the first `read` of `modules` readings, fed all of them."""
     birth = Birth("unit-0", "0.1.0", "boot", iso_ts(datetime.fromtimestamp(T0, UTC)), {
         f"m{m}": BirthModule("instrument", "ezo", (ReadingSpec("v", "mg/L", 0.0, 100.0),))
         for m in range(modules)
@@ -67,12 +70,21 @@ def fifty_conditions() -> tuple[Engine, Feed]:
     tasks = "\n".join(
         f'  - {{name: c{m}_{j}, when: "unit-0/m{m}.v > {10 + 15 * j} and unit-0/m{m}.v < {30 + 15 * j}", '
         f'do: [{{log: "c{m}_{j}"}}]}}'
-        for m in range(10) for j in range(5)
+        for m in range(read) for j in range(per_module)
     )
     text = f"experiment: bench\nunits: {{unit-0: unit-0.yaml}}\ntasks:\n{tasks}\n"
     script = parse_script(text, "bench.yaml", {"unit-0": birth})
     feed: Feed = [("unit-0", f"m{m}", "v", _wave(13 * m)) for m in range(modules)]
     return Engine(script, run_id="bench", started_at=T0), feed
+
+
+def fifty_conditions() -> tuple[Engine, Feed]:
+    return conditions(20, 5, 10)
+
+
+def ten_conditions() -> tuple[Engine, Feed]:
+    """As bench.recorder_bench's rules: one `when` task per module, 10 modules."""
+    return conditions(10, 1, 10)
 
 
 def run(engine: Engine, feed: Feed, readings: int) -> tuple[float, float, int]:
@@ -116,6 +128,7 @@ def run(engine: Engine, feed: Feed, readings: int) -> tuple[float, float, int]:
 SCRIPTS: dict[str, Callable[[], tuple[Engine, Feed]]] = {
     "respirometry": respirometry,
     "50 conditions": fifty_conditions,
+    "10 conditions": ten_conditions,
 }
 
 
