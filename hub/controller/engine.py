@@ -277,6 +277,8 @@ class Engine:
         reactions.rebuild_stale_heap(self)
         self.wake_key: tuple[int, int, int, int] | None = None  # what `timing.task_wake` was computed for
         self.wake: tuple[float | None, float | None, bool] = (None, None, False)
+        self.status_key: tuple[Any, ...] | None = None  # what `status_tasks` was read for
+        self.status_tasks: tuple[list[dict[str, Any]], dict[str, int]] = ([], {})
 
     def _new_task_state(self, task: Task, now: float) -> TaskState:
         trig = task.trigger

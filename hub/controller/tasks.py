@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 Part = Literal["do", "exit"]
 
-# Bumped by every change of a field that says when a task falls due, in any TaskState: the engine
-# then re-reads the earliest due time of its tasks (hub.controller.timing.task_wake), not on every step.
+# Bumped by every change of a field that says when a task falls due (or how often it fired), in any
+# TaskState: the engine then re-reads the earliest due time of its tasks (hub.controller.timing.task_wake)
+# and the status's task part, not on every step.
 changes = 0
-_WAKE_FIELDS = frozenset({"dues", "done", "hold_until", "exit_pending"})
+_WAKE_FIELDS = frozenset({"dues", "done", "hold_until", "exit_pending", "fired"})
 _MISSING = object()
 _SCALARS = (int, float, str, bool, type(None))
 _NAMES: dict[type, tuple[str, ...]] = {}
