@@ -196,6 +196,8 @@ def bad_state(draw: st.DrawFn, kind: str, unit: str) -> dict[str, Any]:
         msg[key] = draw(_not_ts())
     elif key == "modules":
         msg[key] = draw(st.one_of(not_object(), st.just({"ph1": {"kind": "robot"}})))
+    elif key == "version":  # an empty version is a version
+        msg[key] = draw(_not_string())
     else:
         msg[key] = draw(st.one_of(_not_string(), st.just("")))
     return msg

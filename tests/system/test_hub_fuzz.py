@@ -17,20 +17,29 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from hub.hub_commands import HUB_COMMANDS, HubCommands
 from hub.recorder import Recorder
 from hub.recorder.intake import epoch
+from hub.recorder.query import Reader
 from hub.script.errors import ScriptError, ScriptProblem
 from lecis.clock import SystemClock
 from lecis.errors import ErrorKind
+from lecis.topics import Topics
+from lecis.wire import Data, WireFormatError
+from provisioning.broker import MosquittoProcess
 from tests.system.hub_fuzz_payloads import (
     TS,
     SeqModel,
@@ -51,6 +60,7 @@ from tests.system.hub_fuzz_payloads import (
     seq_steps,
     unit_state,
 )
+from tests.system.processes import simulators, spawn, start_unit, stop, write_unit
 
 EXAMPLES = int(os.environ.get("LABEDGE_HUB_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
@@ -383,3 +393,298 @@ def test_recorder_ingest_stores_every_valid_message_and_counts_every_trouble(
     for key, payload in last_state.items():
         assert out["states"][key] is not None and out["states"][key]["payload"] == payload, key
     assert out["after"] == [1]
+
+
+# ---- the whole hub over MQTT, beside a real unit -------------------------------------------------------
+
+REAL_UNIT, REAL_MODULE = "fzu-1", "ph1"
+FAKE_DATA = (("fza", "m1"), ("fza", "m2"), ("fzb", "m1"))  # data only: one topic each keeps their order
+FAKE_EVENTS = (("fza", "ev1"), ("fzb", "ev1"))
+HOSTILE_SEQ = 10**6  # the seq of bad messages that keep one: far above what the real unit reaches
+MQTT_BATCHES = int(os.environ.get("LABEDGE_HUB_FUZZ_BATCHES", "12"))
+WAIT_S = 20.0
+SCRIPT = f"""experiment: fuzz
+units:
+  {REAL_UNIT}: unit.yaml
+tasks:
+  - name: tick
+    every: 2s
+    do:
+      - log: "tick"
+"""
+
+
+@dataclass(frozen=True)
+class Publish:
+    topic: str
+    payload: bytes
+    role: str  # "valid", "bad" (the hub must refuse it), "aside" (anything goes)
+    key: tuple[str, str] | None = None
+    seq: int | None = None
+    retain: bool = False
+
+    def __repr__(self) -> str:
+        more = f"... ({len(self.payload)} bytes)" if len(self.payload) > 200 else ""
+        return f"Publish({self.topic!r}, {self.payload[:200]!r}{more}, {self.role})"
+
+
+def _topic(unit: str, module: str, leaf: str) -> str:
+    topics = Topics()
+    return {"data": topics.data, "event": topics.event, "state": topics.module_state}[leaf](unit, module)
+
+
+@st.composite
+def mqtt_batch(draw: st.DrawFn, next_seq: dict[tuple[str, str], int]) -> list[Publish]:
+    """Valid readings with troubled seqs on fake units, hostile payloads everywhere, hub commands."""
+    out: list[Publish] = []
+    for key in draw(st.lists(st.sampled_from(FAKE_DATA + FAKE_EVENTS), max_size=4, unique=True)):
+        leaf = "event" if key in FAKE_EVENTS else "data"
+        for seq in draw(seq_steps(start=next_seq.get(key, 0))):
+            msg = event(seq) if leaf == "event" else data(seq, draw(valid_value()), hist=draw(st.booleans()))
+            out.append(Publish(_topic(key[0], key[1], leaf), dumps(msg), "valid", key, seq))
+            next_seq[key] = max(next_seq.get(key, 0), seq)
+    topics = Topics()
+    for _ in range(draw(st.integers(0, 12))):
+        unit, module = draw(st.sampled_from([(REAL_UNIT, REAL_MODULE), *FAKE_DATA]))
+        where = draw(st.sampled_from(["data", "event", "state", "$state", "$birth"]))
+        body: bytes
+        if draw(st.booleans()):
+            body = draw(hostile_bytes())
+        elif where == "data":
+            body = dumps(draw(bad_data(HOSTILE_SEQ)))
+        elif where == "event":
+            body = dumps(draw(bad_event(HOSTILE_SEQ)))
+        else:
+            kind = {"state": "state", "$state": "unit_state", "$birth": "birth"}[where]
+            body = dumps(draw(bad_state(kind, unit)))
+        topic = (topics.unit_state(unit) if where == "$state" else topics.birth(unit) if where == "$birth"
+                 else _topic(unit, module, where))
+        retain = unit != REAL_UNIT and draw(st.booleans())  # never replace the real unit's retained ones
+        out.append(Publish(topic, body, "bad", (unit, module), retain=retain))
+    for _ in range(draw(st.integers(0, 4))):  # topics the hub does not read: anything goes, nothing counts
+        topic = draw(st.sampled_from(["lab/fzc/m1/data/x", "lab/fzc", "lab/hub/m1/data", "lab/fzc/m1/cmd",
+                                      "lab/hub/experiment/event", "lab/fzc/m1/reply", "lab/fzc/$reply"]))
+        out.append(Publish(topic, draw(st.one_of(hostile_bytes(), st.just(dumps(data(1))))), "aside"))
+    for _ in range(draw(st.integers(0, 3))):  # names no unit or module can have, and unknown unit leaves
+        topic = draw(st.sampled_from(["lab/UP/m1/data", "lab/fzc/M-1/data", "lab//m1/event",
+                                      "lab/fzc/$other"]))
+        if topic.endswith("$other"):  # a unit topic the contract does not name: JSON or not, not read
+            out.append(Publish(topic, draw(hostile_bytes()), "aside"))
+        elif draw(st.booleans()):
+            out.append(Publish(topic, draw(hostile_bytes()), "bad"))
+        else:  # well formed, from nobody: the recorder refuses the names
+            out.append(Publish(topic, dumps(event(1) if topic.endswith("event") else data(1)), "aside"))
+    return draw(st.permutations(out))
+
+
+class Outsider:
+    """A paho client: publishes, and collects the hub's replies, the experiment state and the unit's seqs."""
+
+    def __init__(self, port: int) -> None:
+        self.lock = threading.Condition()
+        self.replies: list[dict[str, Any]] = []
+        self.experiment: dict[str, Any] | None = None
+        self.unit_seqs: set[int] = set()
+        self.violations: list[str] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fz-{uuid.uuid4().hex[:8]}")
+        self.client.on_message = self._on_message
+        self.client.max_inflight_messages_set(1000)
+        self.client.connect("127.0.0.1", port)
+        topics = Topics()
+        self.retained: set[str] = set()
+        watched = (topics.hub_reply(), topics.hub_experiment("state"), topics.data(REAL_UNIT, REAL_MODULE))
+        for topic in watched:
+            self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            try:
+                body = json.loads(message.payload.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                if not message.topic.endswith("/data"):  # the fuzzer's own garbage goes there too
+                    self.violations.append(f"{message.topic}: not UTF-8 JSON ({exc})")
+                return
+            if message.topic.endswith("$reply"):
+                self.replies.append(body)
+            elif message.topic.endswith("/data"):
+                self._witness(body)
+            else:
+                self.experiment = body
+            self.lock.notify_all()
+
+    def _witness(self, body: Any) -> None:
+        """A reading of the real unit; the fuzzer's own bad ones there carry seq 10**6 or no seq at all."""
+        try:
+            seq = Data.from_json(body).seq
+        except (WireFormatError, RecursionError):
+            return
+        if seq < HOSTILE_SEQ:
+            self.unit_seqs.add(seq)
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        if retain:
+            self.retained.add(topic)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(WAIT_S)
+        assert info.is_published(), f"the broker did not take {topic} within {WAIT_S:g} s"
+
+    def wait(self, what: Any, timeout: float = WAIT_S) -> Any:
+        with self.lock:
+            if not self.lock.wait_for(what, timeout):
+                raise AssertionError(f"waited {timeout:g} s in vain")
+            return what()
+
+    def status(self) -> dict[str, Any]:
+        """`experiment.status` answered: the hub has read everything sent before it."""
+        cid = uuid.uuid4().hex
+        self.send(Topics().hub_cmd(), dumps({"id": cid, "cmd": "experiment.status"}))
+        reply = self.wait(lambda: next((r for r in self.replies if r.get("id") == cid), None))
+        assert reply["status"] == "done", reply
+        return dict(reply["result"])
+
+    def bad_messages(self) -> int:
+        with self.lock:
+            return int((self.experiment or {}).get("bad_messages", 0))
+
+    def close(self) -> None:
+        for topic in self.retained:  # the broker outlives the test: leave no retained garbage behind
+            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(WAIT_S)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def read_db(data_dir: Path) -> Reader:
+    return Reader(data_dir / "recorder.sqlite3")
+
+
+def stream_counts(reader: Reader, unit: str, module: str) -> dict[str, int]:
+    row = reader.db().execute("SELECT received, stored, duplicates, gaps, readings_lost, recovered, bad "
+                              "FROM streams WHERE unit=? AND module=?", (unit, module)).fetchone()
+    names = ("received", "stored", "duplicates", "gaps", "readings_lost", "recovered", "bad")
+    return dict(zip(names, row or (0,) * len(names), strict=True))
+
+
+def test_hub_over_mqtt_keeps_recording_and_answering_whatever_arrives(
+        tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    """Hostile traffic on every topic the hub reads, beside a real unit: nothing valid is lost."""
+    port = mosquitto.port
+    hub_dir = tmp_path / "hub"
+    config = write_unit(tmp_path, REAL_UNIT, port, {REAL_MODULE: "ph"}, period_s=0.2)
+    (tmp_path / "fuzz.yaml").write_text(SCRIPT)
+    hub_id = f"fz-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "hub.yaml").write_text(f"hub: {hub_id}\nbroker: {{host: 127.0.0.1, port: {port}}}\n"
+                                       f"data_dir: {hub_dir}\nscript: fuzz.yaml\n")
+    outsider = Outsider(port)
+    models = {key: SeqModel() for key in FAKE_DATA + FAKE_EVENTS}
+    next_seq: dict[tuple[str, str], int] = {}
+    sent_bad = 0
+    with simulators(tmp_path, {REAL_MODULE: "ph"}):
+        hub = spawn(["hub", "run", "--config", str(tmp_path / "hub.yaml")], tmp_path / "hub.log")
+        unit = None
+        try:
+            outsider.wait(lambda: (outsider.experiment or {}).get("hub") == hub_id)
+            unit = start_unit(config, tmp_path / "unit.log")
+            outsider.wait(lambda: len(outsider.unit_seqs) >= 3)
+            outsider.status()
+            outsider.wait(lambda: "bad_messages" in (outsider.experiment or {}))
+            baseline_bad = outsider.bad_messages()
+
+            # No shrinking: each rerun would wait on a live hub; the failing batch is printed as drawn.
+            @settings(max_examples=MQTT_BATCHES, deadline=None, derandomize=False, database=None,
+                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+            @given(st.data())
+            def batch(data: st.DataObject) -> None:
+                nonlocal sent_bad
+                publishes = data.draw(mqtt_batch(next_seq), label="publishes")
+                drawn = data.draw(st.lists(hub_command().filter(_harmless), max_size=8), label="commands")
+                commands = [fresh_id(case) for case in drawn]  # a repeated id would be answered again
+                for item in publishes:
+                    outsider.send(item.topic, item.payload, item.retain)
+                    if item.role == "valid":
+                        assert item.key is not None and item.seq is not None
+                        models[item.key].offer(item.seq)
+                    elif item.role == "bad":
+                        sent_bad += 1
+                mark = len(outsider.replies)
+                for case in commands:
+                    outsider.send(Topics().hub_cmd(), case.payload)
+                status = outsider.status()  # answered after everything above: the hub is still there
+                assert hub.poll() is None, "the hub exited"
+                replies = outsider.replies[mark:]
+                for case in commands:
+                    if case.cid is None:
+                        continue
+                    finals = [r for r in replies if r.get("id") == case.cid and r["status"] != "accepted"]
+                    assert finals, f"no reply to {case!r}"
+                    check_final(finals[0], case.expected, case.payload)
+                assert status["state"] == "running", status
+
+            batch()
+            # A command id seen before is answered again, after everything.
+            cid = uuid.uuid4().hex
+            first = dumps({"id": cid, "cmd": "experiment.pause", "args": {"why": 1}})
+            outsider.send(Topics().hub_cmd(), first)
+            outsider.send(Topics().hub_cmd(), first)
+            twice = outsider.wait(lambda: (lambda rs: rs if len(rs) >= 2 else None)(
+                [r for r in outsider.replies if r.get("id") == cid]))
+            assert [(r["status"], r["error"]["kind"], r["error"]["param"]) for r in twice] == [
+                ("rejected", "validation", "why")] * 2
+            outsider.status()
+            counted = until(lambda: outsider.bad_messages() - baseline_bad + recorder_bad(hub_dir), sent_bad)
+            assert counted == sent_bad  # every bad message counted once: by the link or by the recorder
+            assert outsider.experiment is not None and outsider.experiment["state"] == "running"
+            assert not outsider.violations, outsider.violations[:3]
+            # The unit stops: every reading it sent reaches the database.
+            stop(unit)
+            reader = read_db(hub_dir)
+            expected = sorted(outsider.unit_seqs)
+            deadline = time.monotonic() + WAIT_S
+            while reader.seqs(REAL_UNIT, REAL_MODULE)[-1:] != expected[-1:] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert set(expected) <= set(reader.seqs(REAL_UNIT, REAL_MODULE))
+            for key, model in models.items():
+                assert reader.seqs(*key) == sorted(model.stored), key
+                counts = stream_counts(reader, *key)
+                counts["received"] -= counts.pop("bad")  # bad ones the link let through: counted above
+                assert counts == model.counts(), key
+            reader.close()
+        finally:
+            if unit is not None:
+                stop(unit)
+            assert stop(hub) == 0, (tmp_path / "hub.log").read_text()[-3000:]
+            outsider.close()
+
+
+def until(value: Any, expected: Any, timeout: float = WAIT_S) -> Any:
+    """`value()` once it equals `expected`, or its last value after `timeout` (the caller asserts)."""
+    deadline = time.monotonic() + timeout
+    got = value()
+    while got != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        got = value()
+    return got
+
+
+def fresh_id(case: HubCase) -> HubCase:
+    """The same command under an id never sent before (hypothesis draws the same uuids again)."""
+    if case.cid is None:
+        return case
+    new = uuid.uuid4().hex
+    return HubCase(case.payload.replace(case.cid.encode(), new.encode()), new, case.expected)
+
+
+def _harmless(case: HubCase) -> bool:
+    """Commands that keep the experiment running (a stop or a new script is no attack)."""
+    return not any(word in case.payload for word in (b"experiment.stop", b"script.apply",
+                                                         b"experiment.pause", b"experiment.resume"))
+
+
+def recorder_bad(data_dir: Path) -> int:
+    """Messages the link let through but the recorder refused (a reading name that is no name)."""
+    reader = read_db(data_dir)
+    try:
+        row = reader.db().execute("SELECT COALESCE(SUM(bad), 0) FROM streams").fetchone()
+        return int(row[0])
+    finally:
+        reader.close()
