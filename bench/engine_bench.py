@@ -1,6 +1,6 @@
 """The controller's Engine alone: microseconds per reading taken in, for two scripts.
 
-Run: `.venv/bin/python -m bench.engine_bench [--readings 200000] [--profile]`.
+Run: `.venv/bin/python -m bench.engine_bench [--readings 100000] [--rounds 3] [--profile] [--runner]`.
 
 - respirometry: examples/respirometry.yaml (2 signals, an ON/OFF and a PID
   loop, 2 guards, 2 `when` tasks) fed its four readings in turn (pH, DO,
@@ -16,26 +16,37 @@ Time is the readings' own (`now` = the reading's timestamp, as live), so
 everything stays fresh; the engine's `advance` is called when `next_due`
 says, and every command is answered `done` at once, as a runner would. The
 figures: µs per `on_reading` call alone and per reading for every engine call
-(on_reading + advance + outcomes), the median of `--rounds`.
+(on_reading + advance + outcomes), the median of `--rounds`. `--runner` also
+feeds the scripts without signals through ControllerRunner as the hub does at
+a high rate (system clock, readings stamped as they arrive, the state saved
+write-ahead with fsync in a temporary folder, commands answered `done`, the
+status read after every step): µs per reading of that whole path. (At that
+rate a signal's 2-minute window would hold every reading since: not a
+respirometry run.)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import math
 import pstats
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.stats import table
 from hub.controller.effects import CommandEffect, Effect, Outcome, Reading
 from hub.controller.engine import Engine
+from hub.controller.run_store import RunStore
+from hub.controller.runner import ControllerRunner
 from hub.script.loader import load_script, parse_script
-from lecis.clock import iso_ts
+from hub.script.model import Value
+from lecis.clock import SystemClock, iso_ts
 from lecis.dcd import ReadingSpec
 from lecis.wire import Birth, BirthModule
 
@@ -125,6 +136,47 @@ def run(engine: Engine, feed: Feed, readings: int) -> tuple[float, float, int]:
     return in_reading, total, effects
 
 
+class _Plant:
+    async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
+                      command_id: str | None = None) -> Outcome:
+        return DONE
+
+
+class _Sink:
+    def effect(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
+        pass
+
+    def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
+        pass
+
+
+def through_runner(build: Callable[[], tuple[Engine, Feed]], readings: int) -> float:
+    """µs per reading through ControllerRunner as the hub drives it at a high rate: the system clock,
+    readings stamped as they arrive, the state saved (write-ahead, fsync; coalesced to once a second
+    otherwise) in a temporary folder, commands answered `done`, the status read after every step."""
+
+    async def main(folder: Path) -> float:
+        engine, feed = build()
+        engine.started_at = engine.values.started_at = time.time()
+        runner = ControllerRunner(engine, plant=_Plant(), clock=SystemClock(), sink=_Sink(),
+                                  store=RunStore(folder), on_status=lambda status: None)
+        task = asyncio.ensure_future(runner.run())
+        await asyncio.sleep(0.05)
+        streams = len(feed)
+        t0 = time.perf_counter()
+        for i in range(readings):
+            unit, module, name, value = feed[i % streams]
+            await runner.reading(Reading(unit, module, time.time(), {name: value(i // streams)}, i + 1))
+            await asyncio.sleep(0)  # the run loop and the commands' tasks take their turn
+        elapsed = time.perf_counter() - t0
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return elapsed / readings * 1e6
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(main(Path(tmp)))
+
+
 SCRIPTS: dict[str, Callable[[], tuple[Engine, Feed]]] = {
     "respirometry": respirometry,
     "50 conditions": fifty_conditions,
@@ -137,6 +189,8 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one round per script")
+    parser.add_argument("--runner", action="store_true",
+                        help="also feed each script through ControllerRunner (state saved, as in the hub)")
     args = parser.parse_args()
     rows = []
     for label, build in SCRIPTS.items():
@@ -157,6 +211,11 @@ def main() -> None:
         total = statistics.median(r[1] for r in results) / args.readings * 1e6
         rows.append((label, f"on_reading {on_reading:6.2f} µs/reading   all engine calls {total:6.2f} "
                             f"µs/reading   ({1e6 / total:,.0f} readings/s; {results[-1][2]} effects)"))
+        if args.runner and not build()[0].script.signals:
+            through = statistics.median(through_runner(build, min(args.readings, 20_000))
+                                        for _ in range(args.rounds))
+            rows.append((f"{label}, runner", f"{through:6.2f} µs/reading through ControllerRunner "
+                                             f"({1e6 / through:,.0f} readings/s)"))
     if rows:
         table(f"Controller engine alone, {args.readings} readings per round, median of {args.rounds} rounds",
               rows + [("target", "engine well under the recorder's share of 50 µs/reading "
