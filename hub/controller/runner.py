@@ -234,10 +234,13 @@ class ControllerRunner:
             return
         status = self.engine.status(self.now())
         status["persist_error"] = self.persist_error
-        key = {k: v for k, v in status.items() if k != "elapsed"}
-        if key == self._last_status:
+        elapsed = status["elapsed"]
+        status["elapsed"] = None  # compared without the time that passed (no copy made per step)
+        same = status == self._last_status
+        status["elapsed"] = elapsed
+        if same:
             return
-        self._last_status = key
+        self._last_status = {**status, "elapsed": None}
         try:
             self.on_status(status)
         except Exception:
