@@ -135,6 +135,20 @@ def run_apply(args: argparse.Namespace) -> int:
     return asyncio.run(apply_script(config, text, author, args.timeout, str(args.file)))
 
 
+def script_too_large(text: str) -> str | None:
+    """Why the hub would refuse `text` for its size (its script and `$cmd` limits), or None."""
+    from hub.hub_commands import MAX_COMMAND_BYTES, MAX_SCRIPT_CHARS
+    from lecis.wire import to_bytes
+
+    if len(text) > MAX_SCRIPT_CHARS:
+        return f"the script is {len(text)} characters; the hub takes scripts of at most {MAX_SCRIPT_CHARS}"
+    size = len(to_bytes({"text": text}))
+    if size > MAX_COMMAND_BYTES - 4096:  # the id, author and source fit in the rest
+        return (f"the script is {size} bytes as JSON; the hub takes commands of at most "
+                f"{MAX_COMMAND_BYTES} bytes")
+    return None
+
+
 async def apply_script(config: Any, text: str, author: str, timeout: float, source: str) -> int:
     """Send `script.apply` to the hub on `config`'s broker and print its answer; returns the exit status."""
     from hub.link import session_config
@@ -143,6 +157,10 @@ async def apply_script(config: Any, text: str, author: str, timeout: float, sour
     from lecis.topics import Topics
     from lecis.wire import encode, from_bytes
 
+    problem = script_too_large(text)
+    if problem is not None:
+        print(f"labedge script apply: {source}: {problem}; nothing was sent", file=sys.stderr)
+        return EXIT_USAGE
     topics = Topics(config.topic_root)
     base = session_config(config)
     command_id = str(uuid.uuid4())

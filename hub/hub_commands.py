@@ -26,6 +26,9 @@ log = logging.getLogger("labedge.hub.commands")
 
 MAX_REMEMBERED = 1000
 MAX_SCRIPT_CHARS = 200_000
+# A `$cmd` payload carrying the largest script: 4 UTF-8 bytes per character at worst, JSON escapes
+# of tabs/newlines (2 bytes) included, plus room for the other fields. Under lecis.wire's 1 MiB.
+MAX_COMMAND_BYTES = MAX_SCRIPT_CHARS * 4 + 64 * 1024
 MAX_AUTHOR_CHARS = 100
 HUB_COMMANDS = ("experiment.status", "experiment.pause", "experiment.resume", "experiment.stop",
                 "script.apply", "script.versions", "session.start", "session.stop")
@@ -93,7 +96,7 @@ class HubCommands:
 
     async def _handle(self, payload: bytes) -> None:
         try:
-            command = decode_command(payload)
+            command = decode_command(payload, max_bytes=MAX_COMMAND_BYTES)
         except CommandFormatError as exc:
             await self._send(exc.command_id, ReplyStatus.REJECTED, exc.to_error())
             return

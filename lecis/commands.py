@@ -86,16 +86,17 @@ def _first_unencodable(obj: dict[str, Any]) -> tuple[str | None, str] | None:
     return None
 
 
-def parse_command(payload: bytes) -> Command:
+def parse_command(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Command:
     """Parse a `cmd` payload; raises CommandPayloadInvalid saying what is wrong.
 
     Nothing here evaluates anything: JSON in, a frozen dataclass out.
-    NaN and Infinity are refused because they are not JSON.
+    NaN and Infinity are refused because they are not JSON. `max_bytes`: a unit's
+    commands stay under 64 KiB; the hub's (a whole script) take a larger limit.
     """
     from lecis.wire.jsonbytes import from_bytes  # imported here: lecis.wire imports this module
 
     try:
-        obj = from_bytes(payload, max_bytes=MAX_PAYLOAD_BYTES)
+        obj = from_bytes(payload, max_bytes=max_bytes)
     except WireFormatError as exc:
         raise CommandPayloadInvalid(str(exc)) from None
     if not isinstance(obj, dict):

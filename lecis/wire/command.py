@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lecis.commands import Command, CommandPayloadInvalid, parse_command
+from lecis.commands import MAX_PAYLOAD_BYTES, Command, CommandPayloadInvalid, parse_command
 from lecis.errors import WireFormatError
 from lecis.wire.jsonbytes import to_bytes
 
@@ -31,10 +31,10 @@ def encode_command(command: Command) -> bytes:
     return to_bytes(command_body(command))
 
 
-def decode_command(payload: bytes) -> Command:
+def decode_command(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Command:
     """`lecis.commands.parse_command`, its refusal raised as CommandFormatError."""
     try:
-        return parse_command(payload)
+        return parse_command(payload, max_bytes=max_bytes)
     except CommandFormatError:
         raise
     except CommandPayloadInvalid as exc:
