@@ -152,7 +152,7 @@ class Recorder:
     def ingest(self, unit: str, module: str, kind: str, payload: Any, received_at: float) -> None:
         """One message from a unit (`kind` data, event, state, birth, unit_state); never raises on content."""
         writer = self._require()
-        if writer.backlog() >= self.max_backlog and kind in ("data", "event"):
+        if self._full(writer) and kind in ("data", "event"):
             self._drop(writer)  # its seq becomes a gap once the disk is back: counted as lost
             return
         writer.submit(decode(unit, module, kind, payload, received_at))
@@ -164,7 +164,7 @@ class Recorder:
         client's) only queues. A bad payload is counted and logged as with `ingest`.
         """
         writer = self._require()
-        if writer.backlog() >= self.max_backlog and kind in ("data", "event"):
+        if self._full(writer) and kind in ("data", "event"):
             self._drop(writer)
             return
         writer.submit((unit, module, kind, payload, received_at))
@@ -177,7 +177,7 @@ class Recorder:
         """
         writer = self._require()
         record = decode_bytes(unit, module, kind, payload, received_at)
-        if writer.backlog() >= self.max_backlog and kind in ("data", "event"):
+        if self._full(writer) and kind in ("data", "event"):
             self._drop(writer)
         else:
             writer.submit(record)
@@ -186,7 +186,7 @@ class Recorder:
     def ingest_record(self, record: Record) -> None:
         """Queue a record made by `hub.recorder.intake.decode_bytes` or `decode` (the caller decoded it)."""
         writer = self._require()
-        if writer.backlog() >= self.max_backlog and isinstance(record, (DataRecord, EventRecord)):
+        if self._full(writer) and isinstance(record, (DataRecord, EventRecord)):
             self._drop(writer)
         else:
             writer.submit(record)
@@ -327,20 +327,33 @@ class Recorder:
                 f"{what} {run_id} already ended; its files are closed for good: choose a new id"
             )
 
+    def _full(self, writer: Writer) -> bool:
+        """True while the backlog is at its limit; an episode of drops ends once it is down to half."""
+        backlog = writer.backlog()
+        if backlog >= self.max_backlog:
+            return True
+        if self._dropping and backlog < self.max_backlog // 2:
+            self._dropping = False  # the next full backlog is a new episode, with its own alarm
+            log.warning("the recorder's backlog is down to %d messages; readings are stored again", backlog)
+        return False
+
     def _drop(self, writer: Writer) -> None:
         self.dropped += 1
         if not self._dropping:
             self._dropping = True
+            if writer.failing:
+                why, until = f"the disk refuses writes ({writer.failing})", "the disk takes writes again"
+            else:
+                why = "messages arrive faster than the disk stores them"
+                until = "the writer catches up (to half the backlog)"
             message = (
-                f"the recorder holds {writer.backlog()} messages it cannot write yet; newer readings are "
-                "dropped (counted as readings lost) until the disk takes writes again"
+                f"the recorder holds {writer.backlog()} messages it has not written yet: {why}; newer "
+                f"readings are dropped (counted as readings lost) until {until}"
             )
             log.error("%s", message)
             self._notify(
                 RecorderEvent("alarm", "recorder_backlog_full", message, self.clock.now().timestamp())
             )
-        elif writer.backlog() < self.max_backlog // 2:
-            self._dropping = False
 
     def _notify(self, event: RecorderEvent) -> None:
         """From the writer thread: hand the event to the loop's callbacks."""
