@@ -82,7 +82,7 @@ class Hub:
             hub_command=self._on_hub_command, data_bytes=self._on_data_bytes)
         self.link = HubLink(config, self.handlers, self.clock)
         self.experiment = ExperimentTopics(self._publish, self.topics, config.hub, self.clock)
-        self.commands = HubCommands(None, self._publish_reply, self.clock)
+        self.commands = HubCommands(None, self._publish_reply, self.clock, counters=self.counters)
         self._stack: contextlib.AsyncExitStack | None = None
         self._closing = False
         self._changed = asyncio.Event()  # the experiment's state may have changed: publish it now
@@ -155,9 +155,12 @@ class Hub:
             status: dict[str, Any] = dict(self.controller.status())
         else:
             status = {"state": "idle"}
-        status["bad_messages"] = sum(v for k, v in self.link.stats.items() if k.startswith("bad."))
-        status["readings_lost"] = self.readings_lost()
-        return status
+        return {**status, **self.counters()}
+
+    def counters(self) -> dict[str, int]:
+        """What the hub counts beside the experiment: in its state and in every command's reply."""
+        bad = sum(v for k, v in self.link.stats.items() if k.startswith("bad."))
+        return {"bad_messages": bad, "readings_lost": self.readings_lost()}
 
     def readings_lost(self) -> int:
         try:

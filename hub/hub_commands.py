@@ -62,8 +62,12 @@ class HubCommands:
     """Feed raw `$cmd` payloads to `feed()`; replies go out through `publish`."""
 
     def __init__(self, experiment: Experiment | None, publish: Publish, clock: Clock | None = None,
-                 session_handler: Callable[[Command], Awaitable[dict[str, Any]]] | None = None) -> None:
+                 session_handler: Callable[[Command], Awaitable[dict[str, Any]]] | None = None,
+                 counters: Callable[[], dict[str, Any]] | None = None) -> None:
         self.experiment = experiment
+        # The hub's own counters (bad_messages, readings_lost), added to every state in a reply so
+        # that it is the same as the retained lab/hub/experiment/state.
+        self.counters = counters
         self.publish = publish
         self.clock = clock or SystemClock()
         # Issue 8's session log plugs in here; until then session.* is answered unknown_command.
@@ -144,18 +148,20 @@ class HubCommands:
             await self._send(command.id, ReplyStatus.ACCEPTED)
             return await experiment.apply(text, author, source)
         _only(name, args, ("reason",) if name == "experiment.stop" else ())
-        if name == "experiment.status":
-            return experiment.status()
         if name == "script.versions":
             return {"versions": experiment.versions()}
-        if name == "experiment.pause":
-            return await experiment.pause()
-        if name == "experiment.resume":
-            return await experiment.resume()
-        reason = args.get("reason", "stopped by a hub command")
-        if not isinstance(reason, str):
-            raise CommandRejected(ErrorKind.VALIDATION, "reason must be a string", "reason")
-        return await experiment.stop(reason)
+        if name == "experiment.status":
+            state = experiment.status()
+        elif name == "experiment.pause":
+            state = await experiment.pause()
+        elif name == "experiment.resume":
+            state = await experiment.resume()
+        else:
+            reason = args.get("reason", "stopped by a hub command")
+            if not isinstance(reason, str):
+                raise CommandRejected(ErrorKind.VALIDATION, "reason must be a string", "reason")
+            state = await experiment.stop(reason)
+        return state if self.counters is None else {**state, **self.counters()}
 
 
 def _only(name: str, args: dict[str, Any], allowed: tuple[str, ...]) -> None:
