@@ -11,7 +11,7 @@ from typing import Any
 from lecis.dcd import EQUIPMENT_DRIVERS, INSTRUMENT_DRIVERS, Dcd
 from lecis.dcd_loader import read_dcd, read_pin
 from lecis.errors import ConfigError, ConfigProblem
-from lecis.topics import MODULE_ID, TOPIC_ROOT, UNIT_ID
+from lecis.topics import MODULE_ID, TOPIC_ROOT, UNIT_ID, reserved_unit_id
 from lecis.unit_config import BrokerConfig, ButtonsConfig, OutboxConfig, UnitConfig
 from lecis.yaml_loader import Fields, YamlDoc, YPath, field_name, load_yaml
 
@@ -42,6 +42,8 @@ def check_unit_config(path: Path, exists: Callable[[str], bool] | None) -> UnitC
     unit = f.string(("unit",), None, required=True, pattern=UNIT_ID,
                     expected="a unit id (lower-case letters, digits and -, up to 32 characters, "
                              "e.g. bench-1)")
+    if unit is not None and reserved_unit_id(unit) is not None:
+        f.problem(("unit",), str(reserved_unit_id(unit)))
     broker = _broker(f, base, exists)
     topic_root = f.string(("topic_root",), "lab", pattern=TOPIC_ROOT,
                           expected="a topic root (letters, digits, _, - and /, e.g. lab)")

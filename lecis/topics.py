@@ -10,6 +10,15 @@ MODULE_ID = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
 TOPIC_ROOT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/-]{0,63}$")
 
 UNIT_CMD = "$cmd"
+HUB_SEGMENT = "hub"  # lab/hub/... is the hub's own: a unit of this id would never be heard
+
+
+def reserved_unit_id(unit: str) -> str | None:
+    """Why `unit` (a valid UNIT_ID) cannot name a unit, or None."""
+    if unit == HUB_SEGMENT:
+        return (f"unit id {unit!r} is reserved: {HUB_SEGMENT}/... topics are the hub's own, and the hub "
+                "ignores units' messages there; choose another id, e.g. bench-1")
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,23 +86,23 @@ class Topics:
 
     # ---- the hub ------------------------------------------------------------------------------
     def hub_state(self) -> str:
-        return f"{self.root}/hub/$state"
+        return f"{self.root}/{HUB_SEGMENT}/$state"
 
     def hub_cmd(self) -> str:
-        return f"{self.root}/hub/$cmd"
+        return f"{self.root}/{HUB_SEGMENT}/$cmd"
 
     def hub_reply(self) -> str:
-        return f"{self.root}/hub/$reply"
+        return f"{self.root}/{HUB_SEGMENT}/$reply"
 
     def hub_session(self, unit: str) -> str:
-        return f"{self.root}/hub/sessions/{unit}"
+        return f"{self.root}/{HUB_SEGMENT}/sessions/{unit}"
 
     def hub_sessions_filter(self) -> str:
-        return f"{self.root}/hub/sessions/+"
+        return f"{self.root}/{HUB_SEGMENT}/sessions/+"
 
     def hub_experiment(self, subtopic: str) -> str:
         """`lab/hub/experiment/<subtopic>` (the hub documents its subtopics in docs/protocol.md)."""
-        return f"{self.root}/hub/experiment/{subtopic}"
+        return f"{self.root}/{HUB_SEGMENT}/experiment/{subtopic}"
 
     def split(self, topic: str) -> tuple[str, str, str] | None:
         """(unit, module or '$…', leaf) for a unit topic under this root, else None.

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.script.actions import Checker
+from hub.script.durations import MIN_PERIOD_S
 from hub.script.model import Guard, Loop, OnOffLoop, PidLoop, SendCommand, Signal
 from hub.script.reader import NAME, NAME_RULE
 from hub.script.symbols import RESERVED
@@ -60,7 +61,8 @@ def read_signals(checker: Checker) -> tuple[Signal, ...]:
             continue
         source = reader.string(path + (kinds[0],), None, required=True,
                                expected="a reading unit/module.reading")
-        window = reader.duration(path + ("window",), None, required=True, positive=True)
+        window = reader.duration(path + ("window",), None, required=True, positive=True,
+                                 minimum=MIN_PERIOD_S)
         scale = reader.number(path + ("scale",), 1.0)
         if source is not None and "/" not in source:
             reader.fail(path + (kinds[0],), f"expected a reading unit/module.reading, got {source!r}",
@@ -179,7 +181,8 @@ def _pid(checker: Checker, path: YPath, name: str, found: Any, input_name: str |
     kd = reader.number(path + ("kd",), 0.0, minimum=0) or 0.0
     limits = _limits(checker, path + ("limits",))
     has_speed = found is not None and found[1] is not None and found[1].command("speed") is not None
-    period = reader.duration(path + ("period",), None if not has_speed else 0.0)
+    period = reader.duration(path + ("period",), None if not has_speed else 0.0, minimum=MIN_PERIOD_S,
+                             zero=True)
     if period is None and not reader.has(path + ("period",)) and found is not None and found[1] is not None:
         reader.fail(path, f"missing period: {'/'.join(found[0])} has no speed command, so the loop "
                           "switches it on for a share of each period (e.g. period: 60s)")

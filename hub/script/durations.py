@@ -10,6 +10,9 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+", re.ASCII)
 _SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _ORDER = "dhms"
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: anything longer is a typing slip
+# The shortest period of a task (every:), a pid loop, a signal's window and stale_after: the hub acts on a
+# timescale of seconds; one of microseconds would flood the controller and the recorder.
+MIN_PERIOD_S = 1.0
 EXPECTED = "a duration such as 30s, 5m, 2h, 1h30m or a number of seconds"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from hub.script.actions import Checker
 from hub.script.control import check_name, read_guards, read_loops, read_signals
+from hub.script.durations import MIN_PERIOD_S
 from hub.script.errors import ScriptError, ScriptProblem
 from hub.script.model import Position, Script, Value
 from hub.script.reader import Reader
@@ -25,7 +26,7 @@ from hub.script.symbols import Symbols
 from hub.script.tasks import read_tasks
 from hub.script.units import read_capabilities
 from lecis.errors import ConfigError, ConfigProblem
-from lecis.topics import UNIT_ID
+from lecis.topics import UNIT_ID, reserved_unit_id
 from lecis.wire.birth import Birth
 from lecis.yaml_limits import MAX_BYTES
 from lecis.yaml_loader import YamlDoc, YPath, describe, field_name, parse_yaml
@@ -115,7 +116,8 @@ def check_script(text: str, source: str, capabilities: Capabilities) -> Script:
         reader.fail(("experiment",), "the experiment's name has at most 100 characters", value=True)
     description = reader.string(("description",), None, expected="a description")
     duration = reader.duration(("duration",), None, positive=True, nullable=True)
-    stale_after = reader.duration(("stale_after",), DEFAULT_STALE_AFTER_S, positive=True)
+    stale_after = reader.duration(("stale_after",), DEFAULT_STALE_AFTER_S, positive=True,
+                                  minimum=MIN_PERIOD_S)
     on_error = reader.string(("on_error",), "stop", choices=ON_ERROR) or "stop"
     units = _units(reader)
     where = {unit: reader.value_at(("units", unit)) for unit in units}
@@ -147,6 +149,9 @@ def _units(reader: Reader) -> dict[str, str]:
         if not UNIT_ID.match(unit):
             reader.fail(("units", unit), f"{unit!r} is not a unit id (lower-case letters, digits and -, "
                                          "e.g. bench-1)")
+            continue
+        if reserved_unit_id(unit) is not None:
+            reader.fail(("units", unit), str(reserved_unit_id(unit)))
             continue
         written = reader.string(("units", unit), None, required=True,
                                 expected="the path of the unit's config (unit.yaml) or DCD folder")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from hub.script.durations import EXPECTED as DURATION_EXPECTED
-from hub.script.durations import duration_value
+from hub.script.durations import duration_value, format_duration
 from hub.script.errors import ScriptProblem
 from hub.script.model import Position
 from lecis.yaml_loader import MISSING, YamlDoc, YPath, describe
@@ -133,7 +133,9 @@ class Reader:
         return value if isinstance(value, list) else [value]
 
     def duration(self, path: YPath, default: float | None, *, required: bool = False,
-                 positive: bool = False, nullable: bool = False) -> float | None:
+                 positive: bool = False, nullable: bool = False, minimum: float | None = None,
+                 zero: bool = False) -> float | None:
+        """Seconds at `path`; `minimum`: the shortest allowed (0 too when `zero`), see MIN_PERIOD_S."""
         value = self.get(path)
         expected = DURATION_EXPECTED + (" (above 0)" if positive else "") + (" or null" if nullable else "")
         if value is MISSING:
@@ -149,6 +151,11 @@ class Reader:
                                                         r"minutes?|seconds?|days?)\s*", value, re.ASCII):
                 hint = " (units are written s, m, h, d: 30s, 5m, 2h)"
             self.fail(path, f"expected {expected}, got {describe(value)}{hint}", value=True)
+            return default
+        if minimum is not None and seconds < minimum and not (zero and seconds == 0):
+            self.fail(path, f"{path[-1]} must be at least {format_duration(minimum)}"
+                            + (" (or 0)" if zero else "") + f", got {describe(value)}: the hub acts on a "
+                            "timescale of seconds, and a shorter one would only flood it", value=True)
             return default
         return seconds
 

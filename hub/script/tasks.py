@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from hub.script.actions import Checker
+from hub.script.durations import MIN_PERIOD_S
 from hub.script.expr import ParsedExpression
 from hub.script.model import After, At, Every, Position, Task, Trigger, When, While
 from hub.script.reader import did_you_mean
@@ -128,7 +129,8 @@ def _trigger(checker: Checker, path: YPath, kind: str, duration_s: float | None)
             return None
         return After(target[1], None, delay) if target[0] == "task" else After(None, target[1], delay)
     if kind == "every":
-        period = reader.duration(path + ("every",), None, required=True, positive=True)
+        period = reader.duration(path + ("every",), None, required=True, positive=True,
+                                 minimum=MIN_PERIOD_S)
         start = reader.duration(path + ("from",), 0.0) or 0.0
         for_s = reader.duration(path + ("for",), None, positive=True)
         until = checker.expression(path + ("until",), "boolean", required=False, what="a condition")
@@ -140,7 +142,7 @@ def _trigger(checker: Checker, path: YPath, kind: str, duration_s: float | None)
     if not reader.has(path + ("every",)):
         reader.fail(path + ("while",), "a while task repeats while its condition holds: give every: (e.g. "
                                        "every: 1m); to act once when it turns true, use when:")
-    period = reader.duration(path + ("every",), None, positive=True)
+    period = reader.duration(path + ("every",), None, positive=True, minimum=MIN_PERIOD_S)
     on_exit = checker.actions(path + ("on_exit",))
     return None if condition is None or period is None else While(condition, period, on_exit)
 
