@@ -44,8 +44,10 @@ async def test_the_circuits_read_water_that_the_aeration_state_oxygenates(mosqui
         assert [b for b in banners if "serving" in b and str(tmp_path / "dev" / "do1") in b]
         assert "vessel follows aeration->aeration of bench-9" in banners[-1]
         async with client(str(tmp_path / "dev" / "do1")) as do1:
-            assert await do1.line() == "*RE"
-            first = float((await do1.line()).split(",")[0])  # continuous readings: mg/L first
+            line = await do1.line()
+            if line == "*RE":  # the boot banner, unless a reading at x50 came before the port was opened
+                line = await do1.line()
+            first = float(line.split(",")[0])  # continuous readings: mg/L first
             assert 1.0 < first < 2.5  # the sludge's oxygen before any aeration
             state = {"lecis": "IDLE", "control": "REMOTE", "outputs": {"on": True}, "error": None,
                      "ts": "2026-01-01T00:00:00.000Z"}
