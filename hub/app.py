@@ -133,8 +133,8 @@ class Hub:
         self._tasks = []
 
     async def wait(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set or the controller ends beyond repair."""
-        waiters = [asyncio.ensure_future(stop.wait())]
+        """Until `stop` is set, the controller ends beyond repair, or another hub has our id."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.link.fatal.wait())]
         if self.controller is not None:
             waiters.append(asyncio.ensure_future(self.controller.failed.wait()))
         try:
@@ -142,6 +142,15 @@ class Hub:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        if self.link.duplicate is not None:
+            await self._duplicate_alarm(self.link.duplicate)
+
+    async def _duplicate_alarm(self, message: str) -> None:
+        """Best effort: the other hub takes the session back within a second."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3.0):
+                await self.link.connected.wait()
+                await self.experiment.event("alarm", "duplicate_hub_id", message, "hub")
 
     # ---- outgoing -----------------------------------------------------------------------------
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:

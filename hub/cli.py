@@ -23,6 +23,7 @@ from lecis.errors import ConfigError, LabedgeError
 log = logging.getLogger("labedge.hub")
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 4, 5
+EXIT_DUPLICATE_ID = 3  # another hub runs with this hub's id: a configuration to fix, not to retry
 EXIT_FAULT = 70  # as the unit's: something failed beyond repair, supervisord starts the process again
 
 
@@ -109,6 +110,10 @@ async def _serve(config: Any) -> int:
         log.info("hub %s running (data in %s)", config.hub, config.data_dir)
         await hub.wait(stop)
         failed = hub.controller is not None and hub.controller.failed.is_set()
+        duplicate = hub.link.duplicate
+    if duplicate is not None:
+        print(f"labedge: {duplicate}", file=sys.stderr)
+        return EXIT_DUPLICATE_ID
     if failed:
         print("labedge: the experiment controller failed (see the log); exiting so that the hub is started "
               "again and resumes the run", file=sys.stderr)

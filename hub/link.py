@@ -84,8 +84,20 @@ class HubLink:
         will = aiomqtt.Will(self.topics.hub_state(), self._state(False), 1, True)
         self.session = MqttSession(session_config(config), will=will,
                                    subscriptions=subscriptions(self.topics), on_message=self.on_message,
-                                   on_connect=self._on_connect, clock=self.clock)
+                                   on_connect=self._on_connect, clock=self.clock,
+                                   on_taken_over=self._taken_over)
         self._task: asyncio.Task[None] | None = None
+        # Set, with what happened, when another client keeps taking our session: the hub must stop.
+        self.duplicate: str | None = None
+        self.fatal = asyncio.Event()
+
+    def _taken_over(self, count: int) -> None:
+        self.duplicate = (
+            f"another MQTT client with client id {self.session.config.client_id!r} keeps taking this hub's "
+            f"session over ({count} times within a minute): two hubs run with the same `hub: "
+            f"{self.config.hub}` id. Each hub needs its own `hub:` id in its hub.yaml; this one stops")
+        log.error("%s", self.duplicate)
+        self.fatal.set()
 
     @property
     def connected(self) -> asyncio.Event:

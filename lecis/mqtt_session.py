@@ -32,6 +32,12 @@ from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
 
 log = logging.getLogger("labedge.mqtt")
 
+# A connection the broker ends this soon after it was made, this many times within the window, while
+# the broker takes us back at once: another client with our client id is taking the session over.
+TAKEOVER_WITHIN_S = 5.0
+TAKEOVER_COUNT = 3
+TAKEOVER_WINDOW_S = 60.0
+
 T = TypeVar("T")
 
 
@@ -137,6 +143,7 @@ def _consume(future: asyncio.Future[None]) -> None:
 
 OnConnect = Callable[[Connection], Awaitable[Iterable[Coroutine[Any, Any, None]]]]
 OnMessage = Callable[[str, bytes], None]
+OnTakenOver = Callable[[int], None]
 
 
 class MqttSession:
@@ -144,8 +151,13 @@ class MqttSession:
 
     def __init__(self, config: SessionConfig, *, will: aiomqtt.Will | None = None,
                  subscriptions: Iterable[str] = (), on_message: OnMessage | None = None,
-                 on_connect: OnConnect | None = None, clock: Clock | None = None) -> None:
+                 on_connect: OnConnect | None = None, clock: Clock | None = None,
+                 on_taken_over: OnTakenOver | None = None) -> None:
+        """`on_taken_over(count)`: called when connections keep being ended right after they were made
+        (TAKEOVER_COUNT within TAKEOVER_WINDOW_S), as when two clients share our client id."""
         self.config = config
+        self.on_taken_over = on_taken_over
+        self._short_lived: list[float] = []  # monotonic ends of connections that lasted < TAKEOVER_WITHIN_S
         self.will = will
         self.subscriptions: list[str] = list(subscriptions)
         self.on_message = on_message
@@ -175,6 +187,7 @@ class MqttSession:
         backoff = config.initial_backoff_s
         while not self._stopping.is_set():
             was_connected = False
+            connected_at = 0.0
             try:
                 async with self._make_client() as client:
                     connection = Connection(client)
@@ -189,6 +202,7 @@ class MqttSession:
                         self.connections += 1
                         self.connected.set()
                         was_connected = True
+                        connected_at = self.clock.monotonic()
                         backoff = config.initial_backoff_s
                         log.info("connected to broker %s:%d", config.host, config.port)
                         await self._serve(connection, tasks)
@@ -197,6 +211,8 @@ class MqttSession:
             except (aiomqtt.MqttError, ConnectionClosed) as exc:
                 if was_connected:
                     log.warning("lost the broker %s:%d (%s)", config.host, config.port, exc)
+                    if not self._stopping.is_set():
+                        self._ended_early(connected_at)
                 else:
                     log.warning("cannot reach broker %s:%d (%s); retrying in %.1f s",
                                 config.host, config.port, exc, backoff)
@@ -207,6 +223,20 @@ class MqttSession:
                 break
             await self._wait_stop_or(backoff)
             backoff = next_backoff(backoff, config.max_backoff_s)
+
+    def _ended_early(self, connected_at: float) -> None:
+        """Count a connection the broker ended right after it was made; report repeated ones."""
+        now = self.clock.monotonic()
+        if now - connected_at >= TAKEOVER_WITHIN_S:
+            return
+        self._short_lived = [t for t in self._short_lived if now - t < TAKEOVER_WINDOW_S] + [now]
+        if len(self._short_lived) >= TAKEOVER_COUNT and self.on_taken_over is not None:
+            count = len(self._short_lived)
+            self._short_lived = []
+            try:
+                self.on_taken_over(count)
+            except Exception:
+                log.exception("the session takeover callback failed")
 
     async def _serve(self, connection: Connection, session: list[Coroutine[Any, Any, None]]) -> None:
         async def messages() -> None:
