@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from hub.app import Hub
 from hub.cli import EXIT_USAGE, apply_script
 from hub.hub_commands import MAX_SCRIPT_CHARS, HubCommands
+from provisioning.broker import MosquittoProcess
+from tests.hub.test_app import SCRIPT, config, state, unit_and_watch, write_script
 from tests.hub.test_app_hub_commands import FakeExperiment, Harness
 
 
@@ -53,8 +56,23 @@ async def test_a_huge_payload_is_still_refused() -> None:
 async def test_apply_checks_the_size_before_sending(text: str, says: str, capsys: pytest.CaptureFixture[str],
                                                     tmp_path: Path) -> None:
     # No broker listens on port 1: the size is refused before any connection is tried.
-    config = SimpleNamespace(hub="hub-x", topic_root="lab", mqtt=None, broker=None)
-    status = await apply_script(config, text, "ana", 5.0, str(tmp_path / "big.yaml"))
+    nowhere = SimpleNamespace(hub="hub-x", topic_root="lab", mqtt=None, broker=None)
+    status = await apply_script(nowhere, text, "ana", 5.0, str(tmp_path / "big.yaml"))
     err = capsys.readouterr().err
     assert status == EXIT_USAGE
     assert f"{tmp_path / 'big.yaml'}: the script is" in err and says in err and "nothing was sent" in err
+
+
+async def test_a_70_kb_script_goes_through_the_broker_to_a_running_hub(
+        tmp_path: Path, mosquitto: MosquittoProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    port = mosquitto.port
+    async with unit_and_watch(tmp_path, "app-big", port) as (_, found):
+        hub_config = config(tmp_path, port, write_script(tmp_path, "app-big"), "hub-big")
+        async with Hub(hub_config):
+            await found.wait_for(lambda: state(found, "hub-big").get("state") == "running", 15, "the run")
+            text = SCRIPT.format(unit="app-big", close="1h") + "# padding past 64 KiB of script\n" * 2200
+            assert len(text.encode()) > 70_000
+            status = await apply_script(hub_config, text, "ana", 20.0, "big.yaml")
+            out = capsys.readouterr()
+            assert status == 0, out.err
+            assert '"version": 2' in out.out
