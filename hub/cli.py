@@ -35,7 +35,7 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "run", help="run the hub from its hub.yaml (or check it with --check)",
         description="Run the hub: its MQTT session, the recorder (database and run files) and the "
                     "experiment controller running hub.yaml's script. Exit status 2 when it cannot start "
-                    "(each reason on one line).")
+                    "(each reason on one line), 3 when another hub runs with the same hub id.")
     run.add_argument("--config", required=True, type=Path, metavar="HUB_YAML", help="path of the hub.yaml")
     run.add_argument("--check", action="store_true",
                      help="check hub.yaml and its script, print each problem, and exit (0 fine, 2 problems); "
