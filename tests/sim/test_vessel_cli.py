@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
@@ -32,6 +33,15 @@ def write_unit(tmp: Path, port: int) -> Path:
     return config
 
 
+async def mg_l(circuit: Any) -> float:
+    """The next reading's mg/L (continuous readings: mg/L first); the boot banner `*RE` goes to the
+    first client, so it may come before or after readings the pty held until the port was opened."""
+    line = await circuit.line(10.0)
+    while line.startswith("*"):
+        line = await circuit.line(10.0)
+    return float(line.split(",")[0])
+
+
 async def test_the_circuits_read_water_that_the_aeration_state_oxygenates(mosquitto: MosquittoProcess,
                                                                         tmp_path: Path) -> None:
     config = write_unit(tmp_path, mosquitto.port)
@@ -44,10 +54,7 @@ async def test_the_circuits_read_water_that_the_aeration_state_oxygenates(mosqui
         assert [b for b in banners if "serving" in b and str(tmp_path / "dev" / "do1") in b]
         assert "vessel follows aeration->aeration of bench-9" in banners[-1]
         async with client(str(tmp_path / "dev" / "do1")) as do1:
-            line = await do1.line()
-            if line == "*RE":  # the boot banner, unless a reading at x50 came before the port was opened
-                line = await do1.line()
-            first = float(line.split(",")[0])  # continuous readings: mg/L first
+            first = await mg_l(do1)
             assert 1.0 < first < 2.5  # the sludge's oxygen before any aeration
             state = {"lecis": "IDLE", "control": "REMOTE", "outputs": {"on": True}, "error": None,
                      "ts": "2026-01-01T00:00:00.000Z"}
@@ -55,7 +62,7 @@ async def test_the_circuits_read_water_that_the_aeration_state_oxygenates(mosqui
                 await mqtt.publish(Topics().module_state("bench-9", "aeration"), json.dumps(state), qos=1,
                                    retain=True)
             async with asyncio.timeout(20):  # 20 wall s are 1000 s of vessel time at x50
-                while float((await do1.line(10.0)).split(",")[0]) < 4.0:
+                while await mg_l(do1) < 4.0:
                     pass
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10.0) == 0
