@@ -169,22 +169,27 @@ class Rules:
         unit_files = ", ".join(f"unit-{u}: unit-{u}.yaml" for u in range(units))
         text = f"experiment: bench\nunits: {{{unit_files}}}\ntasks:\n{tasks}\n"
         script = parse_script(text, "bench.yaml", births(units, modules))
-        self.engine = Engine(script, run_id="bench-run", started_at=time.time())
+        # The engine's clock follows the readings, as if they arrived live (they are stamped from a
+        # fixed START so that every round has the same data): with the wall clock as `now`, readings
+        # stamped hours ago would all be stale and no rule would act.
+        self.now = START.timestamp()
+        self.engine = Engine(script, run_id="bench-run", started_at=self.now)
         self.Reading = Reading
-        self._record(self.engine.start(time.time()))
+        self._record(self.engine.start(self.now))
         self.kind = (
             f"hub.controller Engine, {units * modules} `when` tasks (one per module), effects recorded"
         )
 
     def _record(self, effects: list[Any]) -> None:
-        now = time.time()
         for effect in effects:
-            self.sink.effect(effect, now, None)
+            self.sink.effect(effect, self.now, None)
         self.fired += len(effects)
 
     def on_reading(self, unit: str, module: str, ts: float, values: dict[str, float], seq: int) -> None:
         if self.engine is not None:
-            self._record(self.engine.on_reading(self.Reading(unit, module, ts, values, seq), time.time()))
+            if ts > self.now:
+                self.now = ts
+            self._record(self.engine.on_reading(self.Reading(unit, module, ts, values, seq), self.now))
             return
         key = f"{unit}/{module}"
         now = 50 < values.get("v", 0.0) < 90
