@@ -12,15 +12,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lecis.config_loader import read_broker
 from lecis.errors import ConfigError
 from lecis.topics import TOPIC_ROOT, UNIT_ID
 from lecis.unit_config import BrokerConfig
-from lecis.yaml_loader import Fields, YPath, load_yaml
+from lecis.yaml_loader import Fields, load_yaml
 
 WHAT = "a hub config: key: value lines such as hub:, broker: and data_dir:"
 HUB_KEYS = ("hub", "broker", "data_dir", "script", "topic_root", "lease_ttl_s", "command_timeout_s",
             "unit_wait_s")
-BROKER_KEYS = ("host", "port", "username", "password", "keepalive_s", "tls_ca")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ def load_hub_config(path: Path, check_files: bool = True) -> HubConfig:
     f.mapping((), HUB_KEYS)
     hub = f.string(("hub",), None, required=True, pattern=UNIT_ID,
                    expected="a hub id (lower-case letters, digits and -, up to 32 characters, e.g. hub-1)")
-    broker = _broker(f, base, check_files)
+    broker = read_broker(f, base, (lambda path: Path(path).is_file()) if check_files else None,
+                         required=True)
     data_dir = f.string(("data_dir",), None, required=True,
                         expected="a folder for the hub's database, run files and state (e.g. ./var/hub)")
     script = f.string(("script",), None, nullable=True, expected="the path of an experiment script")
@@ -77,19 +78,3 @@ def load_hub_config(path: Path, check_files: bool = True) -> HubConfig:
 
 def _absolute(base: Path, text: str) -> Path:
     return Path(os.path.abspath(base / Path(text).expanduser()))
-
-
-def _broker(f: Fields, base: Path, check_files: bool) -> BrokerConfig:
-    p: YPath = ("broker",)
-    f.mapping(p, BROKER_KEYS, required=True, what="a mapping such as {host: 127.0.0.1, port: 1883}")
-    tls_ca = f.string(p + ("tls_ca",), None, nullable=True, expected="the path of a CA certificate file")
-    if tls_ca is not None:
-        tls_ca = str(_absolute(base, tls_ca))
-        if check_files and not Path(tls_ca).is_file():
-            f.problem(p + ("tls_ca",), f"file {tls_ca} does not exist")
-    return BrokerConfig(f.string(p + ("host",), "127.0.0.1"),
-                        f.integer(p + ("port",), 1883, minimum=1, maximum=65535),
-                        f.string(p + ("username",), None, nullable=True),
-                        f.string(p + ("password",), None, nullable=True),
-                        f.integer(p + ("keepalive_s",), 10, minimum=2),
-                        tls_ca)

@@ -44,7 +44,7 @@ def check_unit_config(path: Path, exists: Callable[[str], bool] | None) -> UnitC
                              "e.g. bench-1)")
     if unit is not None and reserved_unit_id(unit) is not None:
         f.problem(("unit",), str(reserved_unit_id(unit)))
-    broker = _broker(f, base, exists)
+    broker = read_broker(f, base, exists)
     topic_root = f.string(("topic_root",), "lab", pattern=TOPIC_ROOT,
                           expected="a topic root (letters, digits, _, - and /, e.g. lab)")
     data_dir = f.string(("data_dir",), None, required=True, expected="a folder for the unit's data")
@@ -76,9 +76,11 @@ def check_unit_config(path: Path, exists: Callable[[str], bool] | None) -> UnitC
                       led, ttl)
 
 
-def _broker(f: Fields, base: Path, exists: Callable[[str], bool] | None) -> BrokerConfig:
+def read_broker(f: Fields, base: Path, exists: Callable[[str], bool] | None, *,
+                required: bool = False) -> BrokerConfig:
+    """The `broker:` mapping of a unit config or hub.yaml; `exists` checks the tls_ca file (None: not)."""
     p: YPath = ("broker",)
-    f.mapping(p, BROKER_KEYS)
+    f.mapping(p, BROKER_KEYS, required=required, what="a mapping such as {host: 127.0.0.1, port: 1883}")
     tls_ca = f.string(p + ("tls_ca",), None, nullable=True, expected="the path of a CA certificate file")
     if tls_ca is not None:
         tls_ca = str(base / Path(tls_ca).expanduser())

@@ -171,7 +171,7 @@ def test_unit_file_shape_problems(tmp_path: Path) -> None:
         ("unit.yaml", 1, "data_dir", "missing; expected a folder for the unit's data"),
         ("unit.yaml", 2, "modules",
          "expected a list of DCD files with at least one entry (e.g. [dcd/ph1.yaml])"),
-        ("unit.yaml", 3, "broker", "expected a mapping, got a list"),
+        ("unit.yaml", 3, "broker", "expected a mapping such as {host: 127.0.0.1, port: 1883}, got a list"),
     ]
     path.write_text("unit: bench-2\nunit: bench-3\n")
     assert ("unit.yaml", 2, "unit", "duplicate key 'unit' (first given at line 1)") in problems_of(path)
