@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,64 @@ def session_config(config: HubConfig) -> SessionConfig:
                          keepalive_s=broker.keepalive_s)
 
 
+class QuickSession(MqttSession):
+    """An MqttSession whose messages skip aiomqtt's queue (a task and an `asyncio.wait` per message).
+
+    paho's callback, which runs inside the event loop's read of the socket, only appends the message
+    to a deque; one `call_soon` per batch then hands everything gathered to `on_message` in arrival
+    order, at the loop's next turn (nothing waits for a batch to fill). The hook is set on the paho
+    client before it connects, so the messages a persistent session has queued take the same way.
+    """
+
+    def __init__(self, config: SessionConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self._inbox: deque[tuple[str, bytes]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._draining = False
+
+    def _make_client(self) -> aiomqtt.Client:
+        client = super()._make_client()
+        paho = getattr(client, "_client", None)  # aiomqtt 2.x (pinned): its paho client
+        if paho is not None:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+            paho.on_message = self._paho_message
+        return client
+
+    async def _serve(self, connection: Connection, session: list[Coroutine[Any, Any, None]]) -> None:
+        # As with aiomqtt's queue, what arrived while connecting is handed over once the session
+        # is up (after `on_connect`, with `connected` set), not in the middle of setting it up.
+        self._serving = True
+        self._schedule()
+        try:
+            await super()._serve(connection, session)
+        finally:
+            self._serving = False
+
+    _serving = False
+
+    def _paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        self._inbox.append((message.topic, message.payload))
+        if self._serving:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._draining and self._loop is not None:
+            self._draining = True
+            if threading.get_ident() == self._loop_thread:
+                self._loop.call_soon(self._drain)
+            else:
+                self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._draining = False
+        inbox, deliver = self._inbox, self._deliver
+        while inbox and self._serving:
+            topic, payload = inbox.popleft()
+            deliver(topic, payload)
+
+
 def subscriptions(topics: Topics) -> list[str]:
     return ([topics.every_module_filter(leaf) for leaf in MODULE_LEAVES]
             + [topics.every_unit_filter(leaf) for leaf in UNIT_LEAVES] + [topics.hub_cmd()])
@@ -82,7 +141,7 @@ class HubLink:
         self.stats: Counter[str] = Counter()  # received.<kind>, bad.<kind>, handler_errors
         self._warned: set[str] = set()
         will = aiomqtt.Will(self.topics.hub_state(), self._state(False), 1, True)
-        self.session = MqttSession(session_config(config), will=will,
+        self.session = QuickSession(session_config(config), will=will,
                                    subscriptions=subscriptions(self.topics), on_message=self.on_message,
                                    on_connect=self._on_connect, clock=self.clock,
                                    on_taken_over=self._taken_over)

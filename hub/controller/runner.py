@@ -173,22 +173,36 @@ class ControllerRunner:
     # --- effects ---------------------------------------------------------------------
 
     async def _handle(self, effects: list[Effect], force: bool = False) -> None:
+        commands = [e for e in effects if isinstance(e, CommandEffect)]
         durable = force or any(not isinstance(e, DerivedEffect) for e in effects)
-        if durable:
+        if commands and not force:
+            # Write-ahead, once for every step taken before the loop's next turn: the first command
+            # task to run saves the state (with every command id of those steps) before it sends.
+            # Readings that arrive together (a burst of units crossing a threshold at once) so cost
+            # one save, not one each ahead of the last unit's command.
+            self._save_before_send = True
+        elif durable:
             self._persist()  # write-ahead: a command is in the saved state before it goes out
         elif self._dirty_since is None:
             self._dirty_since = self.now()
         ts = self.now()
         for effect in effects:
-            self._record(effect, ts, None)
             if isinstance(effect, CommandEffect):
-                task = asyncio.ensure_future(self._command(effect))
+                task = asyncio.ensure_future(self._command(effect, ts))
                 self._commands.add(task)
                 task.add_done_callback(self._commands.discard)
+            else:
+                self._record(effect, ts, None)
         self._publish_status()
         self._wake.set()
 
-    async def _command(self, effect: CommandEffect) -> None:
+    _save_before_send = False
+
+    async def _command(self, effect: CommandEffect, ts: float) -> None:
+        if self._save_before_send:
+            self._save_before_send = False
+            self._persist()
+        self._record(effect, ts, None)  # the command's line (the sink writes it ahead of the send)
         try:
             outcome = await self.plant.command(effect.unit, effect.module, effect.cmd, effect.args,
                                                command_id=effect.effect_id)
