@@ -188,7 +188,8 @@ class MqttPlant:
 
     async def _online_by(self, link: UnitLink, deadline: float) -> bool:
         """True once the unit is ready and leased (and the broker there); False at `deadline`."""
-        self._wake(link)
+        if not (link.online and link.client.token is not None and self.session_up()):
+            self._wake(link)  # only then: a woken keeper holding the lease renews it (a message each)
         while not (link.online and link.client.token is not None and self.session_up()):
             if self.clock.monotonic() >= deadline or self._closing:
                 return False
