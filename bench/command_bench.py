@@ -27,15 +27,14 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.broker_rtt import broker_round_trips
 from bench.fault_shim import build_shim, shim_env
 from bench.stats import percentile, summary_ms, table
 from hub.unit_client import UnitClient, connected_client
-from lecis.mqtt_session import MqttSession, SessionConfig
 from provisioning.broker import MosquittoProcess
 
 PUMP = "module: pump1\ndriver: gpio.pump\npin: 17\nmax_on_s: 3600\n"
@@ -96,21 +95,6 @@ def unit_process(tmp: Path, port: int, env: dict[str, str], load_rate: float) ->
             proc.kill()
             proc.wait()
         log.close()
-
-
-async def broker_round_trips(port: int, tries: int) -> list[float]:
-    topic = f"bench/ping/{uuid.uuid4().hex}"
-    times: list[float] = []
-    got = asyncio.Event()
-    async with MqttSession(SessionConfig(port=port), subscriptions=[topic],
-                           on_message=lambda t, p: got.set()) as session:
-        for i in range(tries):
-            got.clear()
-            start = time.monotonic()
-            await session.publish(topic, str(i), qos=1)
-            await got.wait()
-            times.append(time.monotonic() - start)
-    return times
 
 
 async def wait_ready(ctl: UnitClient, timeout: float = 20.0) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 
 import psutil
 
+from bench.broker_rtt import broker_round_trips
 from bench.stats import percentile, summary_ms, table
 from lecis.clock import SystemClock, iso_ts
 from lecis.dcd_loader import load_dcd
@@ -318,21 +319,6 @@ def write_hub_config(folder: Path, port: int, script: Path) -> Path:
     config.write_text(f"hub: hub-bench\nbroker: {{host: 127.0.0.1, port: {port}}}\n"
                       f"data_dir: {folder / 'hub-data'}\nscript: {script}\n")
     return config
-
-
-async def broker_round_trips(port: int, tries: int) -> list[float]:
-    topic = f"bench/ping/{uuid.uuid4().hex}"
-    times: list[float] = []
-    got = asyncio.Event()
-    async with MqttSession(SessionConfig(port=port), subscriptions=[topic],
-                           on_message=lambda t, p: got.set()) as session:
-        for i in range(tries):
-            got.clear()
-            start = time.monotonic()
-            await session.publish(topic, str(i), qos=1)
-            await got.wait()
-            times.append(time.monotonic() - start)
-    return times
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
