@@ -121,8 +121,8 @@ def _shifted(where: Locate, start: int) -> Locate:
     return lambda offset: where(start + offset)
 
 
-def _closing(text: str, start: int) -> int | None:
-    """Offset of the `}` closing an expression that starts at `start`; quotes respected."""
+def _first_unquoted(text: str, start: int, marks: str) -> int | None:
+    """Offset of the first character of `marks` at or after `start` that is outside quotes."""
     quote = None
     for j in range(start, len(text)):
         ch = text[j]
@@ -131,21 +131,16 @@ def _closing(text: str, start: int) -> int | None:
                 quote = None
         elif ch in "\"'":
             quote = ch
-        elif ch == "}":
+        elif ch in marks:
             return j
-        elif ch == "{":
-            return None
     return None
+
+
+def _closing(text: str, start: int) -> int | None:
+    """Offset of the `}` closing an expression that starts at `start`; quotes respected."""
+    j = _first_unquoted(text, start, "{}")
+    return j if j is not None and text[j] == "}" else None
 
 
 def _top_level_colon(inside: str) -> int | None:
-    quote = None
-    for j, ch in enumerate(inside):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ":":
-            return j
-    return None
+    return _first_unquoted(inside, 0, ":")
