@@ -639,9 +639,7 @@ def test_hub_over_mqtt_keeps_recording_and_answering_whatever_arrives(
             stop(unit)
             reader = read_db(hub_dir)
             expected = sorted(outsider.unit_seqs)
-            deadline = time.monotonic() + WAIT_S
-            while reader.seqs(REAL_UNIT, REAL_MODULE)[-1:] != expected[-1:] and time.monotonic() < deadline:
-                time.sleep(0.1)
+            until(lambda: reader.seqs(REAL_UNIT, REAL_MODULE)[-1:], expected[-1:])
             assert set(expected) <= set(reader.seqs(REAL_UNIT, REAL_MODULE))
             for key, model in models.items():
                 assert reader.seqs(*key) == sorted(model.stored), key
