@@ -28,7 +28,7 @@ from hub.config import HubConfig
 from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.errors import WireFormatError
 from lecis.mqtt_session import Connection, MqttSession, SessionConfig
-from lecis.topics import Topics
+from lecis.topics import HUB_SEGMENT, Topics
 from lecis.wire import Birth, Data, Event, HubState, ModuleState, UnitState, encode, from_bytes
 
 log = logging.getLogger("labedge.hub.link")
@@ -36,7 +36,6 @@ log = logging.getLogger("labedge.hub.link")
 #: The leaves the hub subscribes to for every module of every unit, and for every unit.
 MODULE_LEAVES = ("data", "event", "state", "reply")
 UNIT_LEAVES = ("$state", "$birth", "$reply")
-HUB_SEGMENT = "hub"  # `lab/hub/...` is the hub's own space: never a unit
 
 
 def _ignore(*_: Any) -> None:
