@@ -1,0 +1,143 @@
+"""A tinydb Storage that survives power loss, and refuses a damaged file instead of starting afresh.
+
+Each write goes to a temporary file beside the log, is fsynced, renamed over
+the log and the folder fsynced: after a crash the file holds the old version
+or the new one, never a mix. A file that cannot be read or is not a tinydb
+document raises SessionLogCorrupt naming it and how to recover; nothing ever
+replaces it with an empty log. `batch()` gathers several writes into one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tinydb.storages import Storage
+
+from lecis.errors import LabedgeError
+
+TMP_SUFFIX = ".tmp"
+
+
+class SessionLogCorrupt(LabedgeError):
+    """The session log (or another file of this storage) cannot be read; the hub refuses to start."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: the session log cannot be read ({why}). The hub does not start, so that nothing "
+            f"in it is lost. Restore the file from a backup, or move it aside (mv {path} {path}.damaged) "
+            "to start with an empty session log; the sessions it held are then forgotten (their files "
+            "stay in the data folder and the bucket)")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_document(value: Any) -> str | None:
+    """Why `value` is not a tinydb document ({table: {doc_id: {...}}}), or None."""
+    if not isinstance(value, dict):
+        return f"the top level is a JSON {type(value).__name__}, not an object of tables"
+    for table, docs in value.items():
+        if not isinstance(docs, dict):
+            return f"table {table!r} is a JSON {type(docs).__name__}, not an object of documents"
+        for doc_id, doc in docs.items():
+            if not isinstance(doc, dict):
+                return f"document {doc_id!r} of table {table!r} is not an object"
+    return None
+
+
+class SafeJSONStorage(Storage):
+    """`TinyDB(path, storage=SafeJSONStorage)`: atomic, durable writes; a damaged file is refused."""
+
+    def __init__(self, path: str | Path, create_dirs: bool = True, **_: Any) -> None:
+        self.path = Path(path)
+        if create_dirs:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + TMP_SUFFIX)
+        # A temporary file left by a crash mid-write is an unfinished write: the log itself is whole.
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+        self._cache: dict[str, Any] | None = None
+        self._batching = 0
+        self._dirty = False
+        self.writes = 0  # files written (a batch counts once)
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self._cache = None
+            return
+        except OSError as exc:
+            raise SessionLogCorrupt(self.path, f"{type(exc).__name__}: {exc.strerror or exc}") from None
+        if not raw:
+            raise SessionLogCorrupt(self.path, "the file is empty; a session log is never written empty")
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise SessionLogCorrupt(self.path, f"not UTF-8 at byte {exc.start}") from None
+        except json.JSONDecodeError as exc:
+            raise SessionLogCorrupt(self.path, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                                    ) from None
+        except RecursionError:
+            raise SessionLogCorrupt(self.path, "not a session log: nested too deeply") from None
+        why = _check_document(value)
+        if why is not None:
+            raise SessionLogCorrupt(self.path, f"not a session log: {why}")
+        self._cache = value
+
+    def read(self) -> dict[str, Any] | None:
+        # tinydb changes what it reads in place before writing it back: hand out a copy.
+        if self._cache is None:
+            return None
+        copy: dict[str, Any] = json.loads(json.dumps(self._cache))
+        return copy
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._cache = json.loads(json.dumps(data))
+        if self._batching:
+            self._dirty = True
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        # ASCII with escapes: a lone surrogate in a string can still be written and read back.
+        payload = json.dumps(self._cache, separators=(",", ":")).encode("ascii")
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self._tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self._dirty = False
+        self.writes += 1
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes inside the block are kept in memory and written once, atomically, at its end."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and self._dirty:
+                self._flush()
+
+    def close(self) -> None:
+        if self._dirty:
+            self._flush()
