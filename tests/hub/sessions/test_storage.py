@@ -16,13 +16,38 @@ from tinydb import TinyDB
 
 from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt
 
-# Writes version after version of a ~1 MB document and prints each number once it is written.
+# Writes version after version of a ~1 MB document and prints each number once it is written. With a
+# stop point, the write pauses there (saying so) so that the kill lands exactly in it: `half` with half of
+# the temporary file written, `synced` with the temporary file complete and fsynced but not yet renamed.
 WRITER = r"""
-import sys
+import os, sys, time
+import hub.sessions.storage as storage_module
 from hub.sessions.storage import SafeJSONStorage
 
-storage = SafeJSONStorage(sys.argv[1])
-start = int(sys.argv[2])
+path, start, stop_at = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+real_write, real_fsync = os.write, os.fsync
+writes = 0
+
+def pause(what):
+    print(what, flush=True)
+    time.sleep(30)
+
+def write(fd, data):
+    global writes
+    writes += 1
+    if stop_at == "half" and writes > 2:
+        real_write(fd, data[: len(data) // 2])
+        pause("half")
+    return real_write(fd, data)
+
+def fsync(fd):
+    real_fsync(fd)
+    if stop_at == "synced" and writes > 2 and not os.path.isdir(f"/proc/self/fd/{fd}"):
+        pause("synced")
+
+storage_module.os.write = write
+storage_module.os.fsync = fsync
+storage = SafeJSONStorage(path)
 pad = "x" * 1_000_000
 n = start
 while True:
@@ -40,34 +65,39 @@ def _version(path: Path) -> int:
     return int(doc["n"])
 
 
-def test_a_writer_killed_mid_write_leaves_the_old_or_the_new_version(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_at", ["half", "synced", "anywhere"])
+def test_a_writer_killed_mid_write_leaves_the_old_or_the_new_version(tmp_path: Path, stop_at: str) -> None:
     path = tmp_path / "log.json"
     SafeJSONStorage(path).write({"_default": {"1": {"n": 0, "pad": "", "tail": 0}}})
-    rng = random.Random(8)
+    rng = random.Random(stop_at)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    kills = mid_write = 0
-    for _ in range(25):
+    for kill in range(12):
         before = _version(path)
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(before)],
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(before), stop_at],
                                 stdout=subprocess.PIPE, env=env)
         assert proc.stdout is not None
         confirmed = before
-        target = rng.randint(1, 4)  # versions to see written before the kill
-        while confirmed < before + target:
-            line = proc.stdout.readline()
+        while True:
+            line = proc.stdout.readline().strip()
             assert line, "the writer ended by itself"
+            if line in (b"half", b"synced"):
+                break
             confirmed = int(line)
-        time.sleep(rng.uniform(0, 0.02))  # somewhere inside the next write
+            if stop_at == "anywhere" and confirmed >= before + rng.randint(1, 3):
+                time.sleep(rng.uniform(0, 0.01))  # somewhere in the next write, or between two
+                break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        confirmed = max([confirmed, *(int(x) for x in proc.stdout.read().split())])
+        confirmed = max([confirmed, *(int(x) for x in proc.stdout.read().split() if x.isdigit())])
         proc.stdout.close()
-        kills += 1
-        mid_write += (tmp_path / "log.json.tmp").exists()
+        if stop_at != "anywhere":
+            assert (tmp_path / "log.json.tmp").exists(), "killed inside the write"
         after = _version(path)
-        assert after in (confirmed, confirmed + 1), f"kill {kills}: {after} after {confirmed} was written"
-    assert mid_write >= 3, f"only {mid_write} of {kills} kills came in the middle of a write"
-    assert not (tmp_path / "log.json.tmp").exists(), "the unfinished temporary file is cleared on open"
+        if stop_at == "anywhere":
+            assert after in (confirmed, confirmed + 1), f"kill {kill}: {after} after {confirmed} was written"
+        else:
+            assert after == confirmed, f"kill {kill} before the rename: {after}, not the old {confirmed}"
+        assert not (tmp_path / "log.json.tmp").exists(), "the unfinished temporary file is cleared on open"
 
 
 def test_tinydb_over_it_keeps_every_document_across_reopen(tmp_path: Path) -> None:
