@@ -25,10 +25,11 @@ from hub.link import HubLink, LinkHandlers
 from hub.mqtt_plant import MqttPlant
 from hub.script.errors import ScriptError
 from hub.script.model import Script
+from hub.sessions.model import SessionRefused, SessionSource, SessionUploads
 from lecis.clock import Clock, SystemClock, parse_ts
 from lecis.errors import LabedgeError
 from lecis.topics import Topics
-from lecis.wire import Birth, Data, Event, ModuleState, UnitState, from_bytes
+from lecis.wire import Birth, Button, Data, Event, ModuleState, UnitState, from_bytes
 
 log = logging.getLogger("labedge.hub")
 
@@ -76,10 +77,11 @@ class Hub:
         self.plant: MqttPlant | None = None
         self.controller: ControllerHost | None = None
         self.births: dict[str, Birth] = {}
+        self.sessions: Any = None  # hub.sessions.service.SessionService, opened in the lifespan
         self.handlers = LinkHandlers(
             data=self._on_data, event=self._on_event, module_state=self._on_module_state,
             unit_state=self._on_unit_state, birth=self._on_birth, reply=self._on_reply,
-            hub_command=self._on_hub_command, data_bytes=self._on_data_bytes)
+            hub_command=self._on_hub_command, data_bytes=self._on_data_bytes, button=self._on_button)
         self.link = HubLink(config, self.handlers, self.clock)
         self.experiment = ExperimentTopics(self._publish, self.topics, config.hub, self.clock)
         self.commands = HubCommands(None, self._publish_reply, self.clock, counters=self.counters)
@@ -99,6 +101,7 @@ class Hub:
 
             self.recorder = await stack.enter_async_context(
                 Recorder(self.config.data_dir, self.clock, on_alarm=self._recorder_alarm))
+            await self._open_sessions(stack)
             if self.script is not None:
                 # Built before the link connects: the retained $state and $birth arrive at once.
                 self.plant = MqttPlant(
@@ -108,11 +111,14 @@ class Hub:
                     on_presence=self._presence, connected=self.link.connected)
             self.handlers.connected.append(self.experiment.republish)
             await stack.enter_async_context(self.link)
+            await self._publish_sessions(stack)
             if self.plant is not None and self.script is not None:
                 await stack.enter_async_context(self.plant)
-                self.controller = await stack.enter_async_context(ControllerHost(
+                controller = ControllerHost(
                     self.config, self.script, self.plant, self.recorder, self.experiment, self.clock,
-                    self._changed.set))
+                    self._changed.set)
+                controller.on_session = self._on_script_session
+                self.controller = await stack.enter_async_context(controller)
                 self.commands.experiment = self.controller
             stack.push_async_callback(self.commands.close)
             self._tasks.append(asyncio.create_task(self._publish_status(), name="experiment-state"))
@@ -151,6 +157,83 @@ class Hub:
             async with asyncio.timeout(3.0):
                 await self.link.connected.wait()
                 await self.experiment.event("alarm", "duplicate_hub_id", message, "hub")
+
+    # ---- sessions (docs/sessions.md) ----------------------------------------------------------
+    async def _open_sessions(self, stack: contextlib.AsyncExitStack) -> None:
+        """The session log (SessionLogCorrupt: the hub does not start) and its uploads."""
+        from hub.sessions.commands import SessionCommands
+        from hub.sessions.log import LOG_NAME
+        from hub.sessions.service import SessionService
+
+        service = SessionService(self.config.data_dir / LOG_NAME, self.config.data_dir, self.clock,
+                                 self.recorder)
+        uploads = _uploads(self.config, self.clock, service.upload_progress, service.upload_file)
+        if uploads is not None:
+            if isinstance(uploads, contextlib.AbstractAsyncContextManager):  # closed after the log
+                await stack.enter_async_context(uploads)
+            service.uploads = uploads
+        self.sessions = await stack.enter_async_context(service)
+        self.commands.session_handler = SessionCommands(service, self._known_units)
+
+    async def _publish_sessions(self, stack: contextlib.AsyncExitStack) -> None:
+        from hub.sessions.publisher import SessionPublisher
+
+        publisher = await stack.enter_async_context(
+            SessionPublisher(self.sessions, self._publish, self.topics, self.clock))
+        self.handlers.connected.append(publisher.republish)
+
+    def _known_units(self) -> set[str]:
+        """Units a session may be for: heard from ($birth), or named by the script or hub.yaml's watch:."""
+        units = set(self.births)
+        if self.script is not None:
+            units |= set(self.script.units)
+        watch = getattr(self.config, "watch", None)
+        if isinstance(watch, Mapping):
+            units |= {str(u) for u in watch}
+        return units
+
+    def _on_button(self, unit: str, button: Button) -> None:
+        if button.action != "pressed":  # a held stop is the unit's own ESTOP: it starts or stops nothing
+            log.info("unit %s: %s button %s (the unit's own ESTOP; no session change)", unit, button.button,
+                     button.action)
+            return
+        self._spawn(self._session_input(unit, button.button, SessionSource.BUTTON))
+
+    def _on_script_session(self, effect: Any) -> None:
+        """The script's `session` action (a SessionEffect)."""
+        name = effect.name or (self.script.experiment if self.script is not None else None)
+        self._spawn(self._session_input(effect.unit, effect.action, SessionSource.SCRIPT, name))
+
+    async def _session_input(self, unit: str, action: str, source: SessionSource,
+                             experiment: str | None = None) -> None:
+        """A start or stop from a button or the script: a refusal is logged, raised as an event, blinked."""
+        if self.sessions is None:
+            return
+        try:
+            if action == "start":
+                await self.sessions.start(unit, source=source, experiment=experiment)
+            else:
+                await self.sessions.stop(unit, source=source)
+        except SessionRefused as exc:
+            log.warning("session %s from the %s of %s refused: %s", action, source.value, unit, exc)
+            if source is SessionSource.BUTTON:
+                await self._refusal_blink(unit)
+            with contextlib.suppress(Exception):
+                await self.experiment.event("warning", "session_refused", str(exc), source.value,
+                                            {"unit": unit, "action": action})
+
+    async def _refusal_blink(self, unit: str) -> None:
+        """The unit's status LED shows the refusal (unit command `led.refuse`, no lease needed)."""
+        import uuid
+
+        from lecis.commands import Command
+        from lecis.wire import encode
+
+        command = Command(f"hub-refuse-{uuid.uuid4().hex[:12]}", "led.refuse", {})
+        try:
+            await self.link.publish(self.topics.unit_cmd(unit), encode(command))
+        except Exception as exc:  # the refusal is logged and published anyway
+            log.warning("unit %s: the refusal blink was not sent (%s)", unit, exc)
 
     # ---- outgoing -----------------------------------------------------------------------------
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
@@ -256,6 +339,21 @@ class Hub:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+
+def _uploads(config: HubConfig, clock: Clock, on_progress: Any, on_file: Any) -> SessionUploads | None:
+    """The uploader when hub.yaml has `storage:`; None (the log's no-op uploads) without a bucket."""
+    if getattr(config, "storage", None) is None:
+        return None
+    try:
+        from hub.upload.uploader import Uploader
+    except ImportError as exc:
+        if exc.name != "hub.upload.uploader":
+            raise
+        log.error("hub.yaml names a bucket but this hub has no uploader; sessions are logged, not uploaded")
+        return None
+    uploads: SessionUploads = Uploader(config, config.data_dir, clock, on_progress, on_file)
+    return uploads
 
 
 def _total(stats: Mapping[str, Any], key: str) -> int:

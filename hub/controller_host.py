@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import HubConfig
-from hub.controller.effects import Effect, LogEffect, Outcome, Reading, Sink
+from hub.controller.effects import Effect, LogEffect, Outcome, Reading, SessionEffect, Sink
 from hub.controller.run_store import RunStore
 from hub.controller.runner import ControllerRunner
 from hub.experiment_topics import ExperimentTopics
@@ -51,9 +51,11 @@ def _iso(epoch: Any) -> Any:
 class TeeSink:
     """The recorder's sink of the run, and the engine's notices out on `lab/hub/experiment/event`."""
 
-    def __init__(self, inner: Sink, publish: Callable[[LogEffect], None]) -> None:
+    def __init__(self, inner: Sink, publish: Callable[[LogEffect], None],
+                 on_session: Callable[[SessionEffect], None] | None = None) -> None:
         self.inner = inner
         self.publish = publish
+        self.on_session = on_session  # the script's `session` action goes to the session log too
 
     def effect(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
         try:
@@ -61,6 +63,8 @@ class TeeSink:
         finally:
             if isinstance(effect, LogEffect):
                 self.publish(effect)
+            elif isinstance(effect, SessionEffect) and self.on_session is not None:
+                self.on_session(effect)
 
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
         self.inner.script_version(version, text, author, ts, diff)
@@ -78,6 +82,7 @@ class ControllerHost:
         self.topics = topics
         self.clock = clock
         self.on_change = on_change or (lambda: None)
+        self.on_session: Callable[[SessionEffect], None] | None = None  # the hub's session log
         self.store = RunStore(config.data_dir / "controller")
         self.capabilities: dict[str, Birth] = {}
         self.births: dict[str, Birth] = {}
@@ -112,7 +117,7 @@ class ControllerHost:
         self.recorder.open_run(self.run_id, {"experiment": script.experiment, "hub": self.config.hub,
                                              "script": script.source}, self.capabilities,
                                started_at=None if saved is None else float(saved["started_at"]))
-        sink = TeeSink(self.recorder.sink(self.run_id), self._publish_log)
+        sink = TeeSink(self.recorder.sink(self.run_id), self._publish_log, self._session)
         self.runner = ControllerRunner.open(script, run_id=self.run_id, plant=self.plant, clock=self.clock,
                                             sink=sink, store=self.store, parse_version=self._parse_stored,
                                             on_status=lambda status: self.on_change(),
@@ -220,6 +225,10 @@ class ControllerHost:
             except Exception:  # recording must never stop control
                 log.exception("recording %s failed", effect.code)
         self._publish_log(effect)
+
+    def _session(self, effect: SessionEffect) -> None:
+        if self.on_session is not None:
+            self.on_session(effect)
 
     def _publish_log(self, effect: LogEffect) -> None:
         coroutine = self.topics.event(effect.level, effect.code, effect.message, effect.origin, effect.data)

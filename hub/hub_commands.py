@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from hub.script.errors import ScriptError
+from hub.sessions.model import SessionRefused
 from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.commands import Command, ReplyStatus, reply_payload
 from lecis.errors import CommandRejected, ErrorKind, LabedgeError
@@ -31,8 +32,9 @@ MAX_SCRIPT_CHARS = 200_000
 MAX_COMMAND_BYTES = MAX_SCRIPT_CHARS * 4 + 64 * 1024
 MAX_AUTHOR_CHARS = 100
 HUB_COMMANDS = ("experiment.status", "experiment.pause", "experiment.resume", "experiment.stop",
-                "script.apply", "script.versions", "session.start", "session.stop")
-LATER = frozenset({"session.start", "session.stop"})  # the session log of the next hub issue
+                "script.apply", "script.versions", "session.start", "session.stop", "session.list",
+                "session.show")
+SESSION_PREFIX = "session."  # carried out by the session log (hub/sessions/commands.py)
 
 Publish = Callable[[bytes], Awaitable[None]]
 
@@ -70,7 +72,7 @@ class HubCommands:
         self.counters = counters
         self.publish = publish
         self.clock = clock or SystemClock()
-        # Issue 8's session log plugs in here; until then session.* is answered unknown_command.
+        # The session log's commands (session.*); without it they are answered unknown_command.
         self.session_handler = session_handler
         self.answered: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -115,6 +117,10 @@ class HubCommands:
         self.answered[command.id] = []
         try:
             result = await self._run(command)
+        except SessionRefused as exc:  # names the open session, and gives it whole in the result
+            open_session = exc.open_session
+            await self._send(command.id, ReplyStatus.REJECTED, exc.to_error(),
+                             None if open_session is None else {"open_session": open_session.to_json()})
         except CommandRejected as exc:
             await self._send(command.id, ReplyStatus.REJECTED, exc.to_error())
         except ScriptError as exc:
@@ -135,7 +141,7 @@ class HubCommands:
         if name not in HUB_COMMANDS:
             raise CommandRejected(ErrorKind.UNKNOWN_COMMAND, f"the hub has no command {name!r} "
                                                              f"(hub commands: {', '.join(HUB_COMMANDS)})")
-        if name in LATER:
+        if name.startswith(SESSION_PREFIX):
             if self.session_handler is None:
                 raise CommandRejected(ErrorKind.UNKNOWN_COMMAND, f"{name}: this hub has no session log yet")
             return await self.session_handler(command)

@@ -29,13 +29,13 @@ from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.errors import WireFormatError
 from lecis.mqtt_session import Connection, MqttSession, SessionConfig
 from lecis.topics import HUB_SEGMENT, Topics
-from lecis.wire import Birth, Data, Event, HubState, ModuleState, UnitState, encode, from_bytes
+from lecis.wire import Birth, Button, Data, Event, HubState, ModuleState, UnitState, encode, from_bytes
 
 log = logging.getLogger("labedge.hub.link")
 
 #: The leaves the hub subscribes to for every module of every unit, and for every unit.
 MODULE_LEAVES = ("data", "event", "state", "reply")
-UNIT_LEAVES = ("$state", "$birth", "$reply")
+UNIT_LEAVES = ("$state", "$birth", "$reply", "$button")
 
 
 def _ignore(*_: Any) -> None:
@@ -53,6 +53,7 @@ class LinkHandlers:
     birth: Callable[[str, Birth], None] = _ignore
     reply: Callable[[str, bytes], None] = _ignore  # raw: UnitClient.feed reads it
     hub_command: Callable[[bytes], None] = _ignore  # raw: the handler answers bad commands itself
+    button: Callable[[str, Button], None] = _ignore  # a unit's start/stop button (the session log)
     # When set, data payloads come here raw instead of to `data`: the handler decodes each once
     # (for the recorder and the controller) and raises WireFormatError for one the codec refuses.
     data_bytes: Callable[[str, str, bytes, float], None] | None = None
@@ -224,6 +225,8 @@ class HubLink:
         value = from_bytes(payload)
         if kind == "$state":
             self.handlers.unit_state(unit, UnitState.from_json(value))
+        elif kind == "$button":
+            self.handlers.button(unit, Button.from_json(value))
         elif kind == "$birth":
             birth = Birth.from_json(value)
             if birth.unit != unit:

@@ -1,0 +1,134 @@
+"""`session.start|stop|list|show` on `lab/hub/$cmd`: arguments checked, then the SessionService.
+
+Every argument is checked for its type, size and characters before anything
+is stored; an unknown unit (never heard of by this hub: no `$birth`, not in
+the script, `watch:` or the log) is refused, so a typo never opens a session.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from hub.sessions.model import SessionSource
+from hub.sessions.service import SessionService, SessionUnknown
+from lecis.commands import Command
+from lecis.errors import CommandRejected, ErrorKind
+from lecis.topics import UNIT_ID, reserved_unit_id
+
+SESSION_COMMANDS = ("session.start", "session.stop", "session.list", "session.show")
+MAX_EXPERIMENT_CHARS = 200
+MAX_USER_CHARS = 100
+MAX_LIST = 1000
+EVENTS_SHOWN = 200
+SOURCES = {s.value: s for s in (SessionSource.CLI, SessionSource.API)}
+
+_ALLOWED = {"session.start": ("unit", "experiment", "user", "source"),
+            "session.stop": ("unit", "session_id", "user", "source"),
+            "session.list": ("unit", "limit"),
+            "session.show": ("unit", "session_id")}
+
+
+def _invalid(message: str, param: str) -> CommandRejected:
+    return CommandRejected(ErrorKind.VALIDATION, message, param)
+
+
+def check_text(value: Any, param: str, limit: int) -> str | None:
+    """None, or a printable one-line string of 1..limit characters; CommandRejected naming `param`."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"{param} must be a string, got {type(value).__name__}", param)
+    text = value.strip()
+    if not text or len(text) > limit:
+        raise _invalid(f"{param} must be 1 to {limit} characters, got {len(value)}", param)
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cs", "Cn", "Co"):
+            raise _invalid(f"{param} holds a control, unassigned or lone surrogate character "
+                           f"(U+{ord(char):04X}); use printable text on one line", param)
+    return text
+
+
+def check_unit(value: Any, known: set[str], param: str = "unit") -> str:
+    if not isinstance(value, str):
+        raise _invalid(f"{param} must be a unit id (a string), got {type(value).__name__}", param)
+    if UNIT_ID.match(value) is None:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise _invalid(f"{param} {shown!r} is not a unit id (lower-case letters, digits and -, up to 32 "
+                       "characters)", param)
+    reserved = reserved_unit_id(value)
+    if reserved is not None:
+        raise _invalid(reserved, param)
+    if value not in known:
+        names = ", ".join(sorted(known)[:20]) or "none yet"
+        raise _invalid(f"unit {value} is not known to this hub (known: {names}); a unit is known once its "
+                       "$birth has been seen, or when the script or watch: of hub.yaml names it", param)
+    return value
+
+
+class SessionCommands:
+    """`await SessionCommands(service, known_units)(command)` -> the `done` result; CommandRejected else."""
+
+    def __init__(self, service: SessionService, known_units: Callable[[], set[str]]) -> None:
+        self.service = service
+        self.known_units = known_units
+
+    def _known(self) -> set[str]:
+        return set(self.known_units()) | self.service.units()
+
+    async def __call__(self, command: Command) -> dict[str, Any]:
+        name, args = command.cmd, command.args
+        if name not in _ALLOWED:
+            listed = ", ".join(SESSION_COMMANDS)
+            raise CommandRejected(ErrorKind.UNKNOWN_COMMAND,
+                                  f"the hub has no command {name!r} (session commands: {listed})")
+        extra = sorted(set(args) - set(_ALLOWED[name]))
+        if extra:
+            first = extra[0][:40]
+            raise _invalid(f"{name} takes only {', '.join(_ALLOWED[name])}, got {first!r}", first)
+        service = self.service
+        if name == "session.list":
+            unit = None if args.get("unit") is None else check_unit(args["unit"], self._known())
+            limit = args.get("limit", 100)
+            if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIST:
+                raise _invalid(f"limit must be a whole number from 1 to {MAX_LIST}", "limit")
+            return {"sessions": [s.to_json(service.progress(s.id)) for s in service.list(unit, limit)]}
+        if name == "session.show":
+            return self._show(args)
+        unit = check_unit(args.get("unit"), self._known())
+        user = check_text(args.get("user"), "user", MAX_USER_CHARS)
+        source = _source(args.get("source", "cli"))
+        if name == "session.start":
+            experiment = check_text(args.get("experiment"), "experiment", MAX_EXPERIMENT_CHARS)
+            session = await service.start(unit, source=source, user=user, experiment=experiment)
+        else:
+            session_id = check_text(args.get("session_id"), "session_id", 64)
+            session = await service.stop(unit, source=source, session_id=session_id, user=user)
+        return {"session": session.to_json(service.progress(session.id))}
+
+    def _show(self, args: dict[str, Any]) -> dict[str, Any]:
+        service = self.service
+        session_id = check_text(args.get("session_id"), "session_id", 64)
+        if session_id is not None:
+            try:
+                session = service.get(session_id)
+            except SessionUnknown as exc:
+                raise _invalid(str(exc), "session_id") from None
+        else:
+            if args.get("unit") is None:
+                raise _invalid("session.show needs unit or session_id", "unit")
+            unit = check_unit(args["unit"], self._known())
+            latest = service.latest(unit)
+            if latest is None:
+                return {"session": None, "events": [], "files": 0}
+            session = latest
+        events = service.events(session.id)
+        return {"session": session.to_json(service.progress(session.id)), "events": events[-EVENTS_SHOWN:],
+                "files": len(service.files(session.id))}
+
+
+def _source(value: Any) -> SessionSource:
+    if not isinstance(value, str) or value not in SOURCES:
+        raise _invalid(f"source must be one of {', '.join(SOURCES)}", "source")
+    return SOURCES[value]

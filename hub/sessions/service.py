@@ -1,0 +1,339 @@
+"""The session lifecycle: one open session per unit, logged crash-safely, uploaded, closed once verified.
+
+`async with SessionService(...) as sessions:` opens the log (SessionLogCorrupt:
+the hub does not start) and recovers what a restart left: an open session
+stays open, its uploads resume and a RECOVERED event says so; a closing
+one resumes its final transfer. `start`/`stop` raise SessionRefused (a
+`rejected` reply) when the rules say no. A stop returns once `closing` is
+stored; the final transfer runs on, retried with capped backoff until
+every file is verified (the session's `reason` says what is missing).
+Every change goes to the `listeners` (the retained `lab/hub/sessions/U`
+and the dashboard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hub.sessions.log import SessionLog
+from hub.sessions.model import (
+    FinalTransfer,
+    Session,
+    SessionEventKind,
+    SessionRefused,
+    SessionSource,
+    SessionState,
+    SessionUploads,
+    UploadProgress,
+)
+from lecis.clock import Clock, iso_ts
+from lecis.errors import LabedgeError
+
+log = logging.getLogger("labedge.hub.sessions")
+
+RETRY_FIRST_S = 2.0  # the final transfer is tried again after this, doubling ...
+RETRY_MAX_S = 60.0  # ... up to this
+FILE_LOG_DELAY_S = 0.5  # uploaded-file rows gathered this long and written together
+
+
+class SessionUnknown(LabedgeError, KeyError):
+    """No session has this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown session"
+
+
+class NoUploads:
+    """The uploads of a hub without `storage:` in hub.yaml: nothing goes up, closing verifies at once."""
+
+    reason = "no bucket configured (no storage: in hub.yaml); the session's files stay in the data folder"
+
+    def begin(self, session: Session) -> None:
+        return None
+
+    async def finish(self, session: Session) -> FinalTransfer:
+        return FinalTransfer(True, details={"note": self.reason})
+
+    def progress(self, session_id: str) -> UploadProgress:
+        return UploadProgress()
+
+
+Listener = Callable[[Session], None]
+
+
+class SessionService:
+    """Sessions of every unit; see the module docstring. `listeners` get every changed session."""
+
+    def __init__(self, log_path: Path, data_dir: Path, clock: Clock, recorder: Any = None,
+                 uploads: SessionUploads | None = None) -> None:
+        self.log_path = log_path
+        self.data_dir = data_dir
+        self.clock = clock
+        self.recorder = recorder
+        self.uploads: SessionUploads = uploads or NoUploads()
+        self.listeners: list[Listener] = []
+        self.progress_listeners: list[Callable[[Session, UploadProgress], None]] = []
+        self.log: SessionLog | None = None
+        self._lock = asyncio.Lock()
+        self._finals: dict[str, asyncio.Task[None]] = {}
+        self._file_rows: list[tuple[str, dict[str, Any], str]] = []
+        self._file_flush: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    # ---- life ---------------------------------------------------------------------------------
+    async def __aenter__(self) -> SessionService:
+        self.log = SessionLog(self.log_path)  # SessionLogCorrupt: refused, the file untouched
+        for session in self.log.all():
+            if session.state is SessionState.OPEN:
+                self._event(session, SessionEventKind.RECOVERED,
+                            "the hub restarted; the session stays open and its uploads resume")
+                self.uploads.begin(session)
+                log.info("session %s of %s recovered: still open", session.id, session.unit)
+            elif session.state is SessionState.CLOSING:
+                self._event(session, SessionEventKind.RECOVERED,
+                            "the hub restarted during the final transfer; it runs again")
+                self._close_recorded(session)
+                self._final(session)
+                log.info("session %s of %s recovered: the final transfer runs again", session.id,
+                         session.unit)
+        for session in self.latest_per_unit():
+            self._changed(session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closed = True
+        for task in self._finals.values():
+            task.cancel()
+        await asyncio.gather(*self._finals.values(), return_exceptions=True)
+        self._finals.clear()
+        self._flush_files()
+        if self.log is not None:
+            self.log.close()
+
+    def _log(self) -> SessionLog:
+        if self.log is None:
+            raise LabedgeError("the session log is not open")
+        return self.log
+
+    def _now(self) -> str:
+        return iso_ts(self.clock.now())
+
+    # ---- what anyone can read -----------------------------------------------------------------
+    def current(self, unit: str) -> Session | None:
+        """The unit's open session, or None."""
+        for session in reversed(self._log().all()):
+            if session.unit == unit and session.state is SessionState.OPEN:
+                return session
+        return None
+
+    def latest(self, unit: str) -> Session | None:
+        """The unit's newest session in any state (what `lab/hub/sessions/U` shows)."""
+        for session in reversed(self._log().all()):
+            if session.unit == unit:
+                return session
+        return None
+
+    def latest_per_unit(self) -> list[Session]:
+        latest: dict[str, Session] = {}
+        for session in self._log().all():
+            latest[session.unit] = session
+        return list(latest.values())
+
+    def units(self) -> set[str]:
+        return {s.unit for s in self._log().all()}
+
+    def get(self, session_id: str) -> Session:
+        session = self._log().get(session_id)
+        if session is None:
+            raise SessionUnknown(f"no session {session_id!r} in the session log")
+        return session
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        self.get(session_id)
+        return self._log().events(session_id)
+
+    def files(self, session_id: str) -> list[dict[str, Any]]:
+        self.get(session_id)
+        return self._log().file_rows(session_id)
+
+    def progress(self, session_id: str) -> UploadProgress:
+        session = self.get(session_id)
+        if session.state in (SessionState.OPEN, SessionState.CLOSING):
+            live = self.uploads.progress(session_id)
+            if live != UploadProgress():
+                return live
+        return self._log().upload(session_id)
+
+    # ---- the rules ----------------------------------------------------------------------------
+    async def start(self, unit: str, *, source: SessionSource, user: str | None = None,
+                    experiment: str | None = None) -> Session:
+        async with self._lock:
+            open_one = self.current(unit)
+            if open_one is not None:
+                raise SessionRefused(
+                    f"unit {unit} already has an open session, {open_one.id} (started {open_one.started_at} "
+                    f"by {open_one.started_by.value}); stop it first", open_one)
+            session_id = str(uuid.uuid4())
+            session = Session(id=session_id, unit=unit, experiment=experiment, user=user,
+                              started_at=self._now(), started_by=source,
+                              recorded_dir=self.data_dir / "sessions" / session_id)
+            meta = {"experiment": experiment, "user": user, "started_by": source.value}
+            if self.recorder is not None:
+                try:
+                    self.recorder.open_session(session_id, unit, meta)
+                except (LabedgeError, OSError) as exc:
+                    why = f"the recorder could not open the session's files: {exc}"
+                    failed = dataclasses.replace(session, state=SessionState.ERROR, ended_at=self._now(),
+                                                 reason=why, recorded_dir=None)
+                    self._save(failed, SessionEventKind.ERROR, failed.reason or "")
+                    log.error("session %s of %s: %s", session_id, unit, failed.reason)
+                    return failed
+            by = f" by {user}" if user else ""
+            self._save(session, SessionEventKind.START, f"started from the {source.value}{by}",
+                       {"experiment": experiment, "user": user, "source": source.value})
+            log.info("session %s of %s started (%s)", session_id, unit, source.value)
+            self.uploads.begin(session)
+            return session
+
+    async def stop(self, unit: str, *, source: SessionSource, session_id: str | None = None,
+                   user: str | None = None) -> Session:
+        async with self._lock:
+            open_one = self.current(unit)
+            if open_one is None:
+                raise SessionRefused(f"unit {unit} has no open session to stop")
+            if session_id is not None and session_id != open_one.id:
+                raise SessionRefused(f"session {session_id} is not the open session of unit {unit}; the open "
+                                     f"one is {open_one.id} (started {open_one.started_at})", open_one)
+            closing = dataclasses.replace(open_one, state=SessionState.CLOSING, ended_at=self._now(),
+                                          ended_by=source, reason="the final transfer runs")
+            by = f" by {user}" if user else ""
+            self._save(closing, SessionEventKind.END, f"stopped from the {source.value}{by}",
+                       {"source": source.value, "user": user})
+            log.info("session %s of %s stopped (%s); the final transfer runs", closing.id, unit, source.value)
+            self._close_recorded(closing)
+            self._final(closing)
+            return closing
+
+    # ---- the final transfer -------------------------------------------------------------------
+    def _close_recorded(self, session: Session) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.close_session(session.id)
+        except LabedgeError as exc:  # the files end at the next restart's recovery at worst
+            log.warning("session %s: the recorder could not close its files: %s", session.id, exc)
+
+    def _final(self, session: Session) -> None:
+        if session.id not in self._finals and not self._closed:
+            task = asyncio.get_running_loop().create_task(self._final_transfer(session.id),
+                                                          name=f"session-final-{session.id}")
+            self._finals[session.id] = task
+            task.add_done_callback(lambda t: self._finals.pop(session.id, None))
+
+    async def _final_transfer(self, session_id: str) -> None:
+        delay = RETRY_FIRST_S
+        attempts, last_summary = 0, ""
+        if self.recorder is not None:
+            try:
+                await self.recorder.flush()  # the recorder's files are complete before they are compared
+            except LabedgeError as exc:
+                log.warning("session %s: recorder flush failed: %s", session_id, exc)
+        while True:
+            session = self.get(session_id)
+            try:
+                result = await self.uploads.finish(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # finish should not raise; if it does, it is retried like a miss
+                log.exception("session %s: the final transfer failed", session_id)
+                result = FinalTransfer(False, failed=(f"final transfer: {type(exc).__name__}: {exc}",))
+            session = self.get(session_id)
+            upload = self.uploads.progress(session_id)
+            if result.verified:
+                note = result.details.get("note") if isinstance(result.details, dict) else None
+                message = str(note) if note else result.summary()
+                closed = dataclasses.replace(session, state=SessionState.CLOSED, reason=None)
+                self._save(closed, SessionEventKind.VERIFIED, message, {"objects": result.objects}, upload)
+                log.info("session %s of %s closed: %s", session_id, session.unit, message)
+                return
+            attempts += 1
+            summary = result.summary()
+            reason = (f"final transfer not verified: {summary} (tried {attempts} time"
+                      f"{'s' if attempts > 1 else ''}; again in {delay:g} s)")
+            waiting = dataclasses.replace(session, reason=reason)
+            if summary != last_summary:  # an ERROR event when what is missing changes, not every retry
+                last_summary = summary
+                self._save(waiting, SessionEventKind.ERROR, f"final transfer not verified: {summary}",
+                           {"missing": list(result.missing), "differ": list(result.differ),
+                            "growing": list(result.growing), "failed": list(result.failed)}, upload)
+                log.warning("session %s of %s: %s", session_id, session.unit, reason)
+            else:
+                self._save(waiting, None, "", None, upload)
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    # ---- from the uploader (any thread-free callback; never raises) ---------------------------
+    def upload_progress(self, session_id: str, progress: UploadProgress) -> None:
+        session = self._log().get(session_id)
+        if session is None:
+            return
+        for listener in list(self.progress_listeners):
+            try:
+                listener(session, progress)
+            except Exception:
+                log.exception("a session progress listener failed")
+
+    def upload_file(self, session_id: str, row: dict[str, Any]) -> None:
+        """The uploader's per-file row: kept in the session's upload log (gathered, written together)."""
+        self._file_rows.append((session_id, dict(row), self._now()))
+        if self._file_flush is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._flush_files()
+                return
+            self._file_flush = loop.call_later(FILE_LOG_DELAY_S, self._flush_files)
+
+    def _flush_files(self) -> None:
+        if self._file_flush is not None:
+            self._file_flush.cancel()
+            self._file_flush = None
+        rows, self._file_rows = self._file_rows, []
+        if rows and self.log is not None:
+            try:
+                self.log.record_files(rows)
+            except (LabedgeError, OSError):
+                log.exception("the upload log could not be written (%d rows)", len(rows))
+
+    # ---- storing and telling ------------------------------------------------------------------
+    def _save(self, session: Session, kind: SessionEventKind | None, message: str,
+              data: dict[str, Any] | None = None, upload: UploadProgress | None = None) -> None:
+        self._flush_files()  # file rows before the state change that follows them
+        self._log().save(session, kind, message, self._now(), data, upload)
+        self._changed(session)
+
+    def _event(self, session: Session, kind: SessionEventKind, message: str) -> None:
+        log_ = self._log()
+        with log_.batch():
+            log_.event(session, kind, message, self._now())
+        self._changed(session)
+
+    def _changed(self, session: Session) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(session)
+            except Exception:  # a view must not stop the log
+                log.exception("a session listener failed")
+
+    # Last in the class: from here on `list` names this method, not the builtin.
+    def list(self, unit: str | None = None, limit: int = 100) -> builtins.list[Session]:
+        """Newest first."""
+        sessions = [s for s in reversed(self._log().all()) if unit is None or s.unit == unit]
+        return sessions[:max(0, limit)]
