@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from labedge.lab import add_lab_parser
     from labedge.script_cli import add_script_parser
     from labedge.watch import add_watch_parser
+    from provisioning.cli import add_provision_parser
     from sim.cli import add_sim_parser
 
     parser = argparse.ArgumentParser(
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_watch_parser(sub)
     add_cmd_parser(sub)
     add_script_parser(sub)
+    add_provision_parser(sub)
     return parser
 
 
