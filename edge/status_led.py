@@ -2,7 +2,10 @@
 
 Modes: "steady" (ready, a controller holds the lease), "slow" (no
 controller: 1 s on, 1 s off), "fast" (ESTOPPED or ERROR: 0.125 s on/off),
-"off". Blinking is an asyncio task on the unit's clock.
+"off". Blinking is an asyncio task on the unit's clock. `refuse()` shows a
+refusal over whatever mode is on (three quick double flashes, REFUSAL_S in
+all), then the mode again: the hub sends it (unit command `led.refuse`) when
+a button press is refused, e.g. a start while a session is open.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from lecis.errors import DeviceError, SettingInvalid
 
 #: Half period (seconds on, then the same off) of each blinking mode; None: no blinking.
 HALF_PERIOD_S: dict[str, float | None] = {"steady": None, "off": None, "slow": 1.0, "fast": 0.125}
+#: The refusal: (on, off) seconds, three double flashes set apart by a longer dark gap.
+REFUSAL_PATTERN = ((0.08, 0.08), (0.08, 0.3)) * 3
+REFUSAL_S = sum(on + off for on, off in REFUSAL_PATTERN)
 
 
 class StatusLed:
@@ -28,6 +34,7 @@ class StatusLed:
         self.mode = "off"
         self._blink: asyncio.Task[None] | None = None
         self._closed = False
+        self.refusals = 0  # refusals shown (a person at the bench saw each)
         try:
             self.led = LED(pin, active_high=True, initial_value=False, pin_factory=pin_factory)
         except (GPIOZeroError, ValueError) as exc:
@@ -52,6 +59,32 @@ class StatusLed:
             self.led.on()
         else:
             self.led.off()
+
+    def refuse(self) -> bool:
+        """Show a refusal over the current mode, then that mode again (a mode set meanwhile wins).
+
+        Not over "fast": ESTOPPED or ERROR stays what the bench sees. True if shown.
+        """
+        if self._closed or self.mode == "fast":
+            return False
+        self._stop_blinking()
+        self.refusals += 1
+        self._blink = asyncio.get_running_loop().create_task(self._refusal(self.mode), name="status LED")
+        return True
+
+    async def _refusal(self, mode: str) -> None:
+        start = self.clock.monotonic()
+        at = 0.0
+        for on_s, off_s in REFUSAL_PATTERN:
+            self.led.on()
+            at += on_s
+            await self.clock.sleep(start + at - self.clock.monotonic())
+            self.led.off()
+            at += off_s
+            await self.clock.sleep(start + at - self.clock.monotonic())
+        self._blink = None  # so that showing the mode again does not cancel this task
+        self.mode = "off" if mode != "off" else "steady"
+        self.set_mode(mode)
 
     async def _blink_every(self, half: float) -> None:
         # Deadlines from one start, so late wake-ups do not stretch the rhythm.

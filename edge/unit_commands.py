@@ -1,4 +1,8 @@
-"""Unit-level commands on `lab/U/$cmd`: the lease, and ESTOP/CLEAR/RESET/STATUS of all modules."""
+"""Unit-level commands on `lab/U/$cmd`: the lease, ESTOP/CLEAR/RESET/STATUS of all modules, the LED.
+
+`led.refuse` (no lease, no arguments) makes the status LED show a refusal: the
+hub sends it when a button press is refused (docs/sessions.md).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ if TYPE_CHECKING:
     from edge.unit import Unit
 
 UNIT_COMMANDS = ("lease.acquire", "lease.renew", "lease.release", "ESTOP", "CLEAR", "RESET", "STATUS",
-                 "LOCAL", "REMOTE")
-NEEDS_NO_LEASE = frozenset({"lease.acquire", "lease.renew", "lease.release", "STATUS", "ESTOP"})
+                 "LOCAL", "REMOTE", "led.refuse")
+NEEDS_NO_LEASE = frozenset({"lease.acquire", "lease.renew", "lease.release", "STATUS", "ESTOP",
+                            "led.refuse"})
 
 
 def _name(cmd: str) -> str | None:
@@ -50,6 +55,8 @@ def handle_unit_command(unit: Unit, command: Command, reply: Replier) -> None:
         lease.extend(held)
     if name == "STATUS":
         reply(ReplyStatus.DONE, result=unit.status())
+    elif name == "led.refuse":
+        reply(ReplyStatus.DONE, result={"shown": _refuse(unit)})
     elif name == "ESTOP":
         unit.estop("unit ESTOP command")
         reply(ReplyStatus.DONE, result=_states(unit))
@@ -92,6 +99,15 @@ def _reset_all(unit: Unit, reply: Replier) -> None:
         reply(ReplyStatus.DONE, result=_states(unit))
     for module in modules:
         module.reset(Replier(settled(module.id), ReplyLog(1), unit.clock, "", None))
+
+
+def _refuse(unit: Unit) -> bool:
+    """The refusal on the unit's status LED; False when it has none or shows an ESTOP/ERROR."""
+    for extra in unit.extras:
+        led = getattr(extra, "led", None)
+        if led is not None and hasattr(led, "refuse"):
+            return bool(led.refuse())
+    return False
 
 
 def _no_args(name: str, args: dict[str, Any]) -> None:
