@@ -16,7 +16,7 @@ from edge.command_run import RunHandle
 from edge.driver import CommandAborted
 from edge.replies import Replier
 from lecis.commands import ReplyStatus
-from lecis.errors import CommandFailed, DeviceError
+from lecis.errors import CommandFailed, CommandRejected, DeviceError
 from lecis.states import LecisState
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ async def run_instant(module: Module, name: str, args: dict[str, Any], reply: Re
         result = await driver.execute(name, args, RunHandle(module.clock, reply.command_id or ""))
     except CommandFailed as exc:
         reply(ReplyStatus.FAILED, exc.to_error())
+    except CommandRejected as exc:  # the device itself refused it (a board's ERR): nothing moved
+        reply(ReplyStatus.REJECTED, exc.to_error())
     except Exception as exc:  # a device fault or a driver bug must not take the unit down
         reply.failed(_driver_fault(module, name, exc))
     else:

@@ -155,6 +155,17 @@ class _Loaded:
         return f"{self.source}:{line}"
 
 
+_BOARD = "the board of "
+
+
+def _board_channel(item: _Loaded) -> tuple[str, str] | None:
+    """(port, channel) of a module on a board (driver `bridge*`), else None."""
+    dcd = item.dcd
+    if dcd is None or not dcd.driver.startswith("bridge"):
+        return None
+    return str(dcd.settings["port"]), str(dcd.settings["channel"])
+
+
 def _cross_checks(doc: YamlDoc, unit_pins: tuple[tuple[str, YPath, int | None], ...], loaded: list[_Loaded],
                   exists: Callable[[str], bool] | None) -> list[ConfigProblem]:
     """What only the whole unit shows: module ids, pins and ports used twice, temperature sources."""
@@ -162,6 +173,7 @@ def _cross_checks(doc: YamlDoc, unit_pins: tuple[tuple[str, YPath, int | None], 
     by_id: dict[str, _Loaded] = {}
     pins: dict[int, str] = {}
     ports: dict[str, str] = {}
+    channels: dict[tuple[str, str], str] = {}
     for label, path, pin in unit_pins:
         if pin is not None and pin in pins:
             problems.append(ConfigProblem(doc.source, doc.line_of(path), field_name(path),
@@ -181,10 +193,19 @@ def _cross_checks(doc: YamlDoc, unit_pins: tuple[tuple[str, YPath, int | None], 
             problems.append(item.problem("pin", f"pin {pin} is already used by {pins[pin]}"))
         elif pin is not None:
             pins[pin] = f"module {name} ({item.where('pin')})"
-        if port is not None and port in ports:
+        board = _board_channel(item)
+        if port is not None and board is not None and ports.get(port, "").startswith(_BOARD):
+            # Modules on one board share its port; each has its own channel.
+            if board in channels:
+                problems.append(item.problem("channel", f"channel {board[1]} of the board on {port} is "
+                                                        f"already used by {channels[board]}"))
+            channels.setdefault(board, f"module {name} ({item.where('channel')})")
+        elif port is not None and port in ports:
             problems.append(item.problem("port", f"port {port} is already used by {ports[port]}"))
         elif port is not None:
-            ports[port] = f"module {name} ({item.where('port')})"
+            if board is not None:
+                channels[board] = f"module {name} ({item.where('channel')})"
+            ports[port] = f"{_BOARD if board is not None else ''}module {name} ({item.where('port')})"
             if exists is not None and "://" not in port and not exists(port):
                 problems.append(item.problem("port", f"port {port} does not exist; "
                                                      "is the instrument plugged in?"))

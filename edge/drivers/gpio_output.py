@@ -73,6 +73,7 @@ class GpioOutput:
         on_segment_start: Callable[[float, float], None] | None = None,
         allowance: Allowance | None = None,
         on_switch: Callable[[bool, float], None] | None = None,
+        device: Any = None,
     ) -> None:
         if max_on_s <= 0:
             raise DeviceError("bad_settings", f"{name}: max_on_s must be above 0, got {max_on_s}")
@@ -97,9 +98,12 @@ class GpioOutput:
         self._held = False
         self._on_since: datetime | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        if device is not None:  # an output elsewhere (a board's channel): on(), off(), value, close()
+            self._device: Any = device
+            return
         try:
             if pwm:
-                self._device: Any = PWMOutputDevice(
+                self._device = PWMOutputDevice(
                     pin, active_high=active_high, initial_value=0, frequency=pwm_frequency_hz,
                     pin_factory=pin_factory,
                 )

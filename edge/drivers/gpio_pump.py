@@ -19,7 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from edge.driver import CommandRun
-from edge.drivers.gpio_output import MIN_ON_S
+from edge.drivers.gpio_output import MIN_ON_S, GpioOutput
 from edge.drivers.gpio_switch import GpioOutputDriver, min_off
 from lecis.driver_specs import PumpSettings, settings_of
 from lecis.errors import CommandFailed, CommandInvalid, CommandStateForbidden
@@ -74,8 +74,16 @@ class GpioPumpDriver(GpioOutputDriver):
 
     timed_commands = frozenset({"run", "dose"})
 
+    def pump_settings(self) -> PumpSettings:
+        """The settings the pump's rules use (a board's pump gives its own: edge.drivers.bridge)."""
+        return settings_of(self.dcd, PumpSettings)
+
+    def open_pump_output(self, s: PumpSettings, **callbacks: Any) -> GpioOutput:
+        return self._open_output(s.pin, s.active_high, s.max_on_s, min_off(s), pwm=s.pwm,
+                                 pwm_frequency_hz=s.pwm_frequency_hz, **callbacks)
+
     async def initialize(self) -> None:
-        self.settings = s = settings_of(self.dcd, PumpSettings)
+        self.settings = s = self.pump_settings()
         # Kept for the life of the unit process, so a RESET or re-INIT of the
         # module does not wipe the last hour's volume.
         logs = self.resources.extra.setdefault("gpio.pump.volume", {})
@@ -84,9 +92,8 @@ class GpioPumpDriver(GpioOutputDriver):
             volume = logs[self.dcd.module] = VolumeLog(
                 store=self.resources.durable, module=self.dcd.module, now=self.host.clock.monotonic())
         self.volume: VolumeLog = volume
-        self.output = self._open_output(
-            s.pin, s.active_high, s.max_on_s, min_off(s), pwm=s.pwm, pwm_frequency_hz=s.pwm_frequency_hz,
-            on_segment=self._delivered, on_segment_start=self._started, allowance=self._hour_allowance,
+        self.output = self.open_pump_output(
+            s, on_segment=self._delivered, on_segment_start=self._started, allowance=self._hour_allowance,
         )
         if s.max_ml_per_hour is not None and s.ml_per_s is None:
             self.host.event(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from lecis.dcd import Dcd
+from lecis.driver_specs.bridge import BRIDGE, BRIDGE_AIN, BridgeAinSettings, BridgeSettings
 from lecis.driver_specs.gpio import PUMP, SWITCH, PumpSettings, SwitchSettings
 from lecis.driver_specs.serial import (
     BAUDRATES,
@@ -26,14 +27,16 @@ from lecis.errors import ConfigProblem, DeviceError, LabedgeError
 from lecis.yaml_loader import Fields, YamlDoc
 
 __all__ = [
-    "BAUDRATES", "DRIVERS", "DRIVER_SPECS", "EQUIPMENT_DRIVERS", "EZO_PROBES", "EZO_READINGS",
+    "BAUDRATES", "BridgeAinSettings", "BridgeSettings", "DRIVERS", "DRIVER_SPECS", "EQUIPMENT_DRIVERS",
+    "EZO_PROBES", "EZO_READINGS",
     "INSTRUMENT_DRIVERS", "PIN_TEXT", "DriverSettingsInvalid", "DriverSpec", "DriverUnknown", "EzoSettings",
     "LineSettings",
     "PumpSettings", "SerialSettings", "SettingSpec", "SwitchSettings", "driver_spec", "read_pin",
     "settings_of",
 ]
 
-DRIVER_SPECS: dict[str, DriverSpec] = {spec.name: spec for spec in (EZO, LINE, SWITCH, PUMP)}
+DRIVER_SPECS: dict[str, DriverSpec] = {
+    spec.name: spec for spec in (EZO, LINE, SWITCH, PUMP, BRIDGE, BRIDGE_AIN)}
 DRIVERS = tuple(DRIVER_SPECS)
 INSTRUMENT_DRIVERS = tuple(name for name, spec in DRIVER_SPECS.items() if spec.kind == "instrument")
 EQUIPMENT_DRIVERS = tuple(name for name, spec in DRIVER_SPECS.items() if spec.kind == "equipment")

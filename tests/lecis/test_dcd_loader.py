@@ -137,7 +137,7 @@ def test_unknown_key_suggests_the_nearest() -> None:
 def test_missing_driver_names_the_choices() -> None:
     line, field, message = only("# pH probe\nmodule: ph1\nport: /dev/ttyUSB0\n")
     assert (line, field) == (2, "driver")
-    assert message == "missing; expected one of ezo, line, gpio.switch, gpio.pump"
+    assert message == "missing; expected one of ezo, line, gpio.switch, gpio.pump, bridge, bridge.ain"
 
 
 def test_duplicate_key_is_reported_with_the_rest() -> None:
