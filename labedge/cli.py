@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from labedge.cmd import add_cmd_parser
     from labedge.lab import add_lab_parser
     from labedge.script_cli import add_script_parser
+    from labedge.session_cli import add_session_parser
     from labedge.watch import add_watch_parser
     from provisioning.cli import add_provision_parser
     from sim.cli import add_sim_parser
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_watch_parser(sub)
     add_cmd_parser(sub)
     add_script_parser(sub)
+    add_session_parser(sub)
     add_provision_parser(sub)
     return parser
 
