@@ -57,6 +57,8 @@ class DcdFile:
     module: str
     text: str
     pins: tuple[int, ...] = ()
+    place: str = ""  # where the inventory names it: units[0].modules[2]
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -273,23 +275,27 @@ def _units(f: Fields, doc: YamlDoc, base: Path, networks: dict[str, Wifi]) -> li
         start = read_pin(f, p + ("buttons", "start_pin"), nullable=True)
         stop = read_pin(f, p + ("buttons", "stop_pin"), nullable=True)
         led = read_pin(f, p + ("status_led",), nullable=True)
-        modules = _modules(f, doc, base, p)
+        modules, sound = _modules(f, doc, base, p)
         _pins_once(f, p, [("the start button", p + ("buttons", "start_pin"), start),
                           ("the stop button", p + ("buttons", "stop_pin"), stop),
                           ("the status LED", p + ("status_led",), led)], modules)
-        if unit_id is not None and site is not None and wifi is not None and modules is not None:
+        if unit_id is not None and site is not None and wifi is not None and sound:
             units.append(UnitEntry(unit_id, site, wifi, tuple(m for m, _ in modules), start, stop, led,
                                    doc.line_of(p)))
     return units
 
 
-def _modules(f: Fields, doc: YamlDoc, base: Path, unit: YPath) -> list[tuple[DcdFile, YPath]] | None:
-    """Each module's DCD, inline or from a file; every DCD problem becomes the inventory's problem."""
+def _modules(f: Fields, doc: YamlDoc, base: Path, unit: YPath) -> tuple[list[tuple[DcdFile, YPath]], bool]:
+    """(each sound module's DCD, inline or from a file, with its place; whether all were sound).
+
+    Every DCD problem becomes the inventory's problem; the sound ones still go
+    through the pin check, so one pass reports everything.
+    """
     p = unit + ("modules",)
     entries = f.value(p)
     if not isinstance(entries, list) or not entries:
         f.problem(p, "expected a list of modules: DCD files (relative to this file) or inline DCDs")
-        return None
+        return [], False
     out: list[tuple[DcdFile, YPath]] = []
     ids: dict[str, str] = {}
     ok = True
@@ -326,8 +332,9 @@ def _modules(f: Fields, doc: YamlDoc, base: Path, unit: YPath) -> list[tuple[Dcd
             continue
         ids[dcd.module] = here
         pin = dcd.settings.get("pin")
-        out.append((DcdFile(dcd.module, text, (pin,) if isinstance(pin, int) else ()), where))
-    return out if ok else None
+        out.append((DcdFile(dcd.module, text, (pin,) if isinstance(pin, int) else (), field_name(where),
+                            doc.line_of(where)), where))
+    return out, ok
 
 
 def _subdoc(doc: YamlDoc, prefix: YPath) -> YamlDoc:
@@ -354,7 +361,7 @@ def _dcd_text(entry: dict[str, Any], source: str, line: int | None) -> str:
 
 
 def _pins_once(f: Fields, unit: YPath, unit_pins: list[tuple[str, YPath, int | None]],
-               modules: list[tuple[DcdFile, YPath]] | None) -> None:
+               modules: list[tuple[DcdFile, YPath]]) -> None:
     """A BCM pin drives or reads one thing per unit."""
     users: dict[int, str] = {}
     for label, path, pin in unit_pins:
@@ -364,7 +371,7 @@ def _pins_once(f: Fields, unit: YPath, unit_pins: list[tuple[str, YPath, int | N
             f.problem(path, f"pin {pin} is already used by {users[pin]}")
         else:
             users[pin] = f"{label} (line {f.doc.line_of(path)})"
-    for module, where in modules or []:
+    for module, where in modules:
         for pin in module.pins:
             if pin in users:
                 f.problem(where, f"pin {pin} of module {module.module} is already used by {users[pin]}")
@@ -387,8 +394,12 @@ def _unit_accepted(unit: UnitEntry, fleet: FleetSettings, hub: HubSettings,
         try:
             check_unit_config(folder / "unit.yaml", None)
         except ConfigError as exc:
-            index = unit.line
-            return [ConfigProblem(doc.source, index, f"units[{unit.id}]",
-                                  f"the unit would refuse its configuration: {p.field or ''}: {p.message}")
-                    for p in exc.problems]
+            by_file = {str(folder / "dcd" / f"{m.module}.yaml"): m for m in unit.modules}
+            out = []
+            for p in exc.problems:
+                module = by_file.get(p.file)
+                line, place = (module.line, module.place) if module else (unit.line, f"unit {unit.id}")
+                out.append(ConfigProblem(doc.source, line, f"{place}.{p.field}" if p.field else place,
+                                         f"{p.message} (unit {unit.id} would refuse this)"))
+            return out
     return []
