@@ -100,7 +100,8 @@ def test_an_inventory_the_unit_would_refuse_is_refused(tmp_path: Path) -> None:
 
 def test_missing_sections_and_keys_are_named(tmp_path: Path) -> None:
     path = tmp_path / "fleet.yaml"
-    path.write_text("fleet: {ssh_authorized_keys: [my-private-key]}\nhub: {id: hub-1}\nunits: []\nwifii: {}\n")
+    path.write_text("fleet: {ssh_authorized_keys: [my-private-key]}\nhub: {id: hub-1}\nunits: []\n"
+                    "wifii: {}\n")
     with pytest.raises(InventoryInvalid) as caught:
         load_inventory(path)
     text = str(caught.value)
