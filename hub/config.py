@@ -9,9 +9,11 @@ with its reader here, and nothing unknown is accepted meanwhile.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.upload.settings import StorageConfig, UploadConfig, WatchEntry, read_upload_settings
+from hub.web.settings import User, WebConfig, check_web_users, read_users, read_web
 from lecis.config_loader import read_broker
 from lecis.errors import ConfigError
 from lecis.topics import TOPIC_ROOT, UNIT_ID
@@ -20,7 +22,7 @@ from lecis.yaml_loader import Fields, load_yaml
 
 WHAT = "a hub config: key: value lines such as hub:, broker: and data_dir:"
 HUB_KEYS = ("hub", "broker", "data_dir", "script", "topic_root", "lease_ttl_s", "command_timeout_s",
-            "unit_wait_s")
+            "unit_wait_s", "web", "users", "storage", "upload", "watch")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class HubConfig:
     lease_ttl_s: float = 30.0  # the lease asked of each unit; renewed every third of it
     command_timeout_s: float = 10.0  # no final reply by then: the outcome is `timeout`
     unit_wait_s: float = 300.0  # a command waits this long for its unit (or the broker) to come back
+    web: WebConfig | None = None  # the dashboard and HTTP API (hub/web/settings.py)
+    users: tuple[User, ...] = ()
+    storage: StorageConfig | None = None  # the bucket sessions upload to (hub/upload/settings.py)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    watch: dict[str, tuple[WatchEntry, ...]] = field(default_factory=dict)  # per unit: folders uploaded
 
     @property
     def client_id(self) -> str:
@@ -70,10 +77,14 @@ def load_hub_config(path: Path, check_files: bool = True) -> HubConfig:
     ttl = f.number(("lease_ttl_s",), 30.0, minimum=3, maximum=3600)
     timeout = f.number(("command_timeout_s",), 10.0, above=0, maximum=3600)
     unit_wait = f.number(("unit_wait_s",), 300.0, minimum=0, maximum=86400)
+    web, users = read_web(f), read_users(f)
+    check_web_users(f, web, users)
+    uploads = read_upload_settings(f, base, check_files)
     if f.problems or hub is None or data_dir is None:
         raise ConfigError(sorted(f.problems, key=lambda p: p.line or 0))
     return HubConfig(hub, doc.source, broker, _absolute(base, data_dir), script_path, topic_root, ttl,
-                     timeout, unit_wait)
+                     timeout, unit_wait, web=web, users=users, storage=uploads.storage,
+                     upload=uploads.upload, watch=uploads.watch)
 
 
 def _absolute(base: Path, text: str) -> Path:

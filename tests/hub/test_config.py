@@ -40,13 +40,13 @@ def test_without_a_script_the_hub_only_records(tmp_path: Path) -> None:
 
 def test_every_problem_at_once_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "hub: Hub_1\nbroker: {host: h, prot: 1883}\ndata_dir: d\nscript: nope.yaml\n"
-                           "storage: {}\ntopic_root: 'a b'\n")
+                           "stroage: {}\ntopic_root: 'a b'\n")
     found = problems(path)
     assert f"{path}:1: hub: expected a hub id (lower-case letters, digits and -, up to 32 characters, " \
            "e.g. hub-1), got 'Hub_1'" in found
     assert f"{path}:2: broker.prot: unknown key 'prot'; did you mean 'port'?" in found
     assert f"{path}:4: script: script {tmp_path / 'nope.yaml'} does not exist" in found
-    assert any(p.startswith(f"{path}:5: storage: unknown key 'storage'") for p in found)
+    assert any(p.startswith(f"{path}:5: stroage: unknown key 'stroage'; did you mean 'storage'?") for p in found)
     assert any(p.startswith(f"{path}:6: topic_root: expected a topic root") for p in found)
     assert len(found) == 5
 

@@ -1,0 +1,388 @@
+"""One open session's uploads: scan, wait for stable files, send them, record each one as it lands.
+
+A file is `pending` from the scan that finds it changed until it has kept its
+size and mtime for `stable_s` (for a `checksum_only` folder: its MD5); then it
+is hashed and, when the MD5 differs from what the bucket got last, sent.
+Every state change is stored in the manifest at once. One file's error is
+that file's: it is reported through `on_file` once and the others go on. A
+bucket that does not answer closes the shared `Gate` for a while (backoff);
+the files stay pending meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.sessions.model import Session
+from hub.upload.hashing import md5_file
+from hub.upload.manifest import FileState, Manifest
+from hub.upload.names import object_name
+from hub.upload.recorded import chunk_closed, session_ended
+from hub.upload.scanner import Problem, Root, Seen, scan
+from hub.upload.settings import RECORDED, UploadConfig, WatchEntry
+from hub.upload.transfer import (
+    Bucket,
+    BucketUnreachable,
+    ChecksumMismatch,
+    ObjectConflict,
+    StoredObject,
+    UploadFailed,
+)
+from lecis.clock import Clock, iso_ts
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Run = Callable[..., Awaitable[Any]]
+REFUSALS_BEFORE_ERROR = 3  # a file the bucket refuses this often (not an outage) is reported and left
+
+
+class Gate:
+    """Shared by every session: after a transient error nothing is sent until the backoff has passed."""
+
+    def __init__(self, clock: Clock, max_s: float) -> None:
+        self.clock, self.max_s = clock, max_s
+        self.until = 0.0
+        self.delay = 0.0
+        self.last_error: str | None = None
+
+    def open(self) -> bool:
+        return self.clock.monotonic() >= self.until
+
+    def failed(self, why: str) -> None:
+        self.delay = min(self.max_s, max(1.0, self.delay * 2))
+        self.until = self.clock.monotonic() + self.delay
+        self.last_error = why
+
+    def succeeded(self) -> None:
+        self.delay, self.until, self.last_error = 0.0, 0.0, None
+
+
+@dataclass
+class Context:
+    upload: UploadConfig
+    prefix: str
+    manifest: Manifest
+    bucket: Bucket
+    clock: Clock
+    run: Run  # a blocking call in the uploader's threads
+    gate: Gate
+    slots: asyncio.Semaphore
+    on_file: Callable[[str, dict[str, Any]], None]
+    changed: Callable[[str], None]  # progress moved for this session
+
+
+@dataclass
+class Pending:
+    seen: Seen
+    since: float  # monotonic time its signature last changed
+    md5: str | None = None  # checksum_only folders: the MD5 at `since`
+    refusals: int = 0
+    not_before: float = 0.0
+
+
+def roots_for(session: Session, watch: tuple[WatchEntry, ...]) -> list[Root]:
+    roots = [Root(e.path, e.name, e.include, e.ignore, e.checksum_only) for e in watch]
+    if session.recorded_dir is not None:
+        roots.append(Root(Path(session.recorded_dir), RECORDED, recorded=True))
+    return roots
+
+
+class SessionJob:
+    def __init__(self, session: Session, roots: list[Root], ctx: Context) -> None:
+        self.session, self.roots, self.ctx = session, roots, ctx
+        self.sid = session.id
+        self.files: dict[str, FileState] = {}
+        self.pending: dict[str, Pending] = {}
+        self.reported: dict[str, str] = {}  # rel -> the problem already told
+        self.bytes_done = 0
+        self.busy_s = 0.0  # time spent sending, for the rate
+        self.last_scan_at: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.started = False
+        self.giving_up: set[asyncio.Future[None]] = set()
+        self.stopping = False  # finish() asked the loop to end after what it is sending
+        self.sleeping = False
+
+    # -- setup -----------------------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """First time: note what the folders hold already (the baseline); after a restart: reload it."""
+        if self.started:
+            return
+        m = self.ctx.manifest
+        if not await self.ctx.run(m.session_known, self.sid):
+            watched = [r for r in self.roots if not r.recorded]
+            result = await self.ctx.run(scan, watched, {})
+            base = [(s.rel, str(s.path), s.size, s.mtime_ns) for s in result.changed]
+            await self.ctx.run(m.add_session, self.sid, self.session.unit, base)
+        self.files = await self.ctx.run(m.files, self.sid)
+        now = self.ctx.clock.monotonic()
+        for rel, f in self.files.items():
+            if f.state in ("pending", "uploading"):  # an upload cut by a crash is sent again, whole
+                root = self._root_of(rel)
+                if root is not None:
+                    self.pending[rel] = Pending(Seen(rel, Path(f.path), f.size, f.mtime_ns, root), now)
+        self.started = True
+
+    def _root_of(self, rel: str) -> Root | None:
+        for r in self.roots:
+            if r.name is None or rel.startswith(r.name + "/"):
+                return r
+        return None
+
+    # -- the periodic loop -----------------------------------------------------------------------------
+
+    async def periodic(self) -> None:
+        await self.prepare()
+        next_scan = self.ctx.clock.monotonic()
+        while not self.stopping:
+            now = self.ctx.clock.monotonic()
+            try:
+                if now >= next_scan:
+                    await self.scan_once(final=False)
+                    next_scan = self.ctx.clock.monotonic() + self.ctx.upload.scan_s
+                else:
+                    await self.recheck_pending()
+                await self.send_ready(final=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a loop that serves a session goes on; the next scan tries again
+                log.exception("uploads of session %s: scan failed", self.sid)
+            wake = next_scan
+            if self.pending:
+                wake = min(wake, min(p.since for p in self.pending.values()) + self.ctx.upload.stable_s)
+            if not self.ctx.gate.open():
+                wake = max(wake, min(next_scan, self.ctx.gate.until))
+            self.sleeping = True
+            try:
+                await self.ctx.clock.sleep(max(0.05, wake - self.ctx.clock.monotonic()))
+            finally:
+                self.sleeping = False
+
+    def known(self) -> dict[str, tuple[int, int]]:
+        settled = ("baseline", "done", "gone", "error")
+        return {rel: f.sig for rel, f in self.files.items() if f.state in settled}
+
+    async def scan_once(self, final: bool) -> None:
+        result = await self.ctx.run(scan, self.roots, self.known())
+        self.last_scan_at = iso_ts(self.ctx.clock.now())
+        for p in result.problems:
+            self._problem(p)
+        ended = final or any(r.recorded and session_ended(r.path) for r in self.roots)
+        now_wall = self.ctx.clock.now()
+        seen_now: set[str] = set()
+        for s in result.changed:
+            if s.root.recorded and not ended and chunk_closed(s.path, now_wall, False) is False:
+                continue  # the open chunk only grows: it goes up once closed, never in pieces
+            seen_now.add(s.rel)
+            await self._note(s)
+        await self._vanished(seen_now, result.problems)
+        self.ctx.changed(self.sid)
+
+    async def recheck_pending(self) -> None:
+        """Between scans, only the pending files are looked at again (stat, no listing)."""
+        for p in list(self.pending.values()):
+            try:
+                info = await self.ctx.run(os.stat, p.seen.path)
+            except OSError:
+                continue  # the next scan decides whether it is gone
+            await self._note(replace(p.seen, size=info.st_size, mtime_ns=info.st_mtime_ns))
+
+    async def _note(self, s: Seen) -> None:
+        now = self.ctx.clock.monotonic()
+        p = self.pending.get(s.rel)
+        md5 = None
+        if s.root.checksum_only:
+            try:
+                md5 = (await self.ctx.run(md5_file, s.path))[0]
+            except OSError as e:
+                self._problem(Problem(s.rel, f"cannot be read ({e.strerror})"))
+                return
+            prev = self.files.get(s.rel)
+            if p is None and prev is not None and prev.md5 == md5 and prev.state in ("done", "baseline"):
+                return
+            if p is None and prev is not None and prev.state == "baseline" and prev.md5 is None:
+                # first look at a checksum_only baseline file: remember its MD5, nothing to send
+                await self._store(replace(prev, md5=md5, size=s.size, mtime_ns=s.mtime_ns))
+                return
+        if p is not None:
+            if (p.seen.size, p.seen.mtime_ns, p.md5) != (s.size, s.mtime_ns, md5):
+                p.seen, p.since, p.md5 = s, now, md5
+            return
+        self.pending[s.rel] = Pending(s, now, md5)
+        prev = self.files.get(s.rel)
+        await self._store(FileState(s.rel, str(s.path), s.size, s.mtime_ns, "pending",
+                                    prev.md5 if prev else None, prev.generation if prev else None,
+                                    prev.uploaded_at if prev else None, None, prev.uploads if prev else 0))
+
+    async def _vanished(self, seen_now: set[str], problems: list[Problem]) -> None:
+        unlisted = {p.rel.split("/")[0] for p in problems if "folder" in p.why}
+        for rel, p in list(self.pending.items()):
+            if rel in seen_now:
+                continue
+            if os.path.lexists(p.seen.path) or (rel.split("/")[0] in unlisted or "." in unlisted):
+                continue
+            del self.pending[rel]
+            why = "deleted or renamed before it could be uploaded"
+            prev = self.files.get(rel)
+            s = p.seen
+            await self._store(replace(prev, state="gone", error=why) if prev else
+                              FileState(rel, str(s.path), s.size, s.mtime_ns, "gone", error=why))
+            self.ctx.on_file(self.sid, {"path": rel, "status": "gone", "error": why})
+
+    def _problem(self, p: Problem) -> None:
+        if self.reported.get(p.rel) == p.why:
+            return
+        self.reported[p.rel] = p.why
+        self.ctx.on_file(self.sid, {"path": p.rel, "status": "skipped", "error": p.why})
+
+    async def _store(self, f: FileState) -> None:
+        self.files[f.rel] = f
+        await self.ctx.run(self.ctx.manifest.put, self.sid, f)
+
+    # -- sending ---------------------------------------------------------------------------------------
+
+    def ready(self, final: bool) -> list[Pending]:
+        now = self.ctx.clock.monotonic()
+        return [p for p in self.pending.values()
+                if now - p.since >= self.ctx.upload.stable_s and now >= p.not_before]
+
+    async def send_ready(self, final: bool) -> None:
+        if not self.ctx.gate.open():
+            return
+        batch = self.ready(final)
+        if batch:
+            await asyncio.gather(*(self._send_one(p) for p in batch))
+            self.ctx.changed(self.sid)
+
+    async def _send_one(self, p: Pending) -> None:
+        async with self.ctx.slots:
+            if not self.ctx.gate.open() or self.pending.get(p.seen.rel) is not p:
+                return
+            try:
+                await self._send(p)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # one file's trouble never stops the others
+                log.exception("uploads of session %s: %s", self.sid, p.seen.rel)
+                self._refused(p, f"{type(e).__name__}: {e}")
+
+    async def _send(self, p: Pending) -> None:
+        s, rel = p.seen, p.seen.rel
+        try:
+            md5, size = await self.ctx.run(md5_file, s.path, s.size)
+            after = await self.ctx.run(os.stat, s.path)
+        except FileNotFoundError:
+            return  # the next scan records it as gone
+        except OSError as e:
+            await self._give_up(p, f"cannot be read ({e.strerror}); fix its permissions, it goes up once it "
+                                "changes")
+            return
+        if (after.st_size, after.st_mtime_ns) != (s.size, s.mtime_ns) or size != s.size:
+            p.seen = replace(s, size=after.st_size, mtime_ns=after.st_mtime_ns)
+            p.since = self.ctx.clock.monotonic()
+            return  # still changing
+        prev = self.files.get(rel)
+        if prev is not None and prev.md5 == md5 and prev.state in ("done", "pending") and prev.generation:
+            await self._landed(p, md5, StoredObject("", prev.generation, md5, {}), upload=False)
+            return  # touched, not changed: nothing to send
+        if prev is None or prev.state != "uploading":
+            await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "uploading", md5,
+                                        prev.generation if prev else None, prev.uploaded_at if prev else None,
+                                        None, prev.uploads if prev else 0))
+        name = object_name(self.ctx.prefix, self.session.unit, self.sid, rel)
+        meta = {"md5": md5, "mtime_ns": str(s.mtime_ns), "session": self.sid, "unit": self.session.unit,
+                "path": rel}
+        expected = (prev.generation if prev and prev.generation else 0)
+        t0 = self.ctx.clock.monotonic()
+        try:
+            stored = await self._put(s.path, name, md5, size, meta, expected)
+        except BucketUnreachable as e:
+            self.ctx.gate.failed(str(e))
+            return
+        except ChecksumMismatch as e:
+            got = getattr(e, "stored", None)
+            if got is not None:  # it landed with other bytes: the next try must name that generation
+                await self._store(replace(self.files[rel], generation=got.generation, md5=got.md5,
+                                                 state="pending"))
+            p.since = self.ctx.clock.monotonic()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            await self._give_up(p, f"cannot be read ({e.strerror})")
+            return
+        except ObjectConflict as e:
+            await self._give_up(p, f"{e}; it was written by someone else, so it is not overwritten")
+            return
+        except UploadFailed as e:
+            self._refused(p, str(e))
+            return
+        if stored is None:
+            return
+        self.busy_s += max(0.0, self.ctx.clock.monotonic() - t0)
+        self.ctx.gate.succeeded()
+        await self._landed(p, md5, stored, upload=stored.name != "")
+
+    async def _put(self, path: Path, name: str, md5: str, size: int, meta: dict[str, str],
+                   expected: int) -> StoredObject | None:
+        """Upload; on a generation conflict look at the object: ours already (a try that landed) or newer."""
+        up = self.ctx.bucket.upload
+        try:
+            result: StoredObject = await self.ctx.run(up, path, name, md5, size, meta, expected)
+            return result
+        except ObjectConflict:
+            there = await self.ctx.run(self.ctx.bucket.get, name)
+            if there is None:
+                raise
+            if there.md5 == md5:
+                # an earlier try landed: not sent again
+                return StoredObject("", there.generation, md5, there.metadata)
+            if there.metadata.get("session") == self.sid and there.metadata.get("unit") == self.session.unit:
+                # an earlier try of this session landed an older version: ours is newer, replace exactly that
+                result = await self.ctx.run(up, path, name, md5, size, meta, there.generation)
+                return result
+            raise
+
+    async def _landed(self, p: Pending, md5: str, stored: StoredObject, upload: bool) -> None:
+        s, rel = p.seen, p.seen.rel
+        prev = self.files.get(rel)
+        uploads = (prev.uploads if prev else 0) + (1 if upload else 0)
+        at = iso_ts(self.ctx.clock.now()) if upload else (prev.uploaded_at if prev else None)
+        await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "done", md5, stored.generation, at,
+                                    None, uploads))
+        if self.pending.get(rel) is p:
+            del self.pending[rel]
+        self.reported.pop(rel, None)
+        if upload:
+            self.bytes_done += s.size
+            name = object_name(self.ctx.prefix, self.session.unit, self.sid, rel)
+            self.ctx.on_file(self.sid, {"path": rel, "status": "uploaded", "size": s.size, "md5": md5,
+                                        "generation": stored.generation, "uploaded_at": at, "object": name})
+
+    async def _give_up(self, p: Pending, why: str) -> None:
+        rel = p.seen.rel
+        self.pending.pop(rel, None)
+        prev = self.files.get(rel)
+        s = p.seen
+        await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "error",
+                                    prev.md5 if prev else None, prev.generation if prev else None,
+                                    prev.uploaded_at if prev else None, why, prev.uploads if prev else 0))
+        self.reported[rel] = why
+        self.ctx.on_file(self.sid, {"path": rel, "status": "error", "error": why})
+
+    def _refused(self, p: Pending, why: str) -> None:
+        p.refusals += 1
+        if p.refusals >= REFUSALS_BEFORE_ERROR:
+            self.pending.pop(p.seen.rel, None)
+            task = asyncio.ensure_future(self._give_up(p, why))
+            self.giving_up.add(task)
+            task.add_done_callback(self.giving_up.discard)
+            return
+        p.not_before = self.ctx.clock.monotonic() + min(self.ctx.upload.retry_max_s, 2.0 ** p.refusals)
