@@ -1,4 +1,4 @@
-"""SessionService: the rules, the states, the final transfer retried until verified, recovery after a restart."""
+"""SessionService: the rules, the states, the final transfer retried until verified, recovery on restart."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ async def test_one_open_session_per_unit_and_the_refusals_name_the_open_one(tmp_
             await sessions.start("bench-1", source=CLI)
         assert refused.value.open_session == first and refused.value.kind.value == "state"
         other = await sessions.start("bench-2", source=CLI)  # another unit: its own session
-        with pytest.raises(SessionRefused, match=f"not the open session of unit bench-1; the open one is {first.id}"):
+        with pytest.raises(SessionRefused, match=f"not the open session of unit bench-1; the open one is "
+                                                 f"{first.id}"):
             await sessions.stop("bench-1", source=CLI, session_id=other.id)
         closing = await sessions.stop("bench-1", source=BUTTON, session_id=first.id)
         assert closing.state is SessionState.CLOSING and closing.ended_by is BUTTON
