@@ -37,6 +37,18 @@ def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     lab.add_argument("--port", type=int, default=1883, help="broker port on 127.0.0.1 (default: 1883)")
     lab.add_argument("--no-watch", action="store_true", help="do not print readings; just keep running")
     lab.set_defaults(handler=run_lab)
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
+    status = lab_sub.add_parser(
+        "status", help="the state of every process of a supervisord (the lab's, a unit's, the hub's)",
+        description="Print each process supervisord runs and its state, read over supervisor's XML-RPC "
+                    "interface. Exit status 0 when every one is RUNNING, 1 otherwise, 2 when no "
+                    "supervisord answers.")
+    status.add_argument("--dir", type=Path, default=Path("var/lab"),
+                        help="the lab's folder, whose supervisor.sock is read (default: var/lab)")
+    status.add_argument("--url", default=None, metavar="SERVERURL",
+                        help="a supervisord elsewhere: unix:///var/run/supervisor.sock on a Pi or a hub, "
+                             "or http://HOST:PORT (default: unix://DIR/supervisor.sock)")
+    status.set_defaults(handler=run_lab_status)
 
     broker = subparsers.add_parser("broker", help="run an MQTT broker: Mosquitto, or the embedded one",
                                    description="Run Mosquitto with labedge's settings (or the embedded "
@@ -48,6 +60,19 @@ def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     broker.add_argument("--embedded", action="store_true",
                         help="use the embedded broker even if Mosquitto is here")
     broker.set_defaults(handler=run_broker)
+
+
+def run_lab_status(args: argparse.Namespace) -> int:
+    from provisioning.supervisor_status import SupervisorUnreachable, format_status, process_info
+
+    url = args.url or f"unix://{args.dir.resolve()}/supervisor.sock"
+    try:
+        rows = process_info(url)
+    except SupervisorUnreachable as exc:
+        print(f"labedge lab status: {exc}", file=sys.stderr)
+        return 2
+    print(format_status(rows))
+    return 0 if rows and all(row.state == "RUNNING" for row in rows) else 1
 
 
 def port_in_use(port: int) -> bool:

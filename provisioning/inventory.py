@@ -397,8 +397,8 @@ def _unit_accepted(unit: UnitEntry, fleet: FleetSettings, hub: HubSettings,
             by_file = {str(folder / "dcd" / f"{m.module}.yaml"): m for m in unit.modules}
             out = []
             for p in exc.problems:
-                module = by_file.get(p.file)
-                line, place = (module.line, module.place) if module else (unit.line, f"unit {unit.id}")
+                named = by_file.get(p.file)
+                line, place = (named.line, named.place) if named else (unit.line, f"unit {unit.id}")
                 out.append(ConfigProblem(doc.source, line, f"{place}.{p.field}" if p.field else place,
                                          f"{p.message} (unit {unit.id} would refuse this)"))
             return out
