@@ -1,0 +1,1 @@
+"""The hub's web dashboard and HTTP API (docs/dashboard.md)."""

@@ -1,0 +1,99 @@
+"""Units and modules, manual commands, ESTOP, events and a reading's history."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from hub.web.deps import Ctx, Operator, Viewer
+from hub.web.errors import ApiError
+from hub.web.models import MODULE, UNIT, CommandBody, errors
+
+router = APIRouter(prefix="/api", tags=["lab"])
+UnitPath = Annotated[str, Path(pattern=UNIT, description="a unit id")]
+ModulePath = Annotated[str, Path(pattern=MODULE, description="a module id")]
+LEVELS = ("alarm", "warning", "info")
+EPOCH = {"ge": 0, "le": 1e11, "allow_inf_nan": False}
+
+
+@router.get("/units", responses=errors(401))
+def units(ctx: Ctx, who: Viewer) -> list[dict[str, Any]]:
+    """Every unit the hub has heard of: presence and since when, modules with state, outputs,
+    last readings and capabilities (readings with units and ranges, commands) from `$birth`."""
+    lease = ctx.hub.plant.status() if ctx.hub.plant is not None else {}
+    return [{**u, "lease": bool(lease.get(u["unit"], {}).get("lease"))} for u in ctx.view.snapshot()]
+
+
+@router.get("/units/{unit}", responses=errors(401, 404, 422))
+def unit(ctx: Ctx, who: Viewer, unit: UnitPath) -> dict[str, Any]:
+    view = ctx.view.units.get(unit)
+    if view is None:
+        ctx.actions.known_unit(unit)
+        return {"unit": unit, "presence": "unknown", "online": False, "since": None, "modules": []}
+    return view.to_json()
+
+
+@router.post("/units/{unit}/modules/{module}/command", responses=errors(401, 403, 404, 409, 422))
+async def command(ctx: Ctx, who: Operator, unit: UnitPath, module: ModulePath,
+                  body: CommandBody) -> dict[str, Any]:
+    """A manual command, sent with the hub's lease and recorded in the run's commands.jsonl."""
+    return await ctx.actions.module_command(unit, module, body.cmd, body.args, who.user)
+
+
+@router.post("/units/{unit}/clear", responses=errors(401, 403, 404, 409, 422))
+async def clear(ctx: Ctx, who: Operator, unit: UnitPath) -> dict[str, Any]:
+    """CLEAR every module of the unit (after an ESTOP); nothing that ran before restarts by itself."""
+    return await ctx.actions.unit_command(unit, "CLEAR", who.user)
+
+
+@router.post("/units/{unit}/estop", responses=errors(401, 403, 404, 422))
+async def estop_unit(ctx: Ctx, who: Viewer, unit: UnitPath) -> dict[str, Any]:
+    """ESTOP of one unit: every signed-in user may."""
+    return (await ctx.actions.estop([unit], who.user))[0]
+
+
+@router.post("/estop", responses=errors(401, 403))
+async def estop_all(ctx: Ctx, who: Viewer) -> dict[str, Any]:
+    """ESTOP of every unit the hub knows, at once: every signed-in user may."""
+    return {"units": await ctx.actions.estop(None, who.user)}
+
+
+@router.get("/events", responses=errors(401, 422))
+async def events(ctx: Ctx, who: Viewer,
+                 unit: Annotated[str | None, Query(pattern=UNIT)] = None,
+                 module: Annotated[str | None, Query(max_length=64)] = None,
+                 level: Annotated[str | None, Query(pattern="^(alarm|warning|info)$")] = None,
+                 code: Annotated[str | None, Query(max_length=100)] = None,
+                 source: Annotated[str | None, Query(pattern="^(unit|recorder|controller)$")] = None,
+                 since: Annotated[float | None, Query(**EPOCH, description="epoch seconds")] = None,
+                 until: Annotated[float | None, Query(**EPOCH, description="epoch seconds")] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+    """The most recent events, alarms first, then warnings, then info (newest first in each)."""
+    now = ctx.hub.clock.now().timestamp()
+    start = since if since is not None else now - 7 * 86400
+    if until is not None and until <= start:
+        raise ApiError(422, "until", f"until ({until}) must be after since ({start})")
+    filters = {"unit": unit, "module": module, "level": level, "code": code, "source": source,
+               "start": start, "end": until, "limit": 20_000}
+    found = await asyncio.to_thread(ctx.hub.recorder.events, **filters)
+    recent = found[-limit:]
+    recent.sort(key=lambda e: (LEVELS.index(e["level"]) if e["level"] in LEVELS else 3, -float(e["ts"])))
+    return {"events": recent, "total": len(found)}
+
+
+@router.get("/history", responses=errors(401, 422))
+async def history(ctx: Ctx, who: Viewer, unit: Annotated[str, Query(pattern=UNIT)],
+                  module: Annotated[str, Query(pattern=MODULE)],
+                  reading: Annotated[str, Query(min_length=1, max_length=64)],
+                  start: Annotated[float, Query(**EPOCH, description="epoch seconds")],
+                  end: Annotated[float, Query(**EPOCH, description="epoch seconds")],
+                  points: Annotated[int, Query(ge=1, le=5000)] = 600) -> dict[str, Any]:
+    """A reading over [start, end) downsampled into `points` buckets: [ts, min, max, mean, count]."""
+    if not end > start:
+        raise ApiError(422, "end", f"end ({end}) must be after start ({start})")
+    buckets = await asyncio.to_thread(ctx.hub.recorder.history, unit, module, reading, start, end, points)
+    return {"unit": unit, "module": module, "reading": reading, "start": start, "end": end,
+            "width": (end - start) / points,
+            "buckets": [[b.ts, b.min, b.max, b.mean, b.count] for b in buckets]}

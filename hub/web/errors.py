@@ -1,0 +1,49 @@
+"""The API's errors: one JSON shape, a 4xx naming the field, never a stack trace.
+
+`{"error": {"status": 422, "field": "args.ml", "message": "..."}}`, plus
+`problems` (line, column, message) for a script that does not validate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lecis.errors import LabedgeError
+
+log = logging.getLogger("labedge.hub.web")
+
+
+class ApiError(LabedgeError):
+    """An answer other than success: HTTP `status`, the request `field` at fault, what to do."""
+
+    def __init__(self, status: int, field: str | None, message: str, *, retry_after: float | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.message = message
+        self.retry_after = retry_after
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"status": self.status, "field": self.field, "message": self.message},
+                **self.extra}
+
+
+def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    """`("body", "args", "ml")` -> `args.ml`; `("query", "limit")` -> `limit`."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or "body"
+
+
+def validation_message(error: dict[str, Any]) -> str:
+    where = field_of(error.get("loc", ()))
+    kind = str(error.get("type", ""))
+    if kind == "json_invalid":
+        return "the request body is not valid JSON"
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind == "extra_forbidden":
+        return f"{where} is not a field of this request"
+    return f"{where}: {error.get('msg', 'invalid')}"

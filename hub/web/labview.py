@@ -1,0 +1,147 @@
+"""What the dashboard shows of each unit, kept current from the hub's link.
+
+The hub's link decodes every message once; `LabView` is handed the decoded
+values (through `hub.web.tee`) and keeps per unit: presence and since when,
+the `$birth` (modules, readings with units and ranges, commands), and per
+module its LECIS state, outputs and last readings. Every change is also
+passed to `notify` as a small JSON-ready dict for the live stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lecis.clock import Clock, iso_ts, parse_ts
+from lecis.wire import Birth, Event, ModuleState, UnitState
+
+Notify = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ModuleView:
+    lecis: str | None = None
+    control: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    state_ts: str | None = None
+    last: dict[str, Any] = field(default_factory=dict)  # reading name -> value
+    last_ts: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lecis": self.lecis, "control": self.control, "outputs": self.outputs, "error": self.error,
+                "state_ts": self.state_ts, "last": self.last, "last_ts": _iso(self.last_ts)}
+
+
+@dataclass
+class UnitView:
+    unit: str
+    state: str | None = None  # init, ready, disconnected, lost (None: only heard of)
+    since: str | None = None
+    boot: str | None = None
+    birth: Birth | None = None
+    modules: dict[str, ModuleView] = field(default_factory=dict)
+
+    def module(self, name: str) -> ModuleView:
+        view = self.modules.get(name)
+        if view is None:
+            view = self.modules[name] = ModuleView()
+        return view
+
+    def to_json(self) -> dict[str, Any]:
+        described = self.birth.modules if self.birth is not None else {}
+        names = sorted(set(described) | set(self.modules))
+        modules = []
+        for name in names:
+            view = self.modules.get(name) or ModuleView()
+            spec = described.get(name)
+            caps = spec.to_json() if spec is not None else {"kind": None, "driver": None, "readings": [],
+                                                             "commands": {}}
+            modules.append({"module": name, **caps, **view.to_json()})
+        return {"unit": self.unit, "presence": self.state or "unknown", "online": self.state == "ready",
+                "since": self.since, "boot": self.boot,
+                "software": self.birth.version if self.birth is not None else None, "modules": modules}
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else iso_ts(datetime.fromtimestamp(epoch, UTC))
+
+
+class LabView:
+    """The lab as the dashboard sees it; fed synchronously from the link (never raises out)."""
+
+    def __init__(self, clock: Clock, notify: Notify | None = None) -> None:
+        self.clock = clock
+        self.units: dict[str, UnitView] = {}
+        self.notify = notify or (lambda message: None)
+
+    def unit(self, name: str) -> UnitView:
+        view = self.units.get(name)
+        if view is None:
+            view = self.units[name] = UnitView(name)
+        return view
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [self.units[name].to_json() for name in sorted(self.units)]
+
+    def _changed(self, view: UnitView) -> None:
+        self.notify({"type": "unit", "unit": view.to_json()})
+
+    # ---- from the link ------------------------------------------------------------------------
+    def on_unit_state(self, unit: str, state: UnitState) -> None:
+        view = self.unit(unit)
+        name = state.state.value
+        if view.state != name:
+            # The first time (a retained message) the unit's own time says since when; later, now.
+            view.since = state.ts if view.state is None else iso_ts(self.clock.now())
+            view.state = name
+        view.boot = state.boot
+        self._changed(view)
+
+    def on_birth(self, unit: str, birth: Birth) -> None:
+        view = self.unit(unit)
+        view.birth = birth
+        self._changed(view)
+
+    def on_module_state(self, unit: str, module: str, state: ModuleState) -> None:
+        view = self.unit(unit)
+        mod = view.module(module)
+        before = dict(mod.outputs)
+        mod.lecis, mod.control = state.lecis.value, state.control.value
+        mod.outputs = dict(state.outputs)
+        mod.error = None if state.error is None else state.error.to_json()
+        mod.state_ts = state.ts
+        self.notify({"type": "module", "unit": unit, "module": module, "state": mod.to_json()})
+        for name, value in mod.outputs.items():
+            switched = before and before.get(name) != value and not isinstance(value, str)
+            if switched:  # a pump or heater switched (not a timestamp beside it): marked on the charts
+                at = parse_ts(state.ts).timestamp()
+                self.notify({"type": "mark", "unit": unit, "module": module, "ts": at, "kind": "output",
+                             "label": f"{module} {name} {_onoff(value)}"})
+
+    def on_points(self, unit: str, module: str, points: Iterable[tuple[float, dict[str, float]]],
+                  hist: bool = False) -> None:
+        mod = self.unit(unit).module(module)
+        out = []
+        for ts, values in points:
+            if mod.last_ts is None or ts >= mod.last_ts:
+                mod.last_ts = ts
+                mod.last.update(values)
+            out.append([round(ts, 3), values])
+        if out:
+            self.notify({"type": "points", "unit": unit, "module": module, "points": out, "hist": hist})
+
+    def on_event(self, unit: str, module: str, event: Event) -> None:
+        self.notify({"type": "event", "event": {"unit": unit, "module": module, "ts": event.ts,
+                                                "level": event.level, "code": event.code,
+                                                "message": event.message, "source": "unit"}})
+
+
+def _onoff(value: Any) -> str:
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    return str(value)

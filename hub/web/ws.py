@@ -1,0 +1,91 @@
+"""`/api/live`: the WebSocket a signed-in page reads its live data from (see hub/web/live.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from hub.web.deps import COOKIE, WebContext, principal_of
+from hub.web.live import LiveClient
+
+router = APIRouter()
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind and was dropped
+MAX_CLIENT_MESSAGE = 4096
+
+
+def same_origin(ws: WebSocket) -> bool:
+    """A browser always sends Origin: it must be this hub (no other site may open the stream)."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True  # not a browser (a script with a bearer token)
+    return urlsplit(origin).netloc == ws.headers.get("host", "")
+
+
+def hello(ctx: WebContext) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"type": "hello", "units": ctx.view.snapshot(),
+                                  "experiment": {"hub": ctx.hub.config.hub,
+                                                 "has_script": ctx.hub.controller is not None,
+                                                 **ctx.hub.status()}}]
+    svc = ctx.sessions()
+    if svc is not None:
+        for unit in sorted(ctx.view.units):
+            session = svc.current(unit)
+            if session is not None:
+                out.append({"type": "session", "session": session.to_json(svc.progress(session.id))})
+    return out
+
+
+@router.websocket("/api/live")
+async def live(ws: WebSocket) -> None:
+    ctx: WebContext = ws.app.state.ctx
+    auth = ws.headers.get("authorization", "")
+    bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+    who = principal_of(ctx, bearer, ws.cookies.get(COOKIE))
+    if who is None or not same_origin(ws):
+        await ws.close(code=CLOSE_UNAUTHORIZED)
+        return
+    await ws.accept()
+    peer = f"{who.user}@{ws.client.host if ws.client else '?'}"
+    client = ctx.bridge.connect(peer)
+    client.frames.put_nowait(json.dumps(hello(ctx), default=str))
+    sender = asyncio.create_task(_send(ws, client))
+    receiver = asyncio.create_task(_receive(ws, client))
+    try:
+        await asyncio.wait([sender, receiver], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ctx.bridge.disconnect(client)
+        for task in (sender, receiver):
+            task.cancel()
+        await asyncio.gather(sender, receiver, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await ws.close(code=CLOSE_TOO_SLOW if client.dropped else 1000)
+
+
+async def _send(ws: WebSocket, client: LiveClient) -> None:
+    while True:
+        frame = await client.frames.get()
+        if frame is None:
+            return
+        await ws.send_text(frame)
+
+
+async def _receive(ws: WebSocket, client: LiveClient) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            text = await ws.receive_text()
+            if len(text) > MAX_CLIENT_MESSAGE:
+                continue
+            try:
+                message = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(message, dict) and "select" in message:
+                select = message["select"]
+                client.select = select if isinstance(select, str) else None

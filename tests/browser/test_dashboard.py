@@ -1,0 +1,71 @@
+"""The dashboard in Debian's Chromium against a real hub, broker and simulated unit.
+
+The ESTOP test runs last in this file: it stops every module of the lab.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.rig import ARTIFACTS, PASSWORD, USER, WebLab
+
+EXPECT_S = 5_000  # ms: what a user would call "at once"
+
+
+def sign_in(page: Any, lab: WebLab, user: str = USER, password: str = PASSWORD) -> None:
+    page.goto(lab.url)
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#estop-all:not([hidden])")
+
+
+def test_a_wrong_password_is_refused_without_a_hint(page: Any, lab: WebLab) -> None:
+    page.goto(lab.url)
+    page.fill("#login-user", USER)
+    page.fill("#login-password", "not it")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+    assert page.text_content("#login-error") == "wrong user name or password"
+    assert page.is_hidden("#estop-all")
+
+
+def test_signed_in_the_lab_unit_is_online_within_5_s(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    card = f"article.unit[data-unit='{lab.unit}'][data-presence='ready']"
+    page.wait_for_selector(card, timeout=EXPECT_S)
+    assert page.is_visible("#estop-all")
+    modules = page.eval_on_selector_all(f"{card} tr[data-module]", "rows => rows.map(r => r.dataset.module)")
+    assert set(modules) >= {"ph1", "do1", "temp1", "aeration", "heater", "base_pump"}
+    page.wait_for_function(f"[...document.querySelectorAll(\"{card} .lecis\")].every(n => n.dataset.lecis)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("document.querySelector('[data-chart=ph1]')?.dataset.points > 5",
+                           timeout=EXPECT_S * 2)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-main.png"), full_page=True)
+
+
+def test_a_chart_receives_new_points(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    page.wait_for_selector("[data-chart=do1]", timeout=EXPECT_S)
+    page.wait_for_function("document.querySelector('[data-chart=do1]').dataset.points > 0", timeout=EXPECT_S)
+    first = int(page.get_attribute("[data-chart=do1]", "data-points"))
+    page.wait_for_function(f"document.querySelector('[data-chart=do1]').dataset.points > {first}",
+                           timeout=EXPECT_S)
+    assert page.evaluate("window.labedgeStats.points") > first
+
+
+def test_a_script_error_is_marked_at_its_line_as_you_type(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    page.click("#nav a[data-view=experiment]")
+    page.wait_for_function("document.querySelector('#script').value.includes('tasks:')")
+    text = page.input_value("#script")
+    lines = text.splitlines()
+    bad_line = next(i for i, line in enumerate(lines, 1) if "every: 2s" in line)
+    lines[bad_line - 1] = lines[bad_line - 1].replace("every: 2s", "every: soon")
+    page.fill("#script", "\n".join(lines) + "\n")
+    page.wait_for_selector(f"#gutter span.err[data-line='{bad_line}']", timeout=EXPECT_S)
+    assert page.eval_on_selector_all("#gutter span.err", "s => s.map(n => +n.dataset.line)") == [bad_line]
+    assert f"line {bad_line}" in page.text_content("#problems")
+    page.fill("#script", text)
+    page.wait_for_selector("#validation.ok", timeout=EXPECT_S)
+    assert page.query_selector("#gutter span.err") is None
