@@ -77,6 +77,7 @@ class Hub:
         self.plant: MqttPlant | None = None
         self.controller: ControllerHost | None = None
         self.births: dict[str, Birth] = {}
+        self.web: Any = None  # hub.web.server.WebServer when hub.yaml has web:
         self.sessions: Any = None  # hub.sessions.service.SessionService, opened in the lifespan
         self.handlers = LinkHandlers(
             data=self._on_data, event=self._on_event, module_state=self._on_module_state,
@@ -110,6 +111,10 @@ class Hub:
                     timeout_s=self.config.command_timeout_s, offline_wait_s=self.config.unit_wait_s,
                     on_presence=self._presence, connected=self.link.connected)
             self.handlers.connected.append(self.experiment.republish)
+            if self.config.web is not None:  # before the link: the page sees the retained states arrive
+                from hub.web.server import WebServer
+
+                self.web = await stack.enter_async_context(WebServer(self, self.config))
             await stack.enter_async_context(self.link)
             await self._publish_sessions(stack)
             if self.plant is not None and self.script is not None:
