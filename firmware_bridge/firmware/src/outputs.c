@@ -63,7 +63,8 @@ int8_t outputs_find(const char *name, output_kind_t kind) {
 }
 
 void outputs_set(int8_t i, int16_t v, uint32_t max_ms, uint32_t now) {
-    deadline[i] = now + max_ms;
+    /* +1: `now` is up to 1 ms old (the tick counts whole ms), and the output must hold max_ms at least. */
+    deadline[i] = now + max_ms + 1;
     apply(i, v);
 }
 
