@@ -2,7 +2,8 @@
 
 Opening an Uno's port resets it, so after opening the link waits for the
 board's HELLO instead of sleeping. A request is sent, and sent again as the
-very same frame when no answer comes within `timeout_s`, up to `tries` times;
+very same frame when no answer comes in time (an adaptive wait from the measured
+round trip, at most `timeout_s`), until `tries` tries waited `tries x timeout_s`;
 answers to anything but the outstanding request are dropped (a duplicate
 answer to a retransmit). A board that stops answering, or a port that goes
 away, closes the link; `run()` opens it again with capped backoff. A HELLO
@@ -26,7 +27,8 @@ from lecis.errors import DeviceLost, LabedgeError
 log = logging.getLogger("labedge.bridge")
 
 BAUDRATE = 115200
-TIMEOUT_S = 0.05
+TIMEOUT_S = 0.05  # the longest wait for an answer before sending again
+MIN_TIMEOUT_S = 0.008  # the adaptive wait never goes below this (a 64-byte frame is 5.6 ms)
 TRIES = 10  # 0.5 s: at 1 % bytes lost, an exchange fails ~30 % of tries; 10 in a row ~6e-6
 HELLO_WAIT_S = 2.5  # the board repeats HELLO every second until it hears a request
 INITIAL_BACKOFF_S = 0.25
@@ -113,6 +115,8 @@ class Transport:
         self._seq = 0
         self._waiting: tuple[int, asyncio.Future[Ok | Err]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._srtt: float | None = None  # smoothed round trip (s), from first-try answers only
+        self._rttvar = 0.0
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> Transport:
@@ -201,7 +205,7 @@ class Transport:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._hello_seen.wait(), self.hello_wait_s)
         try:
-            await self._exchange("PING", (), connected=False)
+            await self._exchange("PING", ())
         except (BoardNotConnected, BoardRefused):
             self._set_problem(f"{self.port}: no answer to PING; is this a labedge board "
                               f"at {self.baudrate} baud?")
@@ -264,9 +268,51 @@ class Transport:
         """Send one request and return its OK; BoardRefused on ERR, BoardNotConnected when lost."""
         if not self._connected.is_set():
             raise BoardNotConnected(self.problem)
-        return await self._exchange(command, args, connected=True)
+        return await self._exchange(command, args)
 
-    async def _exchange(self, command: str, args: tuple[str, ...], *, connected: bool) -> Ok:
+    def retransmit_timeout(self) -> float:
+        """Seconds to wait before sending again: srtt + 4 rttvar (as TCP), within 8 ms..timeout_s."""
+        if self._srtt is None:
+            return self.timeout_s
+        return min(self.timeout_s, max(MIN_TIMEOUT_S, self._srtt + 4 * self._rttvar))
+
+    def _rtt_sample(self, rtt: float) -> None:
+        if self._srtt is None:
+            self._srtt, self._rttvar = rtt, rtt / 2
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
+            self._srtt = 0.875 * self._srtt + 0.125 * rtt
+
+    async def _send_until_answered(self, wire: bytes, future: asyncio.Future[Ok | Err],
+                                   command: str) -> Ok | Err:
+        """The same frame again after each timeout (which grows 1.5x a try, up to timeout_s), until
+        answered; lost after `tries` tries that together waited at least tries x timeout_s."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wait = self.retransmit_timeout()
+        attempt = 0
+        while True:
+            writer = self._writer
+            if writer is None:
+                raise BoardNotConnected(self.problem)
+            if attempt:
+                self.counters.retransmits += 1
+            sent = loop.time()
+            writer.write(wire)
+            await asyncio.wait((future,), timeout=wait)
+            if future.done():
+                if attempt == 0:  # Karn: a retransmitted exchange says nothing about the round trip
+                    self._rtt_sample(loop.time() - sent)
+                return future.result()
+            attempt += 1
+            wait = min(self.timeout_s, wait * 1.5)
+            if attempt >= self.tries and loop.time() - started >= self.tries * self.timeout_s:
+                self.counters.timeouts += 1
+                self._set_problem(f"{self.port}: the board did not answer {command} after {attempt} tries")
+                self._lost.set()
+                raise BoardNotConnected(self.problem)
+
+    async def _exchange(self, command: str, args: tuple[str, ...]) -> Ok:
         async with self._lock:
             self._seq = self._seq % frames.MAX_SEQ + 1
             wire = frames.encode(Request(self._seq, command, args))
@@ -275,22 +321,7 @@ class Transport:
             self._waiting = (self._seq, future)
             self.counters.requests += 1
             try:
-                for attempt in range(self.tries):
-                    writer = self._writer
-                    if writer is None or (connected and not self._connected.is_set()):
-                        raise BoardNotConnected(self.problem)
-                    if attempt:
-                        self.counters.retransmits += 1
-                    writer.write(wire)
-                    with contextlib.suppress(TimeoutError):
-                        answer = await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
-                        break
-                else:
-                    self.counters.timeouts += 1
-                    self._set_problem(f"{self.port}: the board did not answer {command} "
-                                      f"after {self.tries} tries")
-                    self._lost.set()
-                    raise BoardNotConnected(self.problem)
+                answer = await self._send_until_answered(wire, future, command)
             finally:
                 if self._waiting is not None and self._waiting[1] is future:
                     self._waiting = None
