@@ -9,7 +9,7 @@ VENV_FLAGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench soak deps system-deps clean
+.PHONY: run test lint typecheck pytest bench soak deps system-deps clean firmware
 
 deps: system-deps $(STAMP)
 
@@ -26,7 +26,12 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 run: deps
 	$(VENV)/bin/labedge lab
 
-test: deps lint typecheck pytest
+test: deps firmware lint typecheck pytest
+
+# The board firmware (avr-gcc) and simrig, the harness the tests run it in (simavr).
+firmware: system-deps
+	$(MAKE) -s -C firmware_bridge/firmware
+	$(MAKE) -s -C firmware_bridge/simrig
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -51,3 +56,4 @@ soak: deps
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf firmware_bridge/firmware/build firmware_bridge/simrig/build
