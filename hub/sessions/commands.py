@@ -22,6 +22,7 @@ MAX_EXPERIMENT_CHARS = 200
 MAX_USER_CHARS = 100
 MAX_LIST = 1000
 EVENTS_SHOWN = 200
+JOINERS = frozenset("\u200c\u200d")
 SOURCES = {s.value: s for s in (SessionSource.CLI, SessionSource.API)}
 
 _ALLOWED = {"session.start": ("unit", "experiment", "user", "source"),
@@ -44,8 +45,11 @@ def check_text(value: Any, param: str, limit: int) -> str | None:
     if not text or len(text) > limit:
         raise _invalid(f"{param} must be 1 to {limit} characters, got {len(value)}", param)
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs", "Cn", "Co"):
-            raise _invalid(f"{param} holds a control, unassigned or lone surrogate character "
+        category = unicodedata.category(char)
+        # Cf: bidi overrides and other invisible format characters (which can disguise a name); the
+        # joiners of emoji and some scripts are fine.
+        if category in ("Cc", "Cs", "Cn", "Co") or (category == "Cf" and char not in JOINERS):
+            raise _invalid(f"{param} holds a control, format, unassigned or lone surrogate character "
                            f"(U+{ord(char):04X}); use printable text on one line", param)
     return text
 

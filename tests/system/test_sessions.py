@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.unit_extras import ButtonsAndLed
 from provisioning.broker import MosquittoProcess
 from tests.hub.sessions.system_rig import caller, cli, hub_config, running_hub, session_of
 from tests.rig import probe
 from tests.system.hub_rig import exited, start_hub, write_hub
 from tests.system.inproc import RunningUnit, running_unit
+from tests.system.processes import stop
 
 pytestmark = pytest.mark.system
 
@@ -45,7 +47,9 @@ async def test_buttons_start_and_stop_a_session_and_a_refused_press_blinks(
             running_hub(tmp_path, port, "hub-ses-btn"), caller(port, found) as hub:
         await hub.until_answering()
         async with running_unit(unit_dir(tmp_path), unit, port) as rig:
-            led = rig.unit.extras[0].led
+            extras = rig.unit.extras[0]
+            assert isinstance(extras, ButtonsAndLed) and extras.led is not None
+            led = extras.led
             await found.wait_for(lambda: (r := (hub.found.last("lab/hub/$state") or {})) and r.get("online"),
                                  10, "the hub online")
             await press(rig, START_PIN)
@@ -155,3 +159,98 @@ async def test_a_corrupt_session_log_stops_the_hub_naming_the_file(tmp_path: Pat
     assert f"{log_file}: the session log cannot be read (not JSON" in output
     assert f"mv {log_file} {log_file}.damaged" in output
     assert log_file.read_text() == '{"sessions": {"1": {"id": "a", "unit": "b"', "left as it was"
+
+
+HOSTILE = [
+    ("session.start", {"unit": 5}, "unit", "must be a unit id"),
+    ("session.start", {"unit": "Bench_1"}, "unit", "is not a unit id"),
+    ("session.start", {"unit": "x" * 100_000}, "unit", "is not a unit id"),
+    ("session.start", {"unit": "nobody-here"}, "unit", "is not known to this hub"),
+    ("session.start", {"unit": "hub"}, "unit", "reserved"),
+    ("session.start", {"unit": "{unit}", "experiment": 7}, "experiment", "must be a string"),
+    ("session.start", {"unit": "{unit}", "experiment": "e" * 400_000}, "experiment", "1 to 200 characters"),
+    ("session.start", {"unit": "{unit}", "experiment": "ok\ud800"}, None, ""),
+    ("session.start", {"unit": "{unit}", "user": "ana\nroot"}, "user", "control"),
+    ("session.start", {"unit": "{unit}", "user": "\u202eevil"}, None, ""),
+    ("session.start", {"unit": "{unit}", "user": ["ana"]}, "user", "must be a string"),
+    ("session.start", {"unit": "{unit}", "source": "button"}, "source", "source must be one of"),
+    ("session.start", {"unit": "{unit}", "id": "mine"}, "id", "takes only"),
+    ("session.stop", {"unit": "{unit}", "session_id": 5}, "session_id", "must be a string"),
+    ("session.list", {"limit": 0}, "limit", "whole number"),
+    ("session.list", {"limit": True}, "limit", "whole number"),
+    ("session.list", {"limit": "5"}, "limit", "whole number"),
+    ("session.show", {}, "unit", "needs unit or session_id"),
+    ("session.show", {"session_id": "no-such-session"}, "session_id", "no session"),
+]
+
+
+async def test_hostile_session_commands_get_clear_rejections_and_store_nothing(
+        tmp_path: Path, mosquitto: MosquittoProcess) -> None:
+    unit, port = "ses-bad", mosquitto.port
+    async with probe("127.0.0.1", port, pattern="lab/#") as found, \
+            running_hub(tmp_path, port, "hub-ses-bad"), caller(port, found) as hub:
+        await hub.until_answering()
+        async with running_unit(unit_dir(tmp_path), unit, port):
+            await found.wait_for(lambda: found.last(f"lab/{unit}/$birth"), 10, "the unit's birth")
+            for cmd, args, param, words in HOSTILE:
+                args = {k: (v.format(unit=unit) if v == "{unit}" else v) for k, v in args.items()}
+                reply = await hub.call(cmd, args)
+                shown = (cmd, str(args)[:80], reply)
+                assert reply["status"] == "rejected" and reply["error"]["kind"] == "validation", shown
+                assert reply["error"]["message"], shown
+                if param is not None:
+                    assert reply["error"]["param"] == param and words in reply["error"]["message"], shown
+            unknown = await hub.call("session.frobnicate", {"unit": unit})
+            assert unknown["error"]["kind"] == "unknown_command"
+            # A unit's button message that does not fit the contract starts nothing.
+            await hub.client.publish(f"lab/{unit}/$button", b'{"button": "launch", "action": "pressed"}')
+            await hub.client.publish(f"lab/{unit}/$button", b'{"button": "start", "action": "held", "ts": '
+                                                             b'"2026-01-01T00:00:00.000Z"}')
+            listed = await hub.call("session.list", {"unit": unit})
+            assert listed["status"] == "done" and listed["result"]["sessions"] == []
+            # And the hub still works for the next good command.
+            good = await hub.call("session.start", {"unit": unit, "experiment": "après-midi ☕"})
+            assert good["status"] == "done" and good["result"]["session"]["experiment"] == "après-midi ☕"
+
+
+SESSION_SCRIPT = """\
+experiment: session script test
+units:
+  {unit}: unit.yaml
+tasks:
+  - name: open
+    at: 1s
+    do:
+      - session: {{start: {unit}, name: scripted trial}}
+  - name: open_again
+    at: 2s
+    do:
+      - session: {{start: {unit}}}
+  - name: close
+    at: 3s
+    do:
+      - session: {{stop: {unit}}}
+"""
+
+
+async def test_the_scripts_session_action_starts_and_stops_a_session(tmp_path: Path,
+                                                                     mosquitto: MosquittoProcess) -> None:
+    unit, port = "ses-script", mosquitto.port
+    folder = unit_dir(tmp_path)
+    async with probe("127.0.0.1", port, pattern="lab/#") as found, caller(port, found) as hub, \
+            running_unit(folder, unit, port):
+        script = folder / "script.yaml"
+        script.write_text(SESSION_SCRIPT.format(unit=unit))
+        config = write_hub(tmp_path / "hub", port, script, hub="hub-ses-script")
+        proc = start_hub(config, tmp_path / "hub.log")
+        try:
+            closed = await found.wait_for(lambda: (s := session_of(found, unit)).get("state") == "closed"
+                                          and s, 30, "the scripted session closed")
+            assert closed["started_by"] == "script" and closed["ended_by"] == "script"
+            assert closed["experiment"] == "scripted trial"
+            refused = [e for e in found.on("lab/hub/experiment/event") if e.get("code") == "session_refused"]
+            assert refused and closed["id"] in refused[-1]["message"], "the second start was refused"
+            shown = await hub.call("session.show", {"unit": unit})
+            assert [e["kind"] for e in shown["result"]["events"]] == ["START", "END", "VERIFIED"]
+        finally:
+            stop(proc)
