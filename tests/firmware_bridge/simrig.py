@@ -231,7 +231,9 @@ class BoardPort:
             self._fill(left)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 @contextmanager
