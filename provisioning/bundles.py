@@ -79,7 +79,7 @@ def hub_installed(out: Path) -> bool:
     return (out / CONF_FILE).exists()
 
 
-def write_broker_accounts(inventory: Inventory, store: CredentialStore, out: Path, install_dir: str) -> None:
+def write_broker_accounts(inventory: Inventory, store: CredentialStore, out: Path) -> None:
     """The password file and ACL for every unit of the inventory and the hub services."""
     accounts = {unit.id: store.unit(unit.id) for unit in inventory.units}
     accounts |= {name: store.service(name) for name in SERVICE_ACCOUNTS}
@@ -95,7 +95,7 @@ def write_hub(inventory: Inventory, store: CredentialStore, out: Path, install_d
     out.mkdir(parents=True, exist_ok=True)
     retired = store.retire_except({unit.id for unit in inventory.units})
     hub, fleet = inventory.hub, inventory.fleet
-    write_broker_accounts(inventory, store, out, install_dir)
+    write_broker_accounts(inventory, store, out)
     if hub.tls is not None:
         (out / TLS_DIR).mkdir(exist_ok=True)
         for source, name in ((hub.tls.ca, "ca.crt"), (hub.tls.cert, "server.crt")):

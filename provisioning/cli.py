@@ -7,11 +7,17 @@ each one (file:line: field: message), exits 2 and writes nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lecis.errors import ConfigError, LabedgeError
+
+if TYPE_CHECKING:
+    from provisioning.credentials import CredentialStore
+    from provisioning.inventory import Inventory
 
 STORE_HELP = "the credentials store (default: DIR/credentials.yaml, mode 0600)"
 
@@ -79,13 +85,15 @@ def _report(exc: ConfigError, path: Path) -> int:
     return 2
 
 
-def _guarded(work: object) -> int:
-    from provisioning.credentials import CredentialStoreUnusable
-    from provisioning.image import ImageRefused
+Work = Callable[[contextlib.ExitStack], int]
 
+
+def _guarded(work: Work) -> int:
+    """Run `work`; a refusal is one message and exit status 2. Locks taken by `work` are let go."""
     try:
-        return work()  # type: ignore[operator,no-any-return]
-    except (CredentialStoreUnusable, ImageRefused, LabedgeError) as exc:
+        with contextlib.ExitStack() as stack:
+            return work(stack)
+    except LabedgeError as exc:
         print(f"labedge provision: {exc}", file=sys.stderr)
         return 2
 
@@ -93,10 +101,17 @@ def _guarded(work: object) -> int:
 def _store_path(args: argparse.Namespace, folder: Path) -> Path:
     from provisioning.credentials import STORE_NAME
 
-    return args.credentials if args.credentials is not None else folder / STORE_NAME
+    return Path(args.credentials) if args.credentials is not None else folder / STORE_NAME
 
 
-def _load(args: argparse.Namespace, folder: Path) -> tuple[object, object] | int:
+def _load(args: argparse.Namespace, folder: Path, stack: contextlib.ExitStack, units: list[str] | None = None
+          ) -> tuple[Inventory, CredentialStore] | int:
+    """The checked inventory and the store, locked until `stack` closes; exit status 2 on problems.
+
+    The inventory is checked before anything exists on disk; the lock then keeps a
+    second `labedge provision` on the same store from losing this one's passwords.
+    """
+    from edge.data_lock import LockHeld, PidLock
     from provisioning.credentials import CredentialStore
     from provisioning.inventory import InventoryInvalid, load_inventory
 
@@ -104,20 +119,24 @@ def _load(args: argparse.Namespace, folder: Path) -> tuple[object, object] | int
         inventory = load_inventory(args.inventory)
     except InventoryInvalid as exc:
         return _report(exc, args.inventory)
-    return inventory, CredentialStore.open(_store_path(args, folder))
+    for unit in units or []:
+        inventory.unit(unit)  # an unknown unit is refused before anything exists on disk
+    store_path = _store_path(args, folder)
+    lock = PidLock(store_path.with_name(f".{store_path.name}.lock"), {"command": "labedge provision"})
+    try:
+        stack.enter_context(lock)
+    except LockHeld as exc:
+        print(f"labedge provision: another labedge provision is using {store_path} ({exc.holder}); "
+              "wait for it to finish, then run this again. Nothing was written", file=sys.stderr)
+        return 2
+    return inventory, CredentialStore.open(store_path)
 
 
-def _refresh_broker(inventory: object, store: object, out: Path, err: TextIO) -> None:
+def _refresh_broker(inventory: Inventory, store: CredentialStore, out: Path, err: TextIO) -> None:
     from provisioning.bundles import hub_installed, write_broker_accounts
-    from provisioning.credentials import CredentialStore
-    from provisioning.inventory import Inventory
 
-    assert isinstance(inventory, Inventory) and isinstance(store, CredentialStore)
     if hub_installed(out):
-        conf = (out / "mosquitto.conf").read_text()
-        install = next((line.split(" ", 1)[1].rsplit("/", 1)[0] for line in conf.splitlines()
-                        if line.startswith("password_file ")), inventory.fleet.config_dir)
-        write_broker_accounts(inventory, store, out, install)
+        write_broker_accounts(inventory, store, out)
         print(f"broker accounts updated in {out}/passwd and {out}/acl: copy them to the hub and reload "
               "Mosquitto (sudo supervisorctl signal HUP labedge-broker)", file=err)
     else:
@@ -125,16 +144,14 @@ def _refresh_broker(inventory: object, store: object, out: Path, err: TextIO) ->
               "password", file=err)
 
 
-def _provision_units(args: argparse.Namespace, ids: list[str] | None, rotate: bool, out: Path) -> int:
+def _provision_units(args: argparse.Namespace, ids: list[str] | None, rotate: bool, out: Path,
+                     stack: contextlib.ExitStack) -> int:
     from provisioning.bundles import unit_bundle, write_unit_bundle
-    from provisioning.credentials import CredentialStore
-    from provisioning.inventory import Inventory
 
-    loaded = _load(args, out)
+    loaded = _load(args, out, stack, ids)
     if isinstance(loaded, int):
         return loaded
     inventory, store = loaded
-    assert isinstance(inventory, Inventory) and isinstance(store, CredentialStore)
     units = inventory.units if ids is None else tuple(inventory.unit(i) for i in ids)
     passwords = {unit.id: store.unit(unit.id, rotate=rotate) for unit in units}
     bundles = [unit_bundle(inventory, unit, passwords[unit.id], out) for unit in units]
@@ -154,24 +171,21 @@ def _provision_units(args: argparse.Namespace, ids: list[str] | None, rotate: bo
 
 
 def run_unit(args: argparse.Namespace) -> int:
-    return _guarded(lambda: _provision_units(args, [args.unit], True, args.out))
+    return _guarded(lambda stack: _provision_units(args, [args.unit], True, args.out, stack))
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    return _guarded(lambda: _provision_units(args, None, args.rotate, args.out))
+    return _guarded(lambda stack: _provision_units(args, None, args.rotate, args.out, stack))
 
 
 def run_hub(args: argparse.Namespace) -> int:
-    def work() -> int:
+    def work(stack: contextlib.ExitStack) -> int:
         from provisioning.bundles import HUB_FILES, write_hub
-        from provisioning.credentials import CredentialStore
-        from provisioning.inventory import Inventory
 
-        loaded = _load(args, args.out)
+        loaded = _load(args, args.out, stack)
         if isinstance(loaded, int):
             return loaded
         inventory, store = loaded
-        assert isinstance(inventory, Inventory) and isinstance(store, CredentialStore)
         install = args.install_dir or inventory.fleet.config_dir
         retired = write_hub(inventory, store, args.out, install, args.mosquitto)
         for unit in retired:
@@ -185,20 +199,17 @@ def run_hub(args: argparse.Namespace) -> int:
 
 
 def run_image(args: argparse.Namespace) -> int:
-    def work() -> int:
+    def work(stack: contextlib.ExitStack) -> int:
         from provisioning.bundles import unit_bundle, write_unit_bundle
-        from provisioning.credentials import CredentialStore
         from provisioning.image import boot_partition, write_image
-        from provisioning.inventory import Inventory
 
         folder = args.dir if args.dir is not None else args.out.parent
-        loaded = _load(args, folder)
+        boot_partition(args.base)  # refuse a base without a FAT partition before anything is written
+        loaded = _load(args, folder, stack, [args.unit])
         if isinstance(loaded, int):
             return loaded
         inventory, store = loaded
-        assert isinstance(inventory, Inventory) and isinstance(store, CredentialStore)
         unit = inventory.unit(args.unit)
-        boot_partition(args.base)  # refuse a base without a FAT partition before rotating anything
         before = store.units.get(unit.id)
         bundle = unit_bundle(inventory, unit, store.unit(unit.id, rotate=True), folder)
         store.save()

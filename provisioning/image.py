@@ -92,6 +92,8 @@ def is_fat(boot_sector: bytes) -> bool:
 
 def boot_partition(image: Path) -> Partition:
     """The first partition holding a FAT file system; ImageRefused naming what was found otherwise."""
+    if not image.is_file():
+        raise ImageRefused(f"image {image} does not exist or is not a file")
     size = image.stat().st_size
     with image.open("rb") as fh:
         def read_at(offset: int, length: int) -> bytes:

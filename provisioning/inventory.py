@@ -37,6 +37,10 @@ SERVICE_ACCOUNTS = (HUB_ACCOUNT, MONITOR_ACCOUNT)
 SSH_KEY = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+# Paths and names go into supervisor command lines and Mosquitto's config: nothing to quote in either.
+PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
+LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._,/()#-]{0,63}$")
 
 
 class InventoryInvalid(ConfigError):
@@ -167,8 +171,7 @@ def _fleet(f: Fields) -> FleetSettings:
     absolute = "an absolute path on the Pi"
     return FleetSettings(
         f.string(p + ("topic_root",), d.topic_root, pattern=TOPIC_ROOT, expected="a topic root, e.g. lab"),
-        f.string(p + ("login",), d.login, pattern=re.compile(r"^[a-z_][a-z0-9_-]{0,31}$"),
-                 expected="a Linux user name, e.g. labedge"),
+        f.string(p + ("login",), d.login, pattern=LOGIN, expected="a Linux user name, e.g. labedge"),
         tuple(found),
         _absolute(f, p + ("labedge",), d.labedge, "the absolute path of the labedge command on the Pi"),
         _absolute(f, p + ("config_dir",), d.config_dir, absolute),
@@ -177,8 +180,7 @@ def _fleet(f: Fields) -> FleetSettings:
 
 
 def _absolute(f: Fields, path: YPath, default: str, expected: str) -> str:
-    value = f.string(path, default, pattern=re.compile(r"^/[^\n\r]*$"), expected=expected)
-    return value
+    return f.string(path, default, pattern=PATH, expected=expected + " (letters, digits, . _ + - and /)")
 
 
 def _hub(f: Fields, base: Path) -> HubSettings:
@@ -212,7 +214,8 @@ def _hub(f: Fields, base: Path) -> HubSettings:
         _absolute(f, p + ("data_dir",), d.data_dir, "an absolute path on the hub"),
         f.string(p + ("script",), None, nullable=True,
                  expected="the path of an experiment script on the hub"),
-        f.string(p + ("mosquitto_user",), d.mosquitto_user, expected="the user Mosquitto runs as"))
+        f.string(p + ("mosquitto_user",), d.mosquitto_user, pattern=LOGIN,
+                 expected="the Linux user Mosquitto runs as, e.g. mosquitto"))
 
 
 def _networks(f: Fields) -> dict[str, Wifi]:
@@ -224,10 +227,17 @@ def _networks(f: Fields) -> dict[str, Wifi]:
         if f.mapping(p, WIFI_KEYS, required=True, what="a mapping with ssid, password, country") is None:
             continue
         ssid = f.string(p + ("ssid",), None, required=True, expected="the network's SSID")
+        if ssid is not None and (len(ssid.encode()) > 32 or not ssid.isprintable()):
+            f.problem(p + ("ssid",), "an SSID is at most 32 bytes of printable text")
+            ssid = None
         password = f.string(p + ("password",), None, required=True, nullable=True,
                             expected="the WPA passphrase (8 to 63 characters), or null for an open network")
-        if password is not None and not 8 <= len(password) <= 63:
-            f.problem(p + ("password",), f"a WPA passphrase has 8 to 63 characters, this one {len(password)}")
+        if password is not None and not (8 <= len(password) <= 63 and password.isascii()
+                                         and password.isprintable()):
+            f.problem(p + ("password",), f"a WPA passphrase is 8 to 63 printable ASCII characters; this one "
+                                         f"has {len(password)} characters")
+            password = None
+            ssid = None  # no network from a bad passphrase, rather than an open one
         country = f.string(p + ("country",), None, required=True, pattern=COUNTRY,
                            expected="a two-letter country code in capitals (Wi-Fi regulatory domain), "
                                     "e.g. GB")
@@ -264,7 +274,9 @@ def _units(f: Fields, doc: YamlDoc, base: Path, networks: dict[str, Wifi]) -> li
             unit_id = None
         elif unit_id is not None:
             seen[unit_id] = doc.line_of(p + ("id",))
-        site = f.string(p + ("site",), None, required=True, expected="where the unit stands, e.g. room-101")
+        site = f.string(p + ("site",), None, required=True, pattern=SITE,
+                        expected="where the unit stands: one line of up to 64 letters, digits, spaces and "
+                                 "._,/()#-, e.g. room-101")
         wifi_name = f.string(p + ("wifi",), None, required=True, expected="the name of a network under wifi:")
         wifi = networks.get(wifi_name) if wifi_name is not None else None
         if wifi_name is not None and wifi is None and isinstance(f.value(("wifi",)), dict) \

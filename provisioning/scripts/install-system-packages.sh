@@ -11,6 +11,12 @@ have_cmd mosquitto_sub || need="$need mosquitto-clients"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 # gcc builds the fault-injection shim (slow or failing fsync) the disk tests and benchmarks preload.
 have_cmd gcc || need="$need gcc libc6-dev"
+# Provisioning: cloud-init checks generated user-data; sfdisk, mkfs.vfat and mtools build and fill
+# the disk images `labedge provision image` writes, without root or a loop device.
+have_cmd cloud-init || need="$need cloud-init"
+have_cmd sfdisk || need="$need fdisk"
+have_cmd mkfs.vfat || need="$need dosfstools"
+have_cmd mcopy || need="$need mtools"
 # The board firmware (firmware_bridge/firmware) is built with avr-gcc and runs in tests under
 # simavr, driven by a harness linked against libsimavr (firmware_bridge/simrig).
 have_cmd avr-gcc || need="$need gcc-avr"
@@ -34,3 +40,8 @@ $SUDO apt-get install -y -qq --no-install-recommends $need
 if have_cmd systemctl && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
 fi
+# cloud-init is here only to check generated user-data: it must not configure this machine at its
+# next boot. (A Pi image already has cloud-init, so this never disables it there.)
+case "$need" in
+    *" cloud-init"*) $SUDO mkdir -p /etc/cloud && $SUDO touch /etc/cloud/cloud-init.disabled ;;
+esac

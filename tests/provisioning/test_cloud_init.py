@@ -120,3 +120,17 @@ def test_a_store_readable_by_others_is_refused(tmp_path: Path, capsys: pytest.Ca
     assert main(["provision", "unit", "bench-a", "--inventory", str(inventory), "--out", str(out)]) == 2
     assert "chmod 600" in capsys.readouterr().err
     assert (out / "bench-a" / "user-data").read_text() == before
+
+
+def test_a_second_provisioning_on_the_same_store_waits_its_turn(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.data_lock import PidLock
+
+    inventory = write_inventory(tmp_path)
+    out = tmp_path / "o"
+    assert main(["provision", "fleet", "--inventory", str(inventory), "--out", str(out)]) == 0
+    before = CredentialStore.open(out / "credentials.yaml").units
+    with PidLock(out / ".credentials.yaml.lock", {"command": "labedge provision"}):
+        assert main(["provision", "unit", "bench-a", "--inventory", str(inventory), "--out", str(out)]) == 2
+    assert "another labedge provision is using" in capsys.readouterr().err
+    assert CredentialStore.open(out / "credentials.yaml").units == before

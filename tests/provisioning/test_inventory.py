@@ -116,3 +116,17 @@ def test_unknown_unit_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["provision", "unit", "bench-z", "--inventory", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "no unit 'bench-z' in this inventory (units: bench-a, bench-b)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_text_that_would_break_the_generated_files_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    text = inventory_text(tmp_path, units=("bench-a",))
+    text = text.replace("site: room-1", 'site: "room-1\\nruncmd: [reboot]"')
+    text = text.replace("ssid: LabNet", f"ssid: {'x' * 33}")
+    text = text.replace(f"config_dir: {tmp_path}/etc", "config_dir: /etc/lab edge")
+    text = text.replace("mosquitto_user: ", 'mosquitto_user: "root\\nallow_anonymous true" #')
+    path.write_text(text)
+    with pytest.raises(InventoryInvalid) as caught:
+        load_inventory(path)
+    fields = {p.field for p in caught.value.problems}
+    assert {"units[0].site", "wifi.lab.ssid", "fleet.config_dir", "hub.mosquitto_user"} <= fields, fields
