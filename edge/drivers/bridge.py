@@ -125,6 +125,7 @@ class BridgeDriver(GpioPumpDriver):
             watch.cancel()
         if refused:
             raise CommandFailed(refused[0].message, refused[0].param)
+        await self._confirm()  # done once the board has the output off, as a GPIO pin would be
         return result
 
     async def _refusal(self, run: CommandRun, refused: list[CommandRejected]) -> None:
