@@ -134,8 +134,8 @@ async def test_board_pump_under_lease_estop_and_max_on(mosquitto: MosquittoProce
             refused = await ctl.call("bpump", "on")
             assert refused["status"] == "rejected" and refused["error"]["kind"] == "state"
             assert (await ctl.call(None, "CLEAR"))["status"] == "done"
-            await found.wait_for(lambda: (s := found.module_state("br-sys", "bpump")) and s["lecis"] == "IDLE",
-                                 5, "IDLE after CLEAR")
+            await found.wait_for(lambda: (s := found.module_state("br-sys", "bpump"))
+                                 and s["lecis"] == "IDLE", 5, "IDLE after CLEAR")
             await asyncio.sleep(0.7)  # longer than the firmware watchdog: nothing came back
             assert rig.pin("D2").level == 0 and rig.pin("D4").level == 0
             # max_on_s: a 10 s run ends after 2 s, on the emulated pin (simulated time)
