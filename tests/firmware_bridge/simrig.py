@@ -142,6 +142,10 @@ class SimRig:
         """Reset the MCU (the firmware boots again and sends a new HELLO); simulated time of it."""
         return int(self.command("reset").split()[1])
 
+    def hang(self) -> int:
+        """Stop the firmware in a loop with interrupts off (only the AVR watchdog gets it out)."""
+        return int(self.command("hang").split()[1])
+
     def wait_sim_us(self, duration_us: int, timeout: float = 30.0) -> int:
         """Wait until `duration_us` of simulated time passed; the simulated time then."""
         start = self.time_us()

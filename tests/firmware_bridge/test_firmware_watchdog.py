@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from firmware_bridge.frames import Expired, Ok
+from firmware_bridge.frames import Expired, Hello, Ok
 from tests.firmware_bridge.simrig import BoardPort, SimRig, board_port_fixture, simrig_fixture  # noqa: F401
 
 
@@ -56,3 +56,15 @@ def test_a_default_value_needs_no_refresh(simrig: SimRig, board_port: BoardPort)
     assert board_port.request("2 SET D2 0 100") == Ok(2)
     assert not [f for f in board_port.collect(0.5) if isinstance(f, Expired)]
     assert simrig.pin("D2").level == 0
+
+
+def test_a_hung_firmware_is_reset_by_the_avr_watchdog(simrig: SimRig, board_port: BoardPort) -> None:
+    assert board_port.request("1 SET D2 1 60000") == Ok(1)
+    hung_at = simrig.hang()  # a loop with interrupts off: no tick, no UART
+    hello = board_port.expect(Hello, timeout=3.0)
+    assert isinstance(hello, Hello) and board_port.hello is not None
+    assert hello.boot_id != board_port.hello.boot_id
+    low = simrig.pin("D2")
+    assert low.level == 0
+    assert 0.9 * 250_000 <= low.changed_at_us - hung_at <= 1.2 * 250_000  # WDTO_250MS
+    assert board_port.request("2 PING") == Ok(2, ("1",))

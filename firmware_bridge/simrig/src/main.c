@@ -8,6 +8,7 @@
  *   steps S1            -> steps S1 COUNT DIR INTERVAL_US
  *   time                -> time US                     (simulated microseconds)
  *   reset               -> reset US                    (the firmware boots again)
+ *   hang                -> hang US                     (the firmware stops in a loop, interrupts off)
  *   quit                -> bye
  * A bad command answers `error ...`. End of input quits too.
  */
@@ -96,6 +97,16 @@ static int command(char *line) {
         avr_reset(avr);
         avr->state = cpu_Running;
         answer("reset %llu", (unsigned long long)cycles_to_us(avr->cycle));
+    } else if (strcmp(word, "hang") == 0) {
+        /* A firmware stuck in a loop with interrupts off: `rjmp .-2` in the last flash word, run
+           there. Only the AVR's own watchdog gets it out (a reset, a new HELLO). */
+        avr_flashaddr_t loop = avr->flashend - 1;
+        avr->flash[loop] = 0xFF;
+        avr->flash[loop + 1] = 0xCF;
+        avr->sreg[S_I] = 0;
+        avr->pc = loop;
+        avr->state = cpu_Running; /* it may have been asleep: asleep with interrupts off ends simavr */
+        answer("hang %llu", (unsigned long long)cycles_to_us(avr->cycle));
     } else if (strcmp(word, "adc") == 0 && n == 3) {
         const char *ch = arg[0] == 'A' ? arg + 1 : arg;
         char *end;
@@ -132,7 +143,7 @@ static int command(char *line) {
         answer("steps S1 %llu %d %llu", (unsigned long long)probes_steps(), probes_level('D', 6),
                (unsigned long long)cycles_to_us(probes_step_interval()));
     } else {
-        answer("error unknown command: %s (adc, pin, pins, pwm D3, steps S1, time, reset, quit)", word);
+        answer("error unknown command: %s (adc, pin, pins, pwm D3, steps S1, time, reset, hang, quit)", word);
     }
     return 1;
 }
@@ -217,9 +228,13 @@ int main(int argc, char **argv) {
             avr_cycle_count_t end = avr->cycle + (avr_cycle_count_t)(slice * hz / 1000000000LL) + 1;
             while (avr->cycle < end) {
                 int state = avr_run(avr);
-                if (state == cpu_Done || state == cpu_Crashed) {
-                    fprintf(stderr, "simrig: the firmware stopped (state %d at pc 0x%x); `reset` boots it again\n",
-                            state, avr->pc);
+                if (state == cpu_Done) {
+                    /* simavr ended the MCU (it slept with interrupts off) and freed its memory. */
+                    fprintf(stderr, "simrig: the firmware went to sleep with interrupts off at pc 0x%x\n", avr->pc);
+                    return 3;
+                }
+                if (state == cpu_Crashed) {
+                    fprintf(stderr, "simrig: the firmware crashed at pc 0x%x; `reset` boots it again\n", avr->pc);
                     avr->state = cpu_Stopped;
                 }
                 if (avr->state == cpu_Stopped) {
