@@ -192,10 +192,7 @@ class Hub:
         units = set(self.births)
         if self.script is not None:
             units |= set(self.script.units)
-        watch = getattr(self.config, "watch", None)
-        if isinstance(watch, Mapping):
-            units |= {str(u) for u in watch}
-        return units
+        return units | set(self.config.watch)
 
     def _on_button(self, unit: str, button: Button) -> None:
         if button.action != "pressed":  # a held stop is the unit's own ESTOP: it starts or stops nothing
@@ -348,15 +345,10 @@ class Hub:
 
 def _uploads(config: HubConfig, clock: Clock, on_progress: Any, on_file: Any) -> SessionUploads | None:
     """The uploader when hub.yaml has `storage:`; None (the log's no-op uploads) without a bucket."""
-    if getattr(config, "storage", None) is None:
+    if config.storage is None:
         return None
-    try:
-        from hub.upload.uploader import Uploader
-    except ImportError as exc:
-        if exc.name != "hub.upload.uploader":
-            raise
-        log.error("hub.yaml names a bucket but this hub has no uploader; sessions are logged, not uploaded")
-        return None
+    from hub.upload.uploader import Uploader
+
     uploads: SessionUploads = Uploader(config, config.data_dir, clock, on_progress, on_file)
     return uploads
 
