@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.web import api_auth, api_experiment, api_lab, api_sessions, ws
 from hub.web.deps import WebContext
-from hub.web.errors import ApiError, field_of, validation_message
+from hub.web.errors import ApiError, error_field, validation_message
 
 log = logging.getLogger("labedge.hub.web")
 
@@ -41,8 +41,8 @@ def build_app(ctx: WebContext) -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         found = list(exc.errors())
         first = found[0] if found else {}
-        body = ApiError(422, field_of(first.get("loc", ())), validation_message(first)).body()
-        body["problems"] = [{"field": field_of(e.get("loc", ())), "message": validation_message(e)}
+        body = ApiError(422, error_field(first), validation_message(first)).body()
+        body["problems"] = [{"field": error_field(e), "message": validation_message(e)}
                             for e in found[:20]]
         return JSONResponse(body, status_code=422)
 

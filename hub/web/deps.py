@@ -37,7 +37,7 @@ class WebContext:
 
     def sessions(self) -> Any:
         """The hub's session log (hub.sessions.service.SessionService), or None on a hub without one."""
-        return getattr(self.hub, "sessions", None)
+        return self.hub.sessions
 
 
 def context(request: Request) -> WebContext:

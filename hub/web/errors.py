@@ -37,11 +37,19 @@ def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def error_field(error: dict[str, Any]) -> str:
+    """The field a pydantic error is about (`body` for JSON that does not parse at all)."""
+    if error.get("type") == "json_invalid":
+        return "body"
+    return field_of(error.get("loc", ()))
+
+
 def validation_message(error: dict[str, Any]) -> str:
-    where = field_of(error.get("loc", ()))
+    where = error_field(error)
     kind = str(error.get("type", ""))
     if kind == "json_invalid":
-        return "the request body is not valid JSON"
+        detail = (error.get("ctx") or {}).get("error")
+        return "the request body is not valid JSON" + (f" ({detail})" if detail else "")
     if kind == "missing":
         return f"{where} is missing"
     if kind == "extra_forbidden":

@@ -47,10 +47,13 @@ async def live(ws: WebSocket) -> None:
     auth = ws.headers.get("authorization", "")
     bearer = auth[7:] if auth.lower().startswith("bearer ") else None
     who = principal_of(ctx, bearer, ws.cookies.get(COOKIE))
-    if who is None or not same_origin(ws):
-        await ws.close(code=CLOSE_UNAUTHORIZED)
+    if not same_origin(ws):
+        await ws.close()  # refused at the handshake (403): another site's page
         return
     await ws.accept()
+    if who is None:  # accepted first so that the page reads the code and shows the sign-in
+        await ws.close(code=CLOSE_UNAUTHORIZED, reason="sign in first")
+        return
     peer = f"{who.user}@{ws.client.host if ws.client else '?'}"
     client = ctx.bridge.connect(peer)
     client.frames.put_nowait(json.dumps(hello(ctx), default=str))

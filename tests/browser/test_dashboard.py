@@ -69,3 +69,35 @@ def test_a_script_error_is_marked_at_its_line_as_you_type(page: Any, lab: WebLab
     page.fill("#script", text)
     page.wait_for_selector("#validation.ok", timeout=EXPECT_S)
     assert page.query_selector("#gutter span.err") is None
+
+
+def test_a_session_is_started_and_stopped_by_clicking(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    card = f"article.unit[data-unit='{lab.unit}']"
+    page.wait_for_selector(f"{card}[data-presence='ready'] button.session-start", timeout=EXPECT_S)
+    page.click(f"{card} button.session-start")
+    page.wait_for_selector(f"{card} .session-line[data-session='open'] progress", timeout=EXPECT_S)
+    status, found = lab.api("GET", f"/api/sessions?unit={lab.unit}", token=lab.token())
+    assert status == 200 and found["open"][lab.unit]["state"] == "open"
+    session_id = found["open"][lab.unit]["id"]
+    assert page.is_visible(f"#sessions tr[data-session-id='{session_id}'][data-state='open']")
+    page.click(f"{card} button.session-stop")
+    page.wait_for_selector(f"{card} .session-line:not([data-session='open'])", timeout=EXPECT_S)
+    page.wait_for_selector(f"#sessions tr[data-session-id='{session_id}']:not([data-state='open'])",
+                           timeout=EXPECT_S)
+    status, shown = lab.api("GET", f"/api/sessions/{session_id}", token=lab.token())
+    assert status == 200 and shown["state"] in ("closing", "closed") and shown["ended_by"] == "api"
+
+
+def test_the_lab_wide_estop_stops_every_module(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    card = f"article.unit[data-unit='{lab.unit}'][data-presence='ready']"
+    page.wait_for_selector(card, timeout=EXPECT_S)
+    page.wait_for_function(f"[...document.querySelectorAll(\"{card} .lecis\")].some(n => n.dataset.lecis "
+                           "&& n.dataset.lecis !== 'ESTOPPED')")
+    page.click("#estop-all")
+    page.wait_for_function(
+        f"(() => {{ const s = [...document.querySelectorAll(\"{card} .lecis\")].map(n => n.dataset.lecis);"
+        " return s.length >= 6 && s.every(v => v === 'ESTOPPED'); })()", timeout=EXPECT_S)
+    assert "every unit confirmed" in page.text_content("#notice")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-estopped.png"), full_page=True)

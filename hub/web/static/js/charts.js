@@ -120,7 +120,9 @@ function redraw() {
     const s = store.series.get(`${store.selected}/${module}`);
     const data = [s ? s.t : [], ...chart.names.map((n) => (s && s.values.get(n)) || [])];
     chart.plot.setData(data, false);
-    chart.plot.setScale("x", { min: now - LIVE_WINDOW_S, max: now });
+    // A series younger than the window is shown from its first point, so its line is visible.
+    const first = data[0].length ? data[0][0] - 10 : now - 60;
+    chart.plot.setScale("x", { min: Math.max(now - LIVE_WINDOW_S, Math.min(first, now - 60)), max: now });
     chart.node.dataset.points = String(data[0].length);
   }
 }
