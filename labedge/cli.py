@@ -11,6 +11,7 @@ from lecis.version import software_version
 
 def build_parser() -> argparse.ArgumentParser:
     from edge.cli import add_edge_parser
+    from firmware_bridge.cli import add_bridge_parser
     from hub.cli import add_hub_parser
     from labedge.cmd import add_cmd_parser
     from labedge.lab import add_lab_parser
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_script_parser(sub)
     add_session_parser(sub)
     add_provision_parser(sub)
+    add_bridge_parser(sub)
     return parser
 
 

@@ -1,0 +1,58 @@
+"""`labedge bridge PORT ...` against the firmware in simavr, as a technician runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.firmware_bridge.simrig import SimRig, simrig_fixture  # noqa: F401
+
+LABEDGE = [sys.executable, "-m", "labedge", "bridge"]
+
+
+def run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LABEDGE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_ping_prints_the_hello(simrig: SimRig) -> None:
+    done = run(simrig.pty)
+    assert done.returncode == 0, done.stderr
+    assert "protocol 1, firmware 0.1.0, boot id" in done.stdout
+    assert "PING answered in" in done.stdout
+
+
+def test_set_by_hand_holds_the_output_then_back_to_default(simrig: SimRig) -> None:
+    proc = subprocess.Popen([*LABEDGE, simrig.pty, "set", "D7", "on", "--for", "3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("D7 on for 3 s"), first
+        assert simrig.pin("D7").level == 1
+        simrig.wait_sim_us(2_500_000)  # past the firmware's 2 s watchdog: refreshed
+        assert simrig.pin("D7").level == 1
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "D7 back to its default" in out
+    assert simrig.pin("D7").level == 0
+
+
+def test_read_and_refused_channel(simrig: SimRig) -> None:
+    simrig.adc("A1", 2000)
+    done = run(simrig.pty, "read", "A1")
+    assert done.returncode == 0 and done.stdout.startswith("A1 409"), done
+    refused = run(simrig.pty, "set", "D9", "on", "--for", "1")
+    assert refused.returncode == 3
+    assert "bad_channel D9" in refused.stderr
+
+
+def test_missing_port_is_one_clear_line(tmp_path: Path) -> None:
+    done = run(str(tmp_path / "ttyACM9"))
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("(ls /dev/ttyACM* /dev/ttyUSB* /dev/serial/by-id/)")
+    assert "does not exist; is the board plugged in?" in done.stderr
+    bad = run(str(tmp_path), "set", "D2", "maybe")
+    assert bad.returncode == 2 and "not a whole number (or on/off)" in bad.stderr
