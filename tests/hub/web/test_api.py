@@ -34,7 +34,8 @@ async def test_nothing_is_read_without_signing_in(client: httpx.AsyncClient) -> 
     assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
-async def test_the_cookie_is_httponly_samesite_strict_and_secure_behind_tls(client: httpx.AsyncClient) -> None:
+async def test_the_cookie_is_httponly_samesite_strict_and_secure_behind_tls(
+        client: httpx.AsyncClient) -> None:
     response = await client.post("/api/login", json={"username": OPERATOR, "password": "pw-1"})
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie
@@ -44,7 +45,8 @@ async def test_the_cookie_is_httponly_samesite_strict_and_secure_behind_tls(clie
 
 
 async def test_a_wrong_password_is_401_then_slowed(client: httpx.AsyncClient) -> None:
-    answers = [await client.post("/api/login", json={"username": OPERATOR, "password": "no"}) for _ in range(4)]
+    wrong = {"username": OPERATOR, "password": "no"}
+    answers = [await client.post("/api/login", json=wrong) for _ in range(4)]
     assert [a.status_code for a in answers] == [401, 401, 401, 429]
     assert error_of(answers[0])["message"] == "wrong user name or password"
     assert int(answers[3].headers["retry-after"]) >= 1
@@ -84,7 +86,8 @@ async def test_bad_bodies_are_422_naming_the_field(client: httpx.AsyncClient, bo
                                                    words: str) -> None:
     token = (await signed_in(client))["token"]
     response = await client.post("/api/units/bench-1/modules/ph1/command", content=body,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
     assert response.status_code == 422
     error = error_of(response)
     assert error["field"] == field and words in error["message"]
@@ -114,7 +117,8 @@ async def test_validate_lists_every_problem_with_its_line(client: httpx.AsyncCli
     assert too_big.status_code == 422 and error_of(too_big)["field"] == "text"
 
 
-async def test_the_live_stream_needs_a_session_and_this_origin(web_hub: Hub, client: httpx.AsyncClient) -> None:
+async def test_the_live_stream_needs_a_session_and_this_origin(web_hub: Hub,
+                                                               client: httpx.AsyncClient) -> None:
     url = web_hub.web.url.replace("http", "ws") + "api/live"
     async with websockets.connect(url) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:

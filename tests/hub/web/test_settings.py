@@ -27,7 +27,8 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 def test_web_and_users_are_read(tmp_path: Path) -> None:
     digest = hash_password("pw")
-    config = load(tmp_path, f"web: {{port: 8181}}\nusers:\n  ada: {{role: operator, password_hash: '{digest}'}}\n")
+    users = f"users:\n  ada: {{role: operator, password_hash: '{digest}'}}\n"
+    config = load(tmp_path, "web: {port: 8181}\n" + users)
     assert config.web is not None and (config.web.host, config.web.port) == ("127.0.0.1", 8181)
     assert config.web.cookie_secure is None
     assert [(u.name, u.role, u.password_hash) for u in config.users] == [("ada", "operator", digest)]
@@ -39,7 +40,8 @@ def test_no_web_key_means_no_dashboard(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_named_with_its_line(tmp_path: Path) -> None:
-    found = problems(tmp_path, "web: {port: 99999, hots: x}\nusers:\n  ada: {role: admin, password_hash: hunter2}\n"
+    found = problems(tmp_path, "web: {port: 99999, hots: x}\nusers:\n"
+                               "  ada: {role: admin, password_hash: hunter2}\n"
                                "  Bad Name: {role: viewer, password_hash: x}\n")
     text = "\n".join(found)
     assert "hub.yaml:4" in text and "port" in text
