@@ -109,9 +109,9 @@ def run_broker(args: argparse.Namespace) -> int:
 
 def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0) -> None:
     """The unit checks its serial ports at start; start it once the simulators made them."""
-    from labedge.lab_files import INSTRUMENTS
+    from labedge.lab_files import BOARD_LINK, INSTRUMENTS
 
-    links = [lab_dir / "dev" / module for module, _ in INSTRUMENTS]
+    links = [lab_dir / "dev" / module for module, _ in INSTRUMENTS] + [lab_dir / BOARD_LINK]
     deadline = time.monotonic() + timeout
     while not all(link.exists() for link in links) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 INSTRUMENTS = (("ph1", "ph"), ("do1", "do"), ("temp1", "rtd"))
@@ -78,6 +79,21 @@ on_controller_loss: "off"
 """,
 }
 
+# A stepper-driven feed pump on a microcontroller board: the real firmware in simavr when it is
+# installed (firmware_bridge/emulated.py), behind DIR/dev/board; the same rules as base_pump.
+BOARD_PUMP = """\
+# feed_pump: peristaltic pump on the board's stepper output S1 (docs/bridge.md)
+module: feed_pump
+driver: bridge
+port: {port}
+channel: S1
+max_on_s: 60
+watchdog_s: 2
+ml_per_s: 0.2
+max_rate_hz: 800
+"""
+BOARD_LINK = "dev/board"
+
 # The experiment the lab's hub runs: the seed's respirometry script, against bench-1.
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "respirometry.yaml"
 
@@ -125,6 +141,10 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
     for module, dcd in EQUIPMENT.items():
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(dcd)
         modules.append(f"dcd/{module}.yaml")
+    (lab_dir / "bench-1" / "dcd" / "feed_pump.yaml").write_text(BOARD_PUMP.format(port=lab_dir / BOARD_LINK))
+    modules.append("dcd/feed_pump.yaml")
+    board = f"{sys.executable} -m firmware_bridge.emulated --link {lab_dir / BOARD_LINK}"
+    text += program("board", board, 20)
     (lab_dir / "bench-1" / "unit.yaml").write_text(
         UNIT.format(port=port, data_dir=lab_dir / "bench-1" / "data", modules=", ".join(modules)))
     # One respirometry vessel behind bench-1's EZO circuits (on the DCDs' ports), following its

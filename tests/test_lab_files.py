@@ -27,14 +27,19 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(conf)
     programs = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")}
-    assert programs == {"broker", "hub", "sim-vessel", "unit-bench-1"}
+    assert programs == {"broker", "hub", "sim-vessel", "board", "unit-bench-1"}
+    board = parser["program:board"]["command"]
+    assert board.endswith(f"-m firmware_bridge.emulated --link {tmp_path}/dev/board")
     assert "--pin-factory mock" in parser["program:unit-bench-1"]["command"]
     # The unit starts only once the simulators' ports exist (labedge lab starts it).
     assert parser["program:unit-bench-1"]["autostart"] == "false"
     assert parser["program:sim-vessel"]["autostart"] == "true"
     config = load_unit_config(tmp_path / "bench-1" / "unit.yaml", check_ports=False)
     assert config.broker.port == 18830
-    assert {m.module for m in config.modules} == {"ph1", "do1", "temp1", "base_pump", "aeration", "heater"}
+    assert {m.module for m in config.modules} == {"ph1", "do1", "temp1", "base_pump", "aeration", "heater",
+                                                  "feed_pump"}
+    feed = next(m for m in config.modules if m.module == "feed_pump")
+    assert feed.driver == "bridge" and feed.settings["port"] == str(tmp_path / "dev" / "board")
     assert config.buttons.stop_pin == 6
     hub = load_hub_config(tmp_path / "hub" / "hub.yaml", check_files=False)
     assert hub.broker.port == 18830 and hub.script == SCRIPT
