@@ -86,9 +86,11 @@ class SessionService:
         self._file_rows: list[tuple[str, dict[str, Any], str]] = []
         self._file_flush: asyncio.TimerHandle | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- life ---------------------------------------------------------------------------------
     async def __aenter__(self) -> SessionService:
+        self._loop = asyncio.get_running_loop()
         self.log = SessionLog(self.log_path)  # SessionLogCorrupt: refused, the file untouched
         for session in self.log.all():
             if session.state is SessionState.OPEN:
@@ -279,9 +281,23 @@ class SessionService:
             await self.clock.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
-    # ---- from the uploader (any thread-free callback; never raises) ---------------------------
+    # ---- from the uploader (never raise; from another thread they hop onto the loop) ---------
+    def _elsewhere(self, call: Callable[..., None], *args: Any) -> bool:
+        """True when called off the loop's thread: `call` then runs on the loop instead."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(call, *args)
+            else:
+                log.warning("an upload report came with the session log closed; dropped")
+            return True
+        return False
+
     def upload_progress(self, session_id: str, progress: UploadProgress) -> None:
-        session = self._log().get(session_id)
+        if self.log is None or self._elsewhere(self.upload_progress, session_id, progress):
+            return
+        session = self.log.get(session_id)
         if session is None:
             return
         for listener in list(self.progress_listeners):
@@ -292,14 +308,11 @@ class SessionService:
 
     def upload_file(self, session_id: str, row: dict[str, Any]) -> None:
         """The uploader's per-file row: kept in the session's upload log (gathered, written together)."""
+        if self._elsewhere(self.upload_file, session_id, row):
+            return
         self._file_rows.append((session_id, dict(row), self._now()))
         if self._file_flush is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._flush_files()
-                return
-            self._file_flush = loop.call_later(FILE_LOG_DELAY_S, self._flush_files)
+            self._file_flush = asyncio.get_running_loop().call_later(FILE_LOG_DELAY_S, self._flush_files)
 
     def _flush_files(self) -> None:
         if self._file_flush is not None:
