@@ -49,6 +49,7 @@ bench: deps
 	$(PY) -m bench.control_latency_bench
 	$(PY) -m bench.recorder_bench
 	$(PY) -m bench.engine_bench
+	$(PY) -m bench.bridge_bench
 
 soak: deps
 	$(PY) -m bench.outbox_bench --messages 5000000

@@ -271,10 +271,11 @@ class Transport:
         return await self._exchange(command, args)
 
     def retransmit_timeout(self) -> float:
-        """Seconds to wait before sending again: srtt + 4 rttvar (as TCP), within 8 ms..timeout_s."""
+        """Seconds to wait before sending again: srtt + 4 rttvar (as TCP) and at least 2 srtt,
+        within 8 ms..timeout_s."""
         if self._srtt is None:
             return self.timeout_s
-        return min(self.timeout_s, max(MIN_TIMEOUT_S, self._srtt + 4 * self._rttvar))
+        return min(self.timeout_s, max(MIN_TIMEOUT_S, 2 * self._srtt, self._srtt + 4 * self._rttvar))
 
     def _rtt_sample(self, rtt: float) -> None:
         if self._srtt is None:
