@@ -68,7 +68,7 @@ def raw_round_trips(port: str, commands: int) -> float:
     return percentile(times, 0.5)
 
 
-async def round_trips(port: str, commands: int) -> list[tuple[str, float, float, float, float]]:
+async def round_trips(port: str, commands: int) -> list[tuple[str, float, float, float, int]]:
     rows = []
     async with Transport(port) as t:
         await t.wait_connected(10)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PING written to the pty and read back without the host code: p50 {raw_p50:.2f} ms "
           f"({raw_p50 / rows[0][3]:.2f}x wire): the emulator's own floor; the host adds "
           f"{rows[0][1] - raw_p50:+.2f} ms")
-    print(f"retransmits: {rows[-1][4]:.0f} (spurious ones when the machine stalls past the adaptive wait)")
+    print(f"retransmits: {rows[-1][4]} (spurious ones when the machine stalls past the adaptive wait)")
     print(f"target p50 < {TARGET_RATIO:g}x wire time: {'met' if ok else 'NOT met'}")
     print(f"firmware {elf.name}: flash {flash} B of {FLASH_BYTES} ({flash / FLASH_BYTES:.1%}), "
           f"RAM {ram} B of {RAM_BYTES} ({ram / RAM_BYTES:.1%}) static (data + bss)")
