@@ -70,6 +70,9 @@ int main(void) {
     for (uint8_t i = 0; i < 8; i++) boot_id[i] = hex[(id >> (28 - 4 * i)) & 0xF];
     boot_id[8] = '\0';
 
+    /* INT0/INT1 (D2, D3) are unused and masked; edge mode instead of the reset default (low
+       level) spares simavr a pin poll on every cycle while D2 or D3 is low. */
+    EICRA = _BV(ISC01) | _BV(ISC11);
     outputs_init();
     analog_init();
     tick_init();
