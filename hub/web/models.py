@@ -57,6 +57,7 @@ class ScriptText(Strict):
 
 
 class ApplyBody(ScriptText):
+    text: str = Field(max_length=200_000, pattern=r"\S", description="the whole script")
     author: str | None = Field(None, min_length=1, max_length=100)
 
 
