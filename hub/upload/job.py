@@ -100,6 +100,7 @@ class SessionJob:
         self.files: dict[str, FileState] = {}
         self.pending: dict[str, Pending] = {}
         self.reported: dict[str, str] = {}  # rel -> the problem already told
+        self.problems: dict[str, str] = {}
         self.bytes_done = 0
         self.busy_s = 0.0  # time spent sending, for the rate
         self.last_scan_at: str | None = None
@@ -174,6 +175,7 @@ class SessionJob:
         self.last_scan_at = iso_ts(self.ctx.clock.now())
         for p in result.problems:
             self._problem(p)
+        self.problems = {p.rel: p.why for p in result.problems}  # what the latest scan found odd
         ended = final or any(r.recorded and session_ended(r.path) for r in self.roots)
         now_wall = self.ctx.clock.now()
         seen_now: set[str] = set()

@@ -71,6 +71,8 @@ def _scan_root(root: Root, known: Mapping[str, tuple[int, int]], out: ScanResult
     try:
         real_root = os.path.realpath(root.path)
         if not os.path.isdir(real_root):
+            if root.recorded:
+                return  # the recorder has written nothing for this session (yet)
             out.problems.append(Problem(top or ".", f"watched folder {root.path} does not exist or is not a "
                                         "folder (an unmounted share?); its files wait"))
             return

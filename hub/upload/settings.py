@@ -159,11 +159,11 @@ def _watch(f: Fields, base: Path) -> dict[str, tuple[WatchEntry, ...]]:
                             expected="a short name for this folder's objects (letters, digits, ., _, -)")
             if name == RECORDED:
                 f.problem(at + ("name",), f"{RECORDED!r} is where the recorder's files go; choose another")
-            if text is None:
-                continue
-            read.append(WatchEntry(_absolute(base, text), _patterns(f, at + ("include",), ("*",)),
-                                   _patterns(f, at + ("ignore",), ()),
-                                   f.boolean(at + ("checksum_only",), False), name, f.doc.line_of(at)))
+            include, ignore = _patterns(f, at + ("include",), ("*",)), _patterns(f, at + ("ignore",), ())
+            checksum_only = f.boolean(at + ("checksum_only",), False)
+            if text is not None:
+                read.append(WatchEntry(_absolute(base, text), include, ignore, checksum_only, name,
+                                       f.doc.line_of(at)))
         if len(read) > 1:
             names = [e.name for e in read]
             if None in names or len(set(names)) != len(names):

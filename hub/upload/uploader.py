@@ -120,7 +120,7 @@ class Uploader:
         if job is None:
             return self._closed.get(session_id, UploadProgress())
         done = [f for f in job.files.values() if f.state == "done" and f.uploads > 0]
-        errors = len({*job.reported, *(r for r, f in job.files.items() if f.state in ("gone", "error"))})
+        errors = len({*job.problems, *(r for r, f in job.files.items() if f.state in ("gone", "error"))})
         return UploadProgress(
             files_pending=len(job.pending), files_done=len(done),
             bytes_pending=sum(p.seen.size for p in job.pending.values()), bytes_done=job.bytes_done,
@@ -178,11 +178,11 @@ class Uploader:
                 missing.append(rel)
             elif obj.md5 != f.md5:
                 differ.append(rel)
-        for rel, why in sorted(job.reported.items()):
+        for rel, why in sorted(job.problems.items()):
             if rel not in job.files and "does not exist" in why:
                 failed.append(f"{rel}: {why}")
         ok = not (missing or differ or growing or failed)
-        details: dict[str, Any] = {"gone": gone, "skipped": dict(job.reported)}
+        details: dict[str, Any] = {"gone": gone, "skipped": dict(job.problems)}
         if ctx.gate.last_error:
             details["error"] = ctx.gate.last_error
         return FinalTransfer(ok, len(listed), tuple(missing), tuple(differ), tuple(growing), tuple(failed),

@@ -1,0 +1,82 @@
+"""Acceptance: a session started and stopped by a unit's buttons uploads exactly the final files, verified.
+
+A real hub process (`labedge hub run`), real Mosquitto, a unit on mock pins and
+gcp-storage-emulator (which checks every upload's MD5) on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.upload.settings import StorageConfig, UploadConfig
+from hub.upload.transfer import Bucket
+from provisioning.broker import MosquittoProcess
+from tests.hub.sessions.system_rig import caller, running_hub, session_of
+from tests.hub.upload.emulators import BUCKET, Emulator, GcpStorageEmulator, running
+from tests.rig import probe
+from tests.system.inproc import running_unit
+from tests.system.test_sessions import START_PIN, STOP_PIN, press, unit_dir
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture
+def gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    for emu in running(GcpStorageEmulator, tmp_path / "gcs"):
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", emu.url)  # the hub process inherits it
+        yield emu
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+async def test_a_button_session_uploads_exactly_the_final_versions_and_closes(
+        tmp_path: Path, mosquitto: MosquittoProcess, gcs: Emulator) -> None:
+    unit, port = "upl-btn", mosquitto.port
+    watch = tmp_path / "instrument"
+    watch.mkdir()
+    (watch / "earlier.csv").write_text("from an earlier session\n")
+    extra = (f"storage: {{bucket: {BUCKET}, prefix: lab1}}\n"
+             "upload: {scan_s: 0.5, stable_s: 0.3, final_timeout_s: 20}\n"
+             f"watch:\n  {unit}:\n    - {{path: {watch}, include: ['*.csv', '*.txt'], ignore: ['*.tmp']}}\n")
+    async with probe("127.0.0.1", port, pattern="lab/#") as found, \
+            running_hub(tmp_path, port, "hub-upl", extra=extra), caller(port, found) as hub:
+        await hub.until_answering()
+        async with running_unit(unit_dir(tmp_path), unit, port) as rig:
+            await found.wait_for(lambda: (r := (hub.found.last("lab/hub/$state") or {})) and r.get("online"),
+                                 10, "the hub online")
+            await press(rig, START_PIN)
+            opened = await found.wait_for(lambda: session_of(found, unit).get("state") == "open"
+                                          and session_of(found, unit), 15, "the session opened by the button")
+            await asyncio.sleep(1.0)  # the first scan has taken the folder as it was
+            (watch / "run1.csv").write_text("t,v\n0,1\n")
+            (watch / "notes.txt").write_text("draft\n")
+            (watch / "scratch.tmp").write_text("never uploaded\n")
+            await found.wait_for(lambda: (session_of(found, unit).get("upload") or {}).get("files_done", 0)
+                                 >= 2, 20, "the first versions uploaded")
+            (watch / "run1.csv").write_text("t,v\n0,1\n1,2\n2,3\n")  # changed after its upload
+            (watch / "notes.txt").write_text("final notes\n")
+            (watch / "run2.csv").write_text("t,v\n5,6\n")
+            await press(rig, STOP_PIN)
+            closed = await found.wait_for(lambda: (s := session_of(found, unit)).get("state") == "closed"
+                                          and s, 60, "the session closed, verified")
+    assert closed["id"] == opened["id"] and closed["ended_by"] == "button"
+    bucket = Bucket(StorageConfig(BUCKET, "lab1"), UploadConfig(), {"STORAGE_EMULATOR_HOST": gcs.url})
+    prefix = f"lab1/{unit}/{opened['id']}/"
+    held = {k[len(prefix):]: v for k, v in bucket.list(prefix).items()}
+    watched = sorted(k for k in held if not k.startswith("recorded/"))
+    assert watched == ["notes.txt", "run1.csv", "run2.csv"]
+    for rel in watched:
+        assert held[rel].md5 == md5(watch / rel), rel
+        assert held[rel].metadata["session"] == opened["id"] and held[rel].metadata["unit"] == unit
+    recorded = sorted(k for k in held if k.startswith("recorded/"))
+    session_dir = tmp_path / "hub" / "data" / "sessions" / opened["id"]
+    assert "recorded/run.json" in recorded  # the recorder's files of the session, with its end
+    for rel in recorded:
+        assert held[rel].md5 == md5(session_dir / rel[len("recorded/"):]), rel
