@@ -1,4 +1,4 @@
-"""hub.yaml's storage/upload/watch keys: each bad value named with file:line and field; the key file's mode."""
+"""hub.yaml's storage/upload/watch keys: each bad value named with file:line and field; key file modes."""
 
 from __future__ import annotations
 
