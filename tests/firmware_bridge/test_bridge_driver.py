@@ -59,3 +59,27 @@ async def test_pump_on_off_and_refused_channel(mosquitto: MosquittoProcess, tmp_
         assert refused["status"] == "rejected", refused
         assert refused["error"]["param"] == "channel" and "bad_channel" in refused["error"]["message"]
         assert rig.unit.modules["bad"].state.value == "IDLE"
+        run = await ctl.call("bad", "run", {"seconds": 30})
+        assert run["status"] == "failed" and "bad_channel D9" in run["error"]["message"]
+        assert rig.unit.modules["bad"].state.value == "IDLE"
+
+
+def test_modules_share_a_board_but_not_a_channel(tmp_path: Path) -> None:
+    from lecis.config_loader import load_unit_config
+    from lecis.errors import ConfigError
+    from tests.system.inproc import write_equipment_unit
+
+    port = tmp_path / "ttyACM0"
+    ezo = f"module: ph1\ndriver: ezo\nprobe: ph\nport: {port}\n"
+    config = write_equipment_unit(tmp_path, "br-cfg", 1883, {
+        "p1": PUMP.format(port=port, channel="D2", max_on_s=5).replace("bpump", "p1"),
+        "p2": PUMP.format(port=port, channel="D4", max_on_s=5).replace("bpump", "p2"),
+        "p3": PUMP.format(port=port, channel="D2", max_on_s=5).replace("bpump", "p3"),
+        "ph1": ezo}, extra="")
+    with pytest.raises(ConfigError) as caught:
+        load_unit_config(config, check_ports=False)
+    messages = [str(p) for p in caught.value.problems]
+    assert len(messages) == 2, messages
+    assert "p3.yaml:4: channel: channel D2 of the board on" in messages[0]
+    assert "already used by module p1" in messages[0]
+    assert "ph1.yaml:4: port: port" in messages[1] and "already used by the board of module p1" in messages[1]
