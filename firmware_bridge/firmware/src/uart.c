@@ -19,9 +19,9 @@ static volatile uint16_t rx_overflow;
 void uart_init(void) {
     /* U2X: 16 MHz / (8 * (16 + 1)) = 117647 baud, 2.1 % off 115200 (the Uno's own setting). */
     const uint16_t ubrr = (uint16_t)((F_CPU / 8 + BAUD / 2) / BAUD - 1);
+    UCSR0A = _BV(U2X0); /* before UBRR0L: simavr takes the bit time from U2X0 when UBRR0L is written */
     UBRR0H = (uint8_t)(ubrr >> 8);
     UBRR0L = (uint8_t)ubrr;
-    UCSR0A = _BV(U2X0);
     UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8N1 */
     UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }
