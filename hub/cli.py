@@ -42,8 +42,10 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
                           "nothing is started")
     run.set_defaults(handler=run_hub)
     from hub.simulate.cli import add_simulate_parser
+    from hub.web.users_cli import add_user_parser
 
     add_simulate_parser(hub_sub)
+    add_user_parser(hub_sub)
 
 
 def add_apply_parser(script_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
