@@ -25,6 +25,9 @@ have_cmd simavr || need="$need simavr"
 [ -f /usr/include/simavr/sim_avr.h ] || need="$need libsimavr-dev"
 [ -f /usr/include/libelf.h ] || need="$need libelf-dev"
 have_cmd pkg-config || need="$need pkg-config"
+# The dashboard's browser tests drive Debian's Chromium headless through Playwright, which must
+# never download a browser of its own.
+have_cmd chromium || need="$need chromium"
 
 if [ -z "$need" ]; then
     exit 0
