@@ -68,7 +68,8 @@ class LinkCounters:
 async def _open_pyserial(**kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     import serial_asyncio  # imported here: nothing opens at import time
 
-    reader, writer = await serial_asyncio.open_serial_connection(**kwargs)
+    # exclusive: a second process (a second unit, `labedge bridge` by hand) cannot open the board too
+    reader, writer = await serial_asyncio.open_serial_connection(exclusive=True, **kwargs)
     return reader, writer
 
 

@@ -56,3 +56,23 @@ def test_missing_port_is_one_clear_line(tmp_path: Path) -> None:
     assert "does not exist; is the board plugged in?" in done.stderr
     bad = run(str(tmp_path), "set", "D2", "maybe")
     assert bad.returncode == 2 and "not a whole number (or on/off)" in bad.stderr
+
+
+def test_the_labs_board_program_keeps_a_port_name_on_the_firmware(tmp_path: Path) -> None:
+    from tests.firmware_bridge.simrig import require_rig
+    from tests.system.processes import wait_path
+
+    require_rig()
+    link = tmp_path / "dev" / "board"
+    proc = subprocess.Popen([sys.executable, "-m", "firmware_bridge.emulated", "--link", str(link)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "in simavr on" in proc.stdout.readline()
+        wait_path(link)
+        done = run(str(link))
+        assert done.returncode == 0 and "firmware 0.1.0" in done.stdout, done
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    assert not link.exists() and not link.is_symlink()

@@ -199,3 +199,43 @@ async def test_board_unplugged_module_error_then_idle_when_it_returns(
     finally:
         stop(proc)
 
+
+
+async def test_unit_killed_the_board_stops_the_pump_on_its_own(mosquitto: MosquittoProcess, tmp_path: Path,
+                                                              bench: Bench) -> None:
+    config = write_equipment_unit(tmp_path, "br-kill", mosquitto.port, {
+        "bpump": PUMP.format(port=bench.link).replace("max_on_s: 2", "max_on_s: 600")}, extra="")
+    proc = spawn(["edge", "run", "--config", str(config), "--pin-factory", "mock"], tmp_path / "unit.log")
+    rig = bench.rig
+    assert rig is not None
+    try:
+        async with probe("127.0.0.1", mosquitto.port) as found, \
+                connected_client("127.0.0.1", mosquitto.port, "br-kill") as ctl:
+            await found.wait_for(lambda: (s := found.module_state("br-kill", "bpump"))
+                                 and s["lecis"] == "IDLE", 20, "IDLE")
+            assert (await ctl.acquire(ttl_s=300))["status"] == "done"
+            on = await ctl.call("bpump", "on")
+            assert on["status"] == "done", on
+            # While the unit runs, nobody else opens the board's port.
+            second = await asyncio.create_subprocess_exec(
+                *spawn_args("bridge", str(bench.link), "set", "D2", "off"),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await second.communicate()
+            assert second.returncode == 2 and b"lock" in err.lower(), err
+            await asyncio.to_thread(rig.wait_sim_us, 1_000_000)  # refreshed past watchdog_s
+            assert rig.pin("D2").level == 1
+            proc.kill()  # the Pi dies: no off, no last frame
+            proc.wait()
+            killed_us = rig.time_us()
+            await asyncio.to_thread(rig.wait_sim_us, 700_000)
+        pin = rig.pin("D2")
+        assert pin.level == 0, "the firmware's watchdog turned the pump off"
+        assert pin.changed_at_us - killed_us <= 500_000 * 1.1
+    finally:
+        stop(proc)
+
+
+def spawn_args(*args: str) -> list[str]:
+    from tests.system.processes import LABEDGE
+
+    return [*LABEDGE, *args]
