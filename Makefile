@@ -50,6 +50,7 @@ bench: deps
 	$(PY) -m bench.recorder_bench
 	$(PY) -m bench.engine_bench
 	$(PY) -m bench.bridge_bench
+	$(PY) -m bench.upload_bench
 
 soak: deps
 	$(PY) -m bench.outbox_bench --messages 5000000

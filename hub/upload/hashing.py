@@ -7,7 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
-BUFFER = 1 << 20  # 1 MiB reads: fewer system calls, still small for a Pi's memory
+BUFFER = 128 << 10  # 128 KiB: stays in the CPU cache between read and hash (faster than 1 MiB here)
 
 
 def md5_file(path: Path, limit: int | None = None) -> tuple[str, int]:

@@ -111,7 +111,8 @@ def _translate(e: BaseException, what: str) -> UploadFailed:
         return ChecksumMismatch(f"{what}: the bucket refused the bytes: MD5 differs (the file changed)")
     if isinstance(e, gexc.Forbidden | gexc.Unauthorized):
         return BucketRefused(f"{what}: the bucket refused the hub's credentials ({str(e)[:200]}); grant the "
-                             "service account object create/get/list on the bucket (docs/cloud.md)")
+                             "service account object create/get/list on the bucket, and delete if a changed "
+                             "file must replace its object (docs/cloud.md)")
     if isinstance(e, gexc.NotFound):
         return BucketRefused(f"{what}: no such bucket ({str(e)[:200]}); create it or fix storage.bucket")
     if isinstance(e, gexc.GoogleAPICallError):
