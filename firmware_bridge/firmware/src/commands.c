@@ -69,7 +69,7 @@ static uint8_t parse_max_ms(const char *s, uint32_t *ms) {
 }
 
 /* SET ch level max_ms | PWM ch duty max_ms | STEP ch rate max_ms */
-static void cmd_output(const fields_t *f, output_kind_t kind, uint32_t now) {
+static void cmd_output(const fields_t *f, output_kind_t kind) {
     static const char *const value_name[] = {"level", "duty", "rate"};
     static const int32_t value_limit[] = {1, 255, STEP_RATE_MAX};
     if (f->count != 5) FAIL("bad_frame", f->field[1]);
@@ -87,7 +87,7 @@ static void cmd_output(const fields_t *f, output_kind_t kind, uint32_t now) {
     if (!valid) FAIL("bad_value", value_name[kind]);
     uint32_t max_ms;
     if (!parse_max_ms(f->field[4], &max_ms)) FAIL("bad_value", "max_ms");
-    outputs_set(i, (int16_t)v, max_ms, now);
+    outputs_set(i, (int16_t)v, max_ms);
     ok();
 }
 
@@ -175,9 +175,9 @@ static void cmd_stats(const fields_t *f) {
 static void execute(const fields_t *f, uint32_t now) {
     const char *cmd = f->field[1];
     if (strcmp(cmd, "PING") == 0) cmd_ping(f);
-    else if (strcmp(cmd, "SET") == 0) cmd_output(f, OUT_DIGITAL, now);
-    else if (strcmp(cmd, "PWM") == 0) cmd_output(f, OUT_PWM, now);
-    else if (strcmp(cmd, "STEP") == 0) cmd_output(f, OUT_STEPPER, now);
+    else if (strcmp(cmd, "SET") == 0) cmd_output(f, OUT_DIGITAL);
+    else if (strcmp(cmd, "PWM") == 0) cmd_output(f, OUT_PWM);
+    else if (strcmp(cmd, "STEP") == 0) cmd_output(f, OUT_STEPPER);
     else if (strcmp(cmd, "READ") == 0) cmd_read(f);
     else if (strcmp(cmd, "PERIOD") == 0) cmd_period(f, now);
     else if (strcmp(cmd, "STATUS") == 0) cmd_status(f, now);

@@ -62,10 +62,10 @@ int8_t outputs_find(const char *name, output_kind_t kind) {
     return (i >= 0 && defs[i].kind == kind) ? i : -1;
 }
 
-void outputs_set(int8_t i, int16_t v, uint32_t max_ms, uint32_t now) {
-    /* +1: `now` is up to 1 ms old (the tick counts whole ms), and the output must hold max_ms at least. */
-    deadline[i] = now + max_ms + 1;
+void outputs_set(int8_t i, int16_t v, uint32_t max_ms) {
     apply(i, v);
+    /* The tick read after the pin changed, +1 since it counts whole ms: the output holds max_ms at least. */
+    deadline[i] = tick_ms() + max_ms + 1;
 }
 
 int8_t outputs_expire(uint32_t now) {

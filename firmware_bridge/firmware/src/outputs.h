@@ -15,8 +15,8 @@ void outputs_init(void);
 int8_t outputs_find(const char *name, output_kind_t kind);
 /* Index of the output named `name` of any kind, or -1. */
 int8_t outputs_find_any(const char *name);
-/* Set output `i` to `value` until `now + max_ms`; a default value needs no refresh. */
-void outputs_set(int8_t i, int16_t value, uint32_t max_ms, uint32_t now);
+/* Set output `i` to `value` for max_ms from now; a default value needs no refresh. */
+void outputs_set(int8_t i, int16_t value, uint32_t max_ms);
 /* Return expired outputs to their default; the index of one that just expired, or -1. */
 int8_t outputs_expire(uint32_t now);
 const char *outputs_name(int8_t i);
