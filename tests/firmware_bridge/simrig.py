@@ -14,6 +14,7 @@ and fail them under CI=true (tests/conftest.py), since `make test` installs them
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import select
@@ -74,7 +75,11 @@ def build() -> tuple[Path, Path]:
     if missing:
         raise RigUnavailable(f"{missing}; run `make test`, which installs the firmware tools")
     for directory in (FIRMWARE_DIR, SIMRIG_DIR):
-        done = subprocess.run(["make", "-s", "-C", str(directory)], capture_output=True, text=True)
+        (directory / "build").mkdir(exist_ok=True)
+        # Another test process may build the same tree at the same moment: one make at a time.
+        with open(directory / "build" / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = subprocess.run(["make", "-s", "-C", str(directory)], capture_output=True, text=True)
         if done.returncode != 0:
             raise RigUnavailable(f"make -C {directory} failed:\n{done.stdout}{done.stderr}")
     return ELF, SIMRIG
