@@ -72,7 +72,8 @@ class Lab(threading.Thread):
             self.client.publish(self.topics.unit_state(unit), json.dumps({"state": "ready", "boot": boot,
                                                                           "ts": now()}), qos=1, retain=True)
             for module in self.modules:
-                state: dict[str, Any] = {"lecis": "IDLE", "control": "REMOTE", "outputs": {}, "error": None, "ts": now()}
+                state: dict[str, Any] = {"lecis": "IDLE", "control": "REMOTE", "outputs": {}, "error": None,
+                                         "ts": now()}
                 self.client.publish(self.topics.module_state(unit, module), json.dumps(state), qos=1,
                                     retain=True)
 
