@@ -36,6 +36,10 @@ def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     lab.add_argument("--dir", type=Path, default=Path("var/lab"), help="working folder (default: var/lab)")
     lab.add_argument("--port", type=int, default=1883, help="broker port on 127.0.0.1 (default: 1883)")
     lab.add_argument("--no-watch", action="store_true", help="do not print readings; just keep running")
+    lab.add_argument("--web-port", type=int, default=8080,
+                     help="dashboard port on 127.0.0.1 (default: 8080)")
+    lab.add_argument("--bucket-port", type=int, default=9023,
+                     help="port of the bucket emulator on 127.0.0.1 (default: 9023)")
     lab.set_defaults(handler=run_lab)
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
     status = lab_sub.add_parser(
@@ -49,6 +53,9 @@ def add_lab_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
                         help="a supervisord elsewhere: unix:///var/run/supervisor.sock on a Pi or a hub, "
                              "or http://HOST:PORT (default: unix://DIR/supervisor.sock)")
     status.set_defaults(handler=run_lab_status)
+    from labedge.lab_button import add_button_parser
+
+    add_button_parser(lab_sub)
 
     broker = subparsers.add_parser("broker", help="run an MQTT broker: Mosquitto, or the embedded one",
                                    description="Run Mosquitto with labedge's settings (or the embedded "
@@ -108,16 +115,47 @@ def run_broker(args: argparse.Namespace) -> int:
 
 
 def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0) -> None:
-    """The unit checks its serial ports at start; start it once the simulators made them."""
-    from labedge.lab_files import BOARD_LINK, INSTRUMENTS
+    """A unit checks its serial ports at start; start each once the simulators made its ports."""
+    from labedge.lab_files import UNIT_PORTS
 
-    links = [lab_dir / "dev" / module for module, _ in INSTRUMENTS] + [lab_dir / BOARD_LINK]
-    deadline = time.monotonic() + timeout
-    while not all(link.exists() for link in links) and time.monotonic() < deadline:
-        time.sleep(0.1)
     supervisorctl = shutil.which("supervisorctl") or str(Path(sys.executable).with_name("supervisorctl"))
-    subprocess.run([supervisorctl, "-c", str(conf), "start", "unit-bench-1"], check=False,
-                   stdout=subprocess.DEVNULL)
+    waiting = dict(UNIT_PORTS)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        ready = [name for name, links in waiting.items()
+                 if all((lab_dir / link).exists() for link in links) or time.monotonic() > deadline]
+        for name in ready:
+            subprocess.run([supervisorctl, "-c", str(conf), "start", name], check=False,
+                           stdout=subprocess.DEVNULL)
+            del waiting[name]
+        time.sleep(0.1)
+
+
+def open_lab_session(lab_dir: Path, labedge: str, timeout: float = 60.0) -> None:
+    """The lab's experiment runs with a session open on bench-1 (what a technician's start press does)."""
+    hub_yaml = str(lab_dir / "hub" / "hub.yaml")
+    done = subprocess.run([labedge, "session", "start", "bench-1", "--config", hub_yaml,
+                           "--experiment", "respirometry", "--user", "lab", "--timeout", str(timeout)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"labedge lab: no session opened on bench-1: {(done.stderr or done.stdout).strip()}",
+              file=sys.stderr)
+
+
+def lab_banner(args: argparse.Namespace, lab_dir: Path) -> str:
+    from labedge.lab_files import DEMO_PASSWORD, DEMO_USER, LAB_BUCKET
+
+    return (f"labedge lab: running in {args.dir}\n"
+            f"  dashboard   http://127.0.0.1:{args.web_port}/  (sign in as {DEMO_USER} / {DEMO_PASSWORD})\n"
+            f"  broker      127.0.0.1:{args.port}  (labedge watch --port {args.port})\n"
+            f"  units       bench-1 (pH, DO, temperature, aeration, base pump, heater, feed pump on a "
+            f"board), bench-2 (pH, temperature)\n"
+            f"  experiment  respirometry on bench-1, with a session open\n"
+            f"  data        {lab_dir}/hub/data (runs and sessions), logs in {lab_dir}/logs\n"
+            f"  bucket      gs://{LAB_BUCKET} on http://127.0.0.1:{args.bucket_port} (objects under "
+            f"{lab_dir}/bucket)\n"
+            f"  status      labedge lab status --dir {args.dir}\n"
+            f"  stop        Ctrl-C here: every output goes off, then every process stops")
 
 
 def supervisord_left_running(lab_dir: Path) -> int | None:
@@ -158,19 +196,23 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
         print(f"labedge lab: the supervisord of an earlier lab in {args.dir} still runs (pid {orphan}). "
               f"Stop it with: supervisorctl -c {lab_dir}/supervisord.conf shutdown", file=sys.stderr)
         return 2
-    if port_in_use(args.port):
-        print(f"labedge lab: port {args.port} on 127.0.0.1 is already in use (another broker or lab?). "
-              f"Stop it, or choose another port with --port.", file=sys.stderr)
-        return 2
+    for option, port in (("--port", args.port), ("--web-port", args.web_port),
+                         ("--bucket-port", args.bucket_port)):
+        if port_in_use(port):
+            print(f"labedge lab: port {port} on 127.0.0.1 is already in use (another broker or lab?). "
+                  f"Stop it, or choose another port with {option}.", file=sys.stderr)
+            return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     labedge = shutil.which("labedge") or str(Path(sys.executable).with_name("labedge"))
     supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
-    conf = write_lab_files(lab_dir, args.port, labedge)
-    print(f"labedge lab: starting broker on 127.0.0.1:{args.port}, simulators and unit bench-1 "
-          f"(logs in {args.dir}/logs)")
+    conf = write_lab_files(lab_dir, args.port, labedge, args.web_port, args.bucket_port)
+    print(f"labedge lab: starting broker on 127.0.0.1:{args.port}, bucket, hub, simulators and units "
+          f"bench-1 and bench-2 (logs in {args.dir}/logs)")
     proc = subprocess.Popen([supervisord, "-n", "-c", str(conf)])
     try:
         start_unit_when_ports_exist(lab_dir, conf)
+        open_lab_session(lab_dir, labedge)
+        print(lab_banner(args, lab_dir), flush=True)
         if args.no_watch:
             proc.wait()
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 INSTRUMENTS = (("ph1", "ph"), ("do1", "do"), ("temp1", "rtd"))
@@ -105,6 +106,30 @@ data_dir: {data_dir}
 script: {script}
 """
 
+# The dashboard with one demo account, and sessions uploaded to a local bucket emulator.
+DEMO_USER = "demo"
+DEMO_PASSWORD = "labedge-demo"  # printed by `labedge lab`; the lab listens on 127.0.0.1 only
+LAB_BUCKET = "labedge-lab"
+HUB_WEB = """\
+web: {{host: 127.0.0.1, port: {web_port}}}
+users:
+  {user}: {{role: operator, password_hash: "{password_hash}"}}
+storage: {{bucket: {bucket}}}
+"""
+
+# bench-2: pH and temperature on a second simulated vessel.
+BENCH2_INSTRUMENTS = (("ph1", "ph"), ("temp1", "rtd"))
+UNIT2 = """\
+# bench-2 of the one-machine lab: pH and temperature, simulated.
+unit: bench-2
+broker: {{host: 127.0.0.1, port: {port}}}
+data_dir: {data_dir}
+modules: [{modules}]
+"""
+# Each unit program and the simulated ports it needs before its first start.
+UNIT_PORTS = {"unit-bench-1": (*(f"dev/{module}" for module, _ in INSTRUMENTS), BOARD_LINK),
+              "unit-bench-2": tuple(f"dev/bench-2/{module}" for module, _ in BENCH2_INSTRUMENTS)}
+
 UNIT = """\
 # bench-1 of the one-machine lab: instruments are simulators on pseudo-terminals.
 unit: bench-1
@@ -116,21 +141,32 @@ status_led: {{pin: 13}}
 """
 
 
-def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
+def write_lab_files(lab_dir: Path, port: int, labedge: str, web_port: int = 8080,
+                    bucket_port: int = 9023) -> Path:
     """Write everything under `lab_dir` and return the supervisord config path."""
-    for sub in ("logs", "dev", "bench-1/dcd", "broker", "hub"):
+    from hub.web.passwords import hash_password
+
+    for sub in ("logs", "dev", "dev/bench-2", "bench-1/dcd", "bench-2/dcd", "broker", "hub", "bucket"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     env = 'PYTHONUNBUFFERED="1",GPIOZERO_PIN_FACTORY="mock",GPIOZERO_MOCK_PIN_CLASS="mockpwmpin"'
 
-    def program(name: str, command: str, priority: int, autostart: bool = True) -> str:
-        return PROGRAM.format(name=name, command=command, dir=lab_dir, priority=priority, environment=env,
-                              autostart=str(autostart).lower())
+    def program(name: str, command: str, priority: int, autostart: bool = True, extra_env: str = "") -> str:
+        return PROGRAM.format(name=name, command=command, dir=lab_dir, priority=priority,
+                              environment=env + extra_env, autostart=str(autostart).lower())
 
     text = SUPERVISOR_HEAD.format(dir=lab_dir)
     text += program("broker", f"{labedge} broker --port {port} --dir {lab_dir}/broker", 10)
-    (lab_dir / "hub" / "hub.yaml").write_text(HUB.format(port=port, data_dir=lab_dir / "hub" / "data",
-                                                         script=SCRIPT))
-    text += program("hub", f"{labedge} hub run --config {lab_dir}/hub/hub.yaml", 15)
+    # The bucket: gcp-storage-emulator keeps its objects under DIR/bucket/.cloudstorage.
+    emulator = Path(sys.executable).with_name("gcp-storage-emulator")
+    text += program("bucket", f"{emulator} start --host 127.0.0.1 --port {bucket_port} --default-bucket "
+                              f"{LAB_BUCKET} --quiet", 12, extra_env=f',STORAGE_BASE="{lab_dir}/bucket"')
+    (lab_dir / "hub" / "hub.yaml").write_text(
+        HUB.format(port=port, data_dir=lab_dir / "hub" / "data", script=SCRIPT)
+        + HUB_WEB.format(web_port=web_port, user=DEMO_USER, password_hash=hash_password(DEMO_PASSWORD),
+                         bucket=LAB_BUCKET))
+    text += program("hub", f"{labedge} hub run --config {lab_dir}/hub/hub.yaml", 15,
+                    extra_env=f',STORAGE_EMULATOR_HOST="http://127.0.0.1:{bucket_port}"')
+    text += _bench2(lab_dir, port, labedge, program)
     modules = []
     for module, probe in INSTRUMENTS:
         link = lab_dir / "dev" / module
@@ -156,3 +192,19 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str) -> Path:
     conf = lab_dir / "supervisord.conf"
     conf.write_text(text)
     return conf
+
+
+def _bench2(lab_dir: Path, port: int, labedge: str, program: Callable[..., str]) -> str:
+    """bench-2's files, its simulated vessel and its unit program (started once its ports exist)."""
+    modules = []
+    for module, probe in BENCH2_INSTRUMENTS:
+        extra = "temperature_source: temp1\n" if probe == "ph" else ""
+        (lab_dir / "bench-2" / "dcd" / f"{module}.yaml").write_text(
+            DCD.format(module=module, probe=probe, port=lab_dir / "dev" / "bench-2" / module, extra=extra))
+        modules.append(f"dcd/{module}.yaml")
+    (lab_dir / "bench-2" / "unit.yaml").write_text(
+        UNIT2.format(port=port, data_dir=lab_dir / "bench-2" / "data", modules=", ".join(modules)))
+    vessel = f"{labedge} sim vessel --unit-config {lab_dir}/bench-2/unit.yaml --seed 2"
+    text = program("sim-vessel-2", vessel, 20)
+    unit = f"{labedge} edge run --config {lab_dir}/bench-2/unit.yaml --pin-factory mock"
+    return text + program("unit-bench-2", unit, 30, autostart=False)

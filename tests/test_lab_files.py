@@ -27,7 +27,11 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(conf)
     programs = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")}
-    assert programs == {"broker", "hub", "sim-vessel", "board", "unit-bench-1"}
+    assert programs == {"broker", "bucket", "hub", "sim-vessel", "board", "unit-bench-1", "sim-vessel-2",
+                        "unit-bench-2"}
+    assert parser["program:unit-bench-2"]["autostart"] == "false"
+    bench2 = load_unit_config(tmp_path / "bench-2" / "unit.yaml", check_ports=False)
+    assert [m.module for m in bench2.modules] == ["ph1", "temp1"]
     board = parser["program:board"]["command"]
     assert board.endswith(f"-m firmware_bridge.emulated --link {tmp_path}/dev/board")
     assert "--pin-factory mock" in parser["program:unit-bench-1"]["command"]
@@ -43,6 +47,9 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
     assert config.buttons.stop_pin == 6
     hub = load_hub_config(tmp_path / "hub" / "hub.yaml", check_files=False)
     assert hub.broker.port == 18830 and hub.script == SCRIPT
+    assert hub.web is not None and hub.web.port == 8080 and [u.name for u in hub.users] == ["demo"]
+    assert hub.storage is not None and hub.storage.bucket == "labedge-lab"
+    assert 'STORAGE_EMULATOR_HOST="http://127.0.0.1:9023"' in parser["program:hub"]["environment"]
     assert parser["program:hub"]["command"] == f"/usr/bin/labedge hub run --config {tmp_path}/hub/hub.yaml"
 
 

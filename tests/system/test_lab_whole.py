@@ -1,0 +1,91 @@
+"""`labedge lab`: the whole lab under one supervisord, up to the experiment running, then Ctrl-C.
+
+Broker, bucket emulator, hub with its dashboard, the board emulator, two
+simulated vessels and two units. The test waits for what a user would see:
+both units ready, the respirometry run `running`, a session open on
+bench-1, the dashboard answering; then it presses Ctrl-C and checks that
+every output of bench-1 went off before the broker closed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from provisioning.broker import find_mosquitto, free_port, wait_listening
+from tests.provisioning.broker_clients import Client
+
+EQUIPMENT = ("base_pump", "aeration", "heater", "feed_pump")
+
+
+def _lab(tmp: Path, port: int, web: int, bucket: int, log: Path) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "labedge", "lab", "--dir", str(tmp), "--port", str(port),
+            "--web-port", str(web), "--bucket-port", str(bucket), "--no-watch"]
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_path: Path) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
+    port, web, bucket = free_port(), free_port(), free_port()
+    lab_dir = tmp_path / "lab"
+    log = tmp_path / "lab.log"
+    lab = _lab(lab_dir, port, web, bucket, log)
+    watcher: Client | None = None
+    try:
+        wait_listening("127.0.0.1", port, timeout=60)
+        watcher = Client(port, None, None, "lab-test")
+        watcher.subscribe("lab/#")
+
+        def last(topic: str) -> dict[str, object] | None:
+            for t, raw in reversed(watcher.messages):  # type: ignore[union-attr]
+                if t == topic and raw:
+                    value = json.loads(raw)
+                    return value if isinstance(value, dict) else None
+            return None
+
+        def up() -> bool:
+            states = [last(f"lab/{unit}/$state") for unit in ("bench-1", "bench-2")]
+            experiment = last("lab/hub/experiment/state")
+            session = last("lab/hub/sessions/bench-1")
+            return (all(s is not None and s.get("state") == "ready" for s in states)
+                    and experiment is not None and experiment.get("state") == "running"
+                    and session is not None and session.get("state") == "open")
+
+        watcher.wait(up, f"both units ready, the experiment running, a session open (see {log})", 120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=10) as page:
+            assert page.status == 200
+        # A second lab in the same folder says so and changes nothing.
+        second = subprocess.run([sys.executable, "-m", "labedge", "lab", "--dir", str(lab_dir), "--port",
+                                 str(free_port()), "--no-watch"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "a lab is already running in" in second.stderr
+        # ... and one in another folder names the busy port.
+        third = subprocess.run([sys.executable, "-m", "labedge", "lab", "--dir", str(tmp_path / "other"),
+                                "--port", str(port), "--no-watch"], capture_output=True, text=True,
+                               timeout=60)
+        assert third.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in third.stderr
+        lab.send_signal(signal.SIGINT)  # Ctrl-C
+        assert lab.wait(90) == 0
+        for module in EQUIPMENT:
+            state = last(f"lab/bench-1/{module}/state")
+            assert state is not None, module
+            assert state["outputs"]["on"] is False, (module, state)  # type: ignore[index]
+        final = last("lab/bench-1/$state")
+        assert final is not None and final["state"] == "disconnected", final
+        assert "labedge lab: stopped" in log.read_text()
+    finally:
+        if watcher is not None:
+            watcher.close()
+        if lab.poll() is None:
+            lab.send_signal(signal.SIGINT)
+            try:
+                lab.wait(60)
+            except subprocess.TimeoutExpired:
+                lab.kill()
