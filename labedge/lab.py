@@ -205,6 +205,12 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     labedge = shutil.which("labedge") or str(Path(sys.executable).with_name("labedge"))
     supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
+    from provisioning.broker import find_mosquitto
+
+    if find_mosquitto() is None:
+        print("labedge lab: warning: Mosquitto is not installed; the embedded broker serves MQTT instead "
+              "(slower, and it keeps nothing across restarts). apt-get install mosquitto for the real one.",
+              file=sys.stderr)
     conf = write_lab_files(lab_dir, args.port, labedge, args.web_port, args.bucket_port)
     print(f"labedge lab: starting broker on 127.0.0.1:{args.port}, bucket, hub, simulators and units "
           f"bench-1 and bench-2 (logs in {args.dir}/logs)")

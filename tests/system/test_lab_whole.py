@@ -10,6 +10,7 @@ every output of bench-1 went off before the broker closed.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def _lab(tmp: Path, port: int, web: int, bucket: int, log: Path) -> subprocess.P
     args = [sys.executable, "-m", "labedge", "lab", "--dir", str(tmp), "--port", str(port),
             "--web-port", str(web), "--bucket-port", str(bucket), "--no-watch"]
     with log.open("ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group, as in a terminal: Ctrl-C signals the whole group.
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_path: Path) -> None:
@@ -71,7 +73,8 @@ def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_p
                                 "--port", str(port), "--no-watch"], capture_output=True, text=True,
                                timeout=60)
         assert third.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in third.stderr
-        lab.send_signal(signal.SIGINT)  # Ctrl-C
+        # Ctrl-C: the lab and supervisord get it (supervisord puts its programs in groups of their own).
+        os.killpg(lab.pid, signal.SIGINT)
         assert lab.wait(90) == 0
         for module in EQUIPMENT:
             state = last(f"lab/bench-1/{module}/state")
