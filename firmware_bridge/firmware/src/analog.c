@@ -11,6 +11,7 @@ void analog_init(void) {
     DIDR0 = 0x3F;                                         /* digital input buffers off on A0..A5 */
     ADMUX = _BV(REFS0);                                   /* AVcc reference */
     ADCSRA = _BV(ADEN) | _BV(ADPS2) | _BV(ADPS1) | _BV(ADPS0); /* 125 kHz: 104 us a conversion */
+    (void)analog_read(0); /* the first conversion after the boot id's 1.1 V reads is off: drop it */
 }
 
 uint16_t analog_read(uint8_t ch) {
