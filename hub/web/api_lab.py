@@ -16,6 +16,8 @@ UnitPath = Annotated[str, Path(pattern=UNIT, description="a unit id")]
 ModulePath = Annotated[str, Path(pattern=MODULE, description="a module id")]
 LEVELS = ("alarm", "warning", "info")
 EPOCH = {"ge": 0, "le": 1e11, "allow_inf_nan": False}
+EVENTS_CAP = 20_000
+RECENT_WINDOWS_S = (600, 3600, 6 * 3600, 86400, 7 * 86400, 365 * 86400)
 
 
 @router.get("/units", responses=errors(401))
@@ -71,16 +73,31 @@ async def events(ctx: Ctx, who: Viewer,
                  until: Annotated[float | None, Query(**EPOCH, description="epoch seconds")] = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """The most recent events, alarms first, then warnings, then info (newest first in each)."""
-    now = ctx.hub.clock.now().timestamp()
-    start = since if since is not None else now - 7 * 86400
-    if until is not None and until <= start:
-        raise ApiError(422, "until", f"until ({until}) must be after since ({start})")
+    if since is not None and until is not None and until <= since:
+        raise ApiError(422, "until", f"until ({until}) must be after since ({since})")
     filters = {"unit": unit, "module": module, "level": level, "code": code, "source": source,
-               "start": start, "end": until, "limit": 20_000}
-    found = await asyncio.to_thread(ctx.hub.recorder.events, **filters)
+               "end": until}
+    found = await asyncio.to_thread(_recent, ctx.hub.recorder, filters, since,
+                                    ctx.hub.clock.now().timestamp(), limit)
     recent = found[-limit:]
     recent.sort(key=lambda e: (LEVELS.index(e["level"]) if e["level"] in LEVELS else 3, -float(e["ts"])))
-    return {"events": recent, "total": len(found)}
+    return {"events": recent, "total": len(found)}  # total: in the window read (at most EVENTS_CAP)
+
+
+def _recent(recorder: Any, filters: dict[str, Any], since: float | None, now: float,
+            limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` events: the recorder reads oldest first, so the window widens until enough."""
+    if since is not None:
+        return list(recorder.events(**filters, start=since, limit=EVENTS_CAP))[-limit:]
+    found: list[dict[str, Any]] = []
+    for window in RECENT_WINDOWS_S:
+        wider = list(recorder.events(**filters, start=now - window, limit=EVENTS_CAP))
+        if len(wider) >= EVENTS_CAP and found:
+            return found  # the wider window was cut off at its oldest end: keep the complete newer one
+        found = wider
+        if len(found) >= limit:
+            break
+    return found
 
 
 @router.get("/history", responses=errors(401, 422))
