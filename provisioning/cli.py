@@ -96,6 +96,11 @@ def _guarded(work: Work) -> int:
     except LabedgeError as exc:
         print(f"labedge provision: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder where a file must go, a full or read-only disk
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"labedge provision: cannot write{where}: {exc.strerror or exc}; what was written before "
+              "stays as it was", file=sys.stderr)
+        return 2
 
 
 def _store_path(args: argparse.Namespace, folder: Path) -> Path:
@@ -155,6 +160,8 @@ def _provision_units(args: argparse.Namespace, ids: list[str] | None, rotate: bo
     units = inventory.units if ids is None else tuple(inventory.unit(i) for i in ids)
     passwords = {unit.id: store.unit(unit.id, rotate=rotate) for unit in units}
     bundles = [unit_bundle(inventory, unit, passwords[unit.id], out) for unit in units]
+    for bundle in bundles:
+        bundle.folder.mkdir(parents=True, exist_ok=True)  # a file in the way: refused before any rotation
     store.save()  # before any bundle: a card never carries a password the store lost
     bar = Progress(len(bundles), sys.stderr) if ids is None else None
     for bundle in bundles:

@@ -134,3 +134,15 @@ def test_a_second_provisioning_on_the_same_store_waits_its_turn(tmp_path: Path,
         assert main(["provision", "unit", "bench-a", "--inventory", str(inventory), "--out", str(out)]) == 2
     assert "another labedge provision is using" in capsys.readouterr().err
     assert CredentialStore.open(out / "credentials.yaml").units == before
+
+
+def test_a_folder_in_the_way_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = write_inventory(tmp_path)
+    out = tmp_path / "o"
+    assert main(["provision", "fleet", "--inventory", str(inventory), "--out", str(out)]) == 0
+    before = CredentialStore.open(out / "credentials.yaml").units
+    shutil.rmtree(out / "bench-a")
+    (out / "bench-a").write_text("not a folder")
+    assert main(["provision", "unit", "bench-a", "--inventory", str(inventory), "--out", str(out)]) == 2
+    assert f"cannot write {out / 'bench-a'}" in capsys.readouterr().err
+    assert CredentialStore.open(out / "credentials.yaml").units == before  # bench-a's card still works
