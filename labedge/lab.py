@@ -146,7 +146,8 @@ def lab_banner(args: argparse.Namespace, lab_dir: Path) -> str:
     from labedge.lab_files import DEMO_PASSWORD, DEMO_USER, LAB_BUCKET
 
     return (f"labedge lab: running in {args.dir}\n"
-            f"  dashboard   http://127.0.0.1:{args.web_port}/  (sign in as {DEMO_USER} / {DEMO_PASSWORD})\n"
+            f"dashboard: http://127.0.0.1:{args.web_port}/\n"
+            f"login: {DEMO_USER} / {DEMO_PASSWORD}\n"
             f"  broker      127.0.0.1:{args.port}  (labedge watch --port {args.port})\n"
             f"  units       bench-1 (pH, DO, temperature, aeration, base pump, heater, feed pump on a "
             f"board), bench-2 (pH, temperature)\n"
