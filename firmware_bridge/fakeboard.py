@@ -36,6 +36,7 @@ class FakeBoard:
     executed: int = 0
     expired: list[str] = field(default_factory=list)
     answer: bool = True  # False: a board that has hung (hears, answers nothing)
+    protocol: int = 1
     _deadline: dict[str, float] = field(default_factory=dict)
     _last: tuple[int, bytes] | None = None
     _heard: bool = False
@@ -109,7 +110,7 @@ class FakeBoard:
         self._send_hello()
 
     def _send_hello(self) -> None:
-        self._write(frames.encode_body(f"0 HELLO 1 0.1.0 {self.boot_id}"))
+        self._write(frames.encode_body(f"0 HELLO {self.protocol} 0.1.0 {self.boot_id}"))
         self._hello_at = asyncio.get_running_loop().time()
 
     def _write(self, data: bytes) -> None:

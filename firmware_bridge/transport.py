@@ -27,6 +27,7 @@ from lecis.errors import DeviceLost, LabedgeError
 log = logging.getLogger("labedge.bridge")
 
 BAUDRATE = 115200
+PROTOCOL_VERSION = 1
 TIMEOUT_S = 0.05  # the longest wait for an answer before sending again
 MIN_TIMEOUT_S = 0.008  # the adaptive wait never goes below this (a 64-byte frame is 5.6 ms)
 TRIES = 10  # 0.5 s: at 1 % bytes lost, an exchange fails ~30 % of tries; 10 in a row ~6e-6
@@ -205,6 +206,11 @@ class Transport:
         """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._hello_seen.wait(), self.hello_wait_s)
+        if self.hello is not None and self.hello.protocol != PROTOCOL_VERSION:
+            self._set_problem(f"{self.port}: the board speaks protocol {self.hello.protocol} (firmware "
+                              f"{self.hello.firmware}); this unit speaks {PROTOCOL_VERSION}: "
+                              "update one of them")
+            return False
         try:
             await self._exchange("PING", ())
         except (BoardNotConnected, BoardRefused):

@@ -112,3 +112,15 @@ def test_parser_counts_reach_the_transport_counters() -> None:
     for frame in t.parser.feed(b"$1 OK*0000\n" + frames.encode_body("0 EXPIRED D2")):
         t._dispatch(frame)
     assert t.parser.counters.bad_crc == 1 and t.parser.counters.frames == 1
+
+
+async def test_a_board_of_another_protocol_version_is_not_used(tmp_path: Path) -> None:
+    board = FakeBoard(link=tmp_path / "ttyV2", protocol=2)
+    board.plug()
+    try:
+        async with Transport(board.port, hello_wait_s=1.5) as t:
+            with pytest.raises(BoardNotConnected, match=r"speaks protocol 2 .*this unit speaks 1"):
+                await t.wait_connected(3.0)  # the HELLO repeated after 1 s (pyserial flushes at open)
+            assert board.executed == 0, "not one request sent"
+    finally:
+        await board.close()
