@@ -83,3 +83,33 @@ def test_modules_share_a_board_but_not_a_channel(tmp_path: Path) -> None:
     assert "p3.yaml:4: channel: channel D2 of the board on" in messages[0]
     assert "already used by module p1" in messages[0]
     assert "ph1.yaml:4: port: port" in messages[1] and "already used by the board of module p1" in messages[1]
+
+
+async def test_pwm_duty_and_stepper_rate_from_speed_on_the_firmware(mosquitto: MosquittoProcess,
+                                                                    tmp_path: Path) -> None:
+    from tests.firmware_bridge.simrig import require_rig, start_rig
+
+    require_rig()
+    with start_rig(log=tmp_path / "simrig.log") as rig:
+        dcds = {"duty": PUMP.format(port=rig.pty, channel="D3", max_on_s=30).replace("bpump", "duty"),
+                "stepper": (PUMP.format(port=rig.pty, channel="S1", max_on_s=30).replace("bpump", "stepper")
+                            + "max_rate_hz: 400\nreverse: true\n")}
+        async with running_unit(tmp_path, "br-speed", mosquitto.port, dcds) as unit, \
+                connected_client("127.0.0.1", mosquitto.port, "br-speed") as ctl:
+            await until(lambda: all(m.state.value == "IDLE" for m in unit.unit.modules.values()))
+            await ctl.acquire()
+            assert (await ctl.call("duty", "on", {"speed": 0.5}))["status"] == "done"
+            assert rig.pwm("D3") == 128
+            assert (await ctl.call("stepper", "on", {"speed": 0.25}))["status"] == "done"
+            await asyncio.to_thread(rig.wait_sim_us, 30_000)
+            steps = rig.steps("S1")
+            assert steps.direction == 0, "reverse: the direction pin low"
+            assert steps.interval_us == pytest.approx(1_000_000 / 100, rel=0.02), "0.25 x 400 steps/s"
+            state = await ctl.call("stepper", "STATUS", lease=None)
+            assert state["result"]["outputs"]["speed"] == 0.25 and state["result"]["outputs"]["raw"] == -100
+            assert (await ctl.call("duty", "off"))["status"] == "done"
+            assert (await ctl.call("stepper", "off"))["status"] == "done"
+            assert rig.pwm("D3") == 0
+            count = rig.steps("S1").count
+            await asyncio.to_thread(rig.wait_sim_us, 30_000)
+            assert rig.steps("S1").count == count
