@@ -15,13 +15,14 @@ UNIT_STOP_WAIT_S = 30
 HUB_STOP_WAIT_S = 30  # the recorder syncs its files and the hub releases its leases
 
 
-def program(name: str, command: str, user: str, log: str, *, priority: int, stopwaitsecs: int,
+def program(name: str, command: str, user: str | None, log: str, *, priority: int, stopwaitsecs: int,
             environment: str = 'PYTHONUNBUFFERED="1"') -> str:
+    """A [program:NAME] section; `user` None runs it as supervisord's own user."""
+    user_line = "" if user is None else f"user={user}\n"
     return f"""\
 [program:{name}]
 command={command}
-user={user}
-priority={priority}
+{user_line}priority={priority}
 autostart=true
 autorestart=true
 startsecs=5
@@ -49,7 +50,8 @@ def unit_program(unit: str, fleet: FleetSettings) -> str:
 
 def hub_programs(hub: HubSettings, fleet: FleetSettings, mosquitto: str, install_dir: str) -> str:
     """Mosquitto with the generated config, then the hub process."""
-    broker = program(BROKER_PROGRAM, f"{mosquitto} -c {install_dir}/mosquitto.conf", "root",
+    # Started as supervisord's user (root on the hub), Mosquitto switches to its own user itself.
+    broker = program(BROKER_PROGRAM, f"{mosquitto} -c {install_dir}/mosquitto.conf", None,
                      f"{fleet.log_dir}/broker.log", priority=10, stopwaitsecs=10)
     hub_cmd = f"{fleet.labedge} hub run --config {install_dir}/hub.yaml"
     return (f"; labedge hub {hub.id}: written by `labedge provision hub`. Mosquitto starts as root and\n"

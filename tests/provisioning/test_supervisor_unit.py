@@ -80,18 +80,18 @@ def supervised_unit(hub: Hub, tmp_path: Path) -> Iterator[Path]:
             proc.wait(60)
 
 
-def wait_state(conf: Path, state: str, timeout: float = 30.0) -> None:
-    """Until supervisord reports labedge-unit in `state`, read over its XML-RPC interface."""
+def wait_state(conf: Path, state: str, timeout: float = 30.0, program: str = "labedge-unit") -> None:
+    """Until supervisord reports `program` in `state`, read over its XML-RPC interface."""
     deadline = time.monotonic() + timeout
     url = f"unix://{conf.parent}/supervisor.sock"
     seen = None
     while time.monotonic() < deadline:
         with contextlib.suppress(SupervisorUnreachable):
-            seen = process_states(url).get("labedge-unit")
+            seen = process_states(url).get(program)
         if seen == state:
             return
         time.sleep(0.2)
-    raise AssertionError(f"labedge-unit is {seen}, not {state}, after {timeout:g} s")
+    raise AssertionError(f"{program} is {seen}, not {state}, after {timeout:g} s")
 
 
 def call(hub_client: Client, topic: str, reply_topic: str, cmd: str, args: dict[str, object],
