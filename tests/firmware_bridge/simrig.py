@@ -14,6 +14,7 @@ and fail them under CI=true (tests/conftest.py), since `make test` installs them
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import os
@@ -116,8 +117,11 @@ class SimRig:
     def command(self, line: str) -> str:
         """Send one command; its answer line. An `error ...` answer raises ValueError."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise RigUnavailable(f"simrig exited (status {self.proc.poll()})") from None
         answer = self._line(ANSWER_TIMEOUT_S)
         if answer.startswith("error "):
             raise ValueError(f"simrig: {line!r}: {answer[6:]}")
@@ -175,7 +179,8 @@ class SimRig:
                 self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # a broken pipe when the rig was killed
+                    stream.close()
         return self.proc.returncode
 
 

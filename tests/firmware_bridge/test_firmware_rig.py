@@ -12,6 +12,7 @@ from firmware_bridge.frames import Ok
 from tests.firmware_bridge.simrig import (  # noqa: F401
     SIMRIG,
     BoardPort,
+    RigUnavailable,
     SimRig,
     board_port_fixture,
     build,
@@ -58,6 +59,13 @@ def test_the_rig_quits_when_its_input_closes() -> None:
     proc.stdin.close()
     assert proc.wait(timeout=10) == 0
     proc.stdout.close()
+
+
+def test_a_killed_rig_is_reported_not_waited_for(simrig: SimRig) -> None:
+    simrig.proc.kill()
+    simrig.proc.wait()
+    with pytest.raises(RigUnavailable, match="simrig exited"):
+        simrig.command("time")
 
 
 def test_the_rig_names_what_it_does_not_understand(simrig: SimRig) -> None:
