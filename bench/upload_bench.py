@@ -13,8 +13,11 @@ Run: `.venv/bin/python -m bench.upload_bench [--files 100000] [--small 1000] [--
    SafeJSONStorage (temporary file, fsync, rename), which rewrites the whole
    document per store.
 4. Uploads through the Uploader (scan, hash, manifest, upload with `workers`
-   threads) to gcp-storage-emulator on a loopback port: `--small` files of
-   10 KB, then one file of `--big-mb` MB (resumable, 8 MiB chunks).
+   threads) to each emulator on a loopback port (gcp-storage-emulator, then
+   fake-gcs-server): `--small` files of 10 KB, beside the bare client sending
+   the same files one after another, then one file of `--big-mb` MB
+   (resumable, 8 MiB chunks). gcp-storage-emulator slows down as it holds
+   more objects (it rewrites its own index per upload), so it bounds the rate.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from hub.sessions.model import Session, SessionSource
 from hub.upload.hashing import md5_file
 from hub.upload.manifest import FileState, Manifest
 from hub.upload.scanner import Root, scan
+from hub.upload.settings import StorageConfig, UploadConfig
+from hub.upload.transfer import Bucket
 from hub.upload.uploader import Uploader
 from lecis.clock import SystemClock, iso_ts
-from tests.hub.upload.emulators import BUCKET, GcpStorageEmulator
+from tests.hub.upload.emulators import BUCKET, Emulator, FakeGcsServer, GcpStorageEmulator
 
 
 def make_tree(root: Path, files: int) -> None:
@@ -119,8 +124,7 @@ def bench_manifest(tmp: Path, n: int) -> None:
           f"{tiny_s / sqlite_s:.1f}x slower, and it grows with the files already stored")
 
 
-async def upload_run(tmp: Path, emu: GcpStorageEmulator, name: str, make: Any,
-                     expect: int) -> tuple[float, int]:
+async def upload_run(tmp: Path, emu: Emulator, name: str, make: Any, expect: int) -> tuple[float, int]:
     watch = tmp / name
     watch.mkdir()
     path = tmp / f"{name}.yaml"
@@ -146,8 +150,20 @@ async def upload_run(tmp: Path, emu: GcpStorageEmulator, name: str, make: Any,
     return elapsed, size
 
 
-def bench_uploads(tmp: Path, small: int, big_mb: int) -> None:
-    emu = GcpStorageEmulator(tmp / "emulator")
+def bare_client(tmp: Path, emu: Emulator, folder: Path) -> float:
+    """The same files sent one after the other by the bare client: what the emulator itself allows."""
+    bucket = Bucket(StorageConfig(BUCKET, "bare"), UploadConfig(), {"STORAGE_EMULATOR_HOST": emu.url})
+    files = sorted(folder.iterdir())
+    t0 = time.perf_counter()
+    for f in files:
+        md5, n = md5_file(f)
+        bucket.upload(f, f"bare/{tmp.name}/{f.name}", md5, n, {}, 0)
+    return len(files) / (time.perf_counter() - t0)
+
+
+def bench_uploads(tmp: Path, kind: type[Emulator], small: int, big_mb: int) -> None:
+    tmp = tmp / kind.kind
+    emu = kind(tmp / "emulator")
     emu.start()
     try:
         def smalls(watch: Path) -> int:
@@ -164,10 +180,12 @@ def bench_uploads(tmp: Path, small: int, big_mb: int) -> None:
             return big_mb * 1_000_000
 
         s, size = asyncio.run(upload_run(tmp, emu, "small", smalls, small))
-        print(f"upload: {small:,} files of 10 KB in {s:.1f} s: {small / s:.0f} files/s, "
-              f"{size / s / 1e6:.1f} MB/s")
+        bare = bare_client(tmp, emu, tmp / "small")
+        print(f"upload to {kind.kind}: {small:,} files of 10 KB in {s:.1f} s: {small / s:.0f} files/s, "
+              f"{size / s / 1e6:.1f} MB/s (the bare client, one file after another, to the same emulator: "
+              f"{bare:.0f} files/s)")
         s, size = asyncio.run(upload_run(tmp, emu, "big", big, 1))
-        print(f"upload: one {big_mb} MB file in {s:.1f} s: {size / s / 1e6:.1f} MB/s")
+        print(f"upload to {kind.kind}: one {big_mb} MB file in {s:.1f} s: {size / s / 1e6:.1f} MB/s")
     finally:
         emu.stop()
 
@@ -183,7 +201,8 @@ def main() -> None:
         bench_rescan(tmp, args.files)
         bench_md5(tmp)
         bench_manifest(tmp, args.small)
-        bench_uploads(tmp, args.small, args.big_mb)
+        for kind in (GcpStorageEmulator, FakeGcsServer):
+            bench_uploads(tmp, kind, args.small, args.big_mb)
 
 
 if __name__ == "__main__":
