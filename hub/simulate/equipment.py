@@ -20,6 +20,7 @@ from typing import Any
 from hub.simulate.clock import SimClock
 from hub.simulate.events import Agenda, Scheduled
 from lecis.dcd import Dcd
+from lecis.driver_specs.bridge import is_variable
 from lecis.errors import CommandInvalid, CommandStateForbidden
 
 DEFAULT_MIN_OFF_S = 1.0  # edge.drivers.gpio_output.DEFAULT_MIN_OFF_S
@@ -54,12 +55,13 @@ class SimOutput:
                  on_event: OnEvent) -> None:
         s = dcd.settings
         self.module = dcd.module
-        self.is_pump = dcd.driver == "gpio.pump"
+        self.is_pump = dcd.driver in ("gpio.pump", "bridge")
         self.max_on_s = float(s["max_on_s"])
         self.min_off_s = DEFAULT_MIN_OFF_S if s.get("min_off_s") is None else float(s["min_off_s"])
         self.ml_per_s: float | None = s.get("ml_per_s")
         self.max_ml_per_hour: float | None = s.get("max_ml_per_hour")
-        self.pwm = bool(s.get("pwm", False))
+        # A board's PWM and stepper channels take a speed as a PWM pump does (lecis.driver_specs.bridge).
+        self.pwm = bool(s.get("pwm", False)) or (dcd.driver == "bridge" and is_variable(str(s["channel"])))
         self.clock, self.agenda = clock, agenda
         self._on_change, self._on_event = on_change, on_event
         self.speed = 0.0

@@ -88,7 +88,7 @@ class SimulatedPlant:
                 m = self.modules[(unit, dcd.module)] = _Module(unit, dcd)
                 if dcd.driver == "ezo" and dcd.settings.get("probe") in _EZO_VALUES:
                     m.probe = str(dcd.settings["probe"])
-                elif dcd.driver in ("gpio.switch", "gpio.pump"):
+                elif dcd.driver in ("gpio.switch", "gpio.pump", "bridge"):  # bridge: a pump on a board
                     m.role = roles.get(f"{unit}/{dcd.module}", roles.get(dcd.module))
                     if m.role is not None and m.role not in ROLES:
                         raise SettingInvalid(f"{unit}/{dcd.module}: unknown vessel role {m.role!r} "
