@@ -44,16 +44,19 @@ async function load() {
 
 function key(e) { return `${e.unit}|${e.module}|${e.ts}|${e.code}`; }
 
+function unitOf(e) { return e.unit || (e.data && e.data.unit) || ""; }
+
 function tsOf(e) { return typeof e.ts === "number" ? e.ts : new Date(e.ts).getTime() / 1000; }
 
 function render() {
   const unit = $("events-unit").value;
   const level = $("events-level").value;
-  const rows = store.events.filter((e) => (!unit || e.unit === unit) && (!level || e.level === level))
+  const rows = store.events.filter((e) => (!unit || unitOf(e) === unit) && (!level || e.level === level))
     .sort((a, b) => (LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level)) || (tsOf(b) - tsOf(a)))
     .slice(0, 500)
     .map((e) => el("tr", { class: e.level, "data-level": e.level },
       el("td", {}, e.level), el("td", {}, clock(e.ts_utc || new Date(tsOf(e) * 1000).toISOString())),
-      el("td", {}, e.unit || ""), el("td", {}, e.module || ""), el("td", {}, e.code), el("td", {}, e.message)));
+      el("td", {}, unitOf(e)), el("td", {}, e.module || ""), el("td", {}, e.source || ""),
+      el("td", {}, e.code), el("td", {}, e.message)));
   $("events").querySelector("tbody").replaceChildren(...rows);
 }

@@ -48,6 +48,17 @@ function render() {
   $("xp-guards").replaceChildren(el("h3", {}, "Guards holding"), guards.length
     ? el("ul", {}, guards.map((g) => el("li", { class: "error" }, `${g.guard}: ${g.reason}`)))
     : el("p", { class: "since" }, "none: the script runs freely"));
+  const loops = Object.entries(xp.loops || {});
+  const fmt = (v) => (typeof v === "number" ? v.toFixed(2) : v === null || v === undefined ? "-" : String(v));
+  $("xp-loops").replaceChildren(el("h3", {}, "Loops"), loops.length
+    ? el("ul", {}, loops.map(([name, lp]) => el("li", { "data-loop": name }, lp.kind === "pid"
+      ? `${name}: input ${fmt(lp.input)}, setpoint ${fmt(lp.setpoint)}, output ${fmt(lp.output)}`
+      : `${name}: input ${fmt(lp.input)}, output ${lp.on ? "ON" : "off"}`)))
+    : el("p", { class: "since" }, "no loop"));
+  const running = Boolean(xp.run_id) && !["stopped", "finished", "waiting_for_units", "starting"].includes(xp.state);
+  $("xp-pause").disabled = !running || xp.state === "paused";
+  $("xp-resume").disabled = !running || xp.state !== "paused";
+  $("xp-stop").disabled = !running;
   const due = xp.next_due || [];
   $("xp-next").replaceChildren(el("h3", {}, "Next tasks"), due.length
     ? el("ul", {}, due.map((d) => el("li", {}, `${d.task} at ${clock(d.due)}${d.running ? " (running)" : ""}`)))
