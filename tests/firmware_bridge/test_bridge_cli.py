@@ -23,12 +23,12 @@ def test_ping_prints_the_hello(simrig: SimRig) -> None:
 
 
 def test_set_by_hand_holds_the_output_then_back_to_default(simrig: SimRig) -> None:
-    proc = subprocess.Popen([*LABEDGE, simrig.pty, "set", "D7", "on", "--for", "3"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*LABEDGE, simrig.pty, "set", "D7", "on", "--for", "5"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("D7 on for 3 s"), first
+        assert first.startswith("D7 on for 5 s"), first
         assert simrig.pin("D7").level == 1
         simrig.wait_sim_us(2_500_000)  # past the firmware's 2 s watchdog: refreshed
         assert simrig.pin("D7").level == 1

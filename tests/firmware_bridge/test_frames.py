@@ -75,6 +75,7 @@ def test_encode_refuses_what_cannot_be_sent() -> None:
 
 
 @given(any_frame)
+@settings(deadline=None)  # a shared machine: a slow example is not a failure
 def test_round_trip(frame: frames.Frame) -> None:
     try:
         wire = frames.encode(frame)
@@ -85,7 +86,7 @@ def test_round_trip(frame: frames.Frame) -> None:
 
 
 @given(st.binary(max_size=400))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 def test_arbitrary_bytes_never_raise_and_only_yield_valid_frames(data: bytes) -> None:
     parser = Parser()
     for frame in parser.feed(data):
@@ -106,6 +107,7 @@ def test_every_byte_value_alone_and_inside_a_frame() -> None:
 
 
 @given(st.lists(any_frame, min_size=1, max_size=6), st.data())
+@settings(deadline=None)  # a shared machine: a slow example is not a failure
 def test_split_at_every_offset(frame_list: list[frames.Frame], data: st.DataObject) -> None:
     wire = b"".join(_encodable(frame_list))
     expected = Parser().feed(wire)
@@ -125,6 +127,7 @@ def _encodable(frame_list: list[frames.Frame]) -> list[bytes]:
 
 
 @given(any_frame, st.integers(0, 63), st.integers(0, 255))
+@settings(deadline=None)  # a shared machine: a slow example is not a failure
 def test_one_corrupted_byte_is_never_acted_on(frame: frames.Frame, pos: int, value: int) -> None:
     try:
         wire = bytearray(frames.encode(frame))
@@ -144,6 +147,7 @@ def test_one_corrupted_byte_is_never_acted_on(frame: frames.Frame, pos: int, val
 
 
 @given(any_frame, st.data())
+@settings(deadline=None)  # a shared machine: a slow example is not a failure
 def test_truncated_frame_is_dropped_and_next_one_parses(frame: frames.Frame, data: st.DataObject) -> None:
     try:
         wire = frames.encode(frame)
@@ -184,7 +188,7 @@ def test_bad_crc_and_bad_body_are_counted_separately() -> None:
 
 
 @given(st.lists(any_frame, min_size=1, max_size=20), st.randoms(use_true_random=False))
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 def test_random_corruption_only_loses_frames_never_invents_them(frame_list: list[frames.Frame],
                                                                rnd: object) -> None:
     import random
