@@ -12,6 +12,7 @@ the files stay pending meanwhile.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ from lecis.clock import Clock, iso_ts
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Run = Callable[..., Awaitable[Any]]
+RATE_WINDOW_S = 30.0
 REFUSALS_BEFORE_ERROR = 3  # a file the bucket refuses this often (not an outage) is reported and left
 
 
@@ -102,7 +104,7 @@ class SessionJob:
         self.reported: dict[str, str] = {}  # rel -> the problem already told
         self.problems: dict[str, str] = {}
         self.bytes_done = 0
-        self.busy_s = 0.0  # time spent sending, for the rate
+        self.recent: collections.deque[tuple[float, int]] = collections.deque()  # (landed at, bytes)
         self.last_scan_at: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.started = False
@@ -165,6 +167,15 @@ class SessionJob:
                 await self.ctx.clock.sleep(max(0.05, wake - self.ctx.clock.monotonic()))
             finally:
                 self.sleeping = False
+
+    def rate_bps(self) -> float:
+        """Bytes per second landed over the last RATE_WINDOW_S of the clock (0 when idle that long)."""
+        now = self.ctx.clock.monotonic()
+        while self.recent and self.recent[0][0] < now - RATE_WINDOW_S:
+            self.recent.popleft()
+        if not self.recent:
+            return 0.0
+        return sum(n for _, n in self.recent) / max(1.0, min(RATE_WINDOW_S, now - self.recent[0][0]))
 
     def known(self) -> dict[str, tuple[int, int]]:
         settled = ("baseline", "done", "gone", "error")
@@ -302,7 +313,6 @@ class SessionJob:
         meta = {"md5": md5, "mtime_ns": str(s.mtime_ns), "session": self.sid, "unit": self.session.unit,
                 "path": rel}
         expected = (prev.generation if prev and prev.generation else 0)
-        t0 = self.ctx.clock.monotonic()
         try:
             stored = await self._put(s.path, name, md5, size, meta, expected)
         except BucketUnreachable as e:
@@ -328,7 +338,6 @@ class SessionJob:
             return
         if stored is None:
             return
-        self.busy_s += max(0.0, self.ctx.clock.monotonic() - t0)
         self.ctx.gate.succeeded()
         await self._landed(p, md5, stored, upload=stored.name != "")
 
@@ -364,6 +373,7 @@ class SessionJob:
         self.reported.pop(rel, None)
         if upload:
             self.bytes_done += s.size
+            self.recent.append((self.ctx.clock.monotonic(), s.size))
             name = object_name(self.ctx.prefix, self.session.unit, self.sid, rel)
             self.ctx.on_file(self.sid, {"path": rel, "status": "uploaded", "size": s.size, "md5": md5,
                                         "generation": stored.generation, "uploaded_at": at, "object": name})

@@ -124,7 +124,7 @@ class Uploader:
         return UploadProgress(
             files_pending=len(job.pending), files_done=len(done),
             bytes_pending=sum(p.seen.size for p in job.pending.values()), bytes_done=job.bytes_done,
-            rate_bps=(job.bytes_done / job.busy_s) if job.busy_s > 0 else 0.0, errors=errors,
+            rate_bps=job.rate_bps(), errors=errors,
             last_scan_at=job.last_scan_at)
 
     # -- inside ----------------------------------------------------------------------------------------
