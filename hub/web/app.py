@@ -49,8 +49,8 @@ def build_app(ctx: WebContext) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # Starlette's own: a body it cannot even decode (not UTF-8 JSON)
-            return JSONResponse(ApiError(422, "body", "the request body is not valid UTF-8 JSON").body(),
-                                status_code=422)
+            why = "the request body cannot be read as JSON (not UTF-8, or nested too deep)"
+            return JSONResponse(ApiError(422, "body", why).body(), status_code=422)
         message = "no such page or API route" if exc.status_code == 404 else str(exc.detail)
         return JSONResponse(ApiError(exc.status_code, None, message).body(), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))

@@ -29,6 +29,7 @@ class LiveClient:
         self.select: str | None = None  # the unit whose points it wants (None: every unit's)
         self.frames: asyncio.Queue[str | None] = asyncio.Queue(max_frames)
         self.dropped = False
+        self.gone = asyncio.Event()  # set when dropped: its handler stops a send stuck on a full socket
 
     def wants(self, message: dict[str, Any]) -> bool:
         return message.get("type") != "points" or self.select is None or message.get("unit") == self.select
@@ -41,6 +42,7 @@ class LiveClient:
             self.frames.put_nowait(frame)
         except asyncio.QueueFull:
             self.dropped = True
+            self.gone.set()
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.frames.get_nowait()  # room for the end marker
             self.frames.put_nowait(None)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 UNIT = r"^[a-z0-9][a-z0-9-]{0,31}$"
 MODULE = r"^[a-z0-9][a-z0-9_]{0,31}$"
@@ -49,6 +50,15 @@ class LoginOut(Me):
 class CommandBody(Strict):
     cmd: str = Field(pattern=COMMAND, description="a command the module's $birth declares, or a LECIS one")
     args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("args")
+    @classmethod
+    def finite(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """JSON allows 1e999 (infinity); no command argument can mean it."""
+        for name, value in args.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        return args
 
 
 class ScriptText(Strict):

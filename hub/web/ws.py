@@ -59,13 +59,14 @@ async def live(ws: WebSocket) -> None:
     client.frames.put_nowait(json.dumps(hello(ctx), default=str))
     sender = asyncio.create_task(_send(ws, client))
     receiver = asyncio.create_task(_receive(ws, client))
+    dropped = asyncio.create_task(client.gone.wait())
     try:
-        await asyncio.wait([sender, receiver], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([sender, receiver, dropped], return_when=asyncio.FIRST_COMPLETED)
     finally:
         ctx.bridge.disconnect(client)
-        for task in (sender, receiver):
+        for task in (sender, receiver, dropped):
             task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
+        await asyncio.gather(sender, receiver, dropped, return_exceptions=True)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
                 await ws.close(code=CLOSE_TOO_SLOW if client.dropped else 1000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 import websockets
 
 from hub.app import Hub
+from provisioning.broker import MosquittoProcess
 from tests.hub.web.conftest import OPERATOR, VIEWER, signed_in
 
 READS = ["/api/units", "/api/units/bench-1", "/api/experiment", "/api/events", "/api/sessions", "/api/me",
@@ -81,6 +84,8 @@ async def test_a_viewer_reads_and_may_estop_but_not_command(client: httpx.AsyncC
     (b'{"cmd": "INIT", "args": []}', "args", "dictionary"),
     (b'{"cmd": "INIT", "extra": 1}', "extra", "not a field"),
     (b'{}', "cmd", "missing"),
+    (b'{"cmd": "INIT", "args": {"ml": 1e999}}', "args", "finite"),
+    (b'{"cmd": "INIT", "args": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "body", "nested"),
 ])
 async def test_bad_bodies_are_422_naming_the_field(client: httpx.AsyncClient, body: bytes, field: str,
                                                    words: str) -> None:
@@ -133,3 +138,23 @@ async def test_the_live_stream_needs_a_session_and_this_origin(web_hub: Hub,
     async with websockets.connect(url, additional_headers={**cookie, "Origin": origin}) as ws:
         hello = json.loads(await ws.recv())
     assert hello[0]["type"] == "hello" and hello[0]["experiment"]["hub"] == "hub-web"
+
+
+async def test_a_busy_port_is_a_clear_refusal_and_nothing_keeps_running(mosquitto: MosquittoProcess,
+                                                                         tmp_path: Path) -> None:
+    from hub.config import load_hub_config
+    from hub.web.server import WebPortBusy
+    from tests.hub.web.conftest import hub_yaml
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        path = hub_yaml(tmp_path, mosquitto.port)
+        path.write_text(path.read_text().replace("web: {port: 0}", f"web: {{port: {port}}}"))
+        with pytest.raises(WebPortBusy) as refused:
+            async with Hub(load_hub_config(path)):
+                pass
+    assert f"127.0.0.1:{port}" in str(refused.value) and "web: port" in str(refused.value)
+    async with Hub(load_hub_config(hub_yaml(tmp_path, mosquitto.port))) as again:  # the data folder is free
+        assert again.web is not None

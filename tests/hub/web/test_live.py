@@ -28,7 +28,7 @@ def test_a_client_that_stops_reading_is_dropped_with_bounded_memory() -> None:
         bridge.flush()
         while not reading.frames.empty():
             reading.frames.get_nowait()
-    assert stuck.dropped and stuck not in bridge.clients and reading in bridge.clients
+    assert stuck.dropped and stuck.gone.is_set() and stuck not in bridge.clients and reading in bridge.clients
     assert stuck.frames.qsize() <= 5
     frames = [stuck.frames.get_nowait() for _ in range(stuck.frames.qsize())]
     assert frames[-1] is None  # the end marker: its sender closes the socket (1013)
