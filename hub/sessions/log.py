@@ -1,25 +1,29 @@
-"""The session log on disk: tinydb tables `sessions`, `events` and `files` in one crash-safe file.
+"""The session log on disk: tinydb documents in crash-safe files, held in memory with indexes.
 
-`sessions` holds one row per session (its latest state and upload figures),
-`events` one row per change (START, END, UPLOADED, VERIFIED, RECOVERED,
-ERROR) as NexusLIMS's session_log, and `files` the upload log: the latest
-row the uploader reported per (session, path). A session's new state and its
-event are written together, in one atomic write.
+`data_dir/session_log.json` has the tables `sessions` (one row per session:
+its latest state and upload figures) and `events` (one row per change:
+START, END, UPLOADED, VERIFIED, RECOVERED, ERROR, as NexusLIMS's
+session_log). The per-file upload log of each session is its own file,
+`data_dir/session_uploads/SESSION_ID.json` (table `files`, the uploader's
+latest row per path), so that a session with many files never makes the
+main log heavy. Both are tinydb's format (`TinyDB(path, storage=
+SafeJSONStorage)` reads them); the log writes whole documents itself, one
+atomic write per change, because tinydb's per-operation read and query of
+the whole file grows with the square of the rows.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from tinydb import Query, TinyDB
 
 from hub.sessions.model import Session, SessionEventKind, SessionSource, SessionState, UploadProgress
 from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt
 
 LOG_NAME = "session_log.json"
+UPLOADS_DIR = "session_uploads"
+UPLOADED_LISTED = 20  # paths named in one UPLOADED event; the count says how many there were
 
 
 def session_row(session: Session, upload: UploadProgress | None = None) -> dict[str, Any]:
@@ -57,38 +61,69 @@ def progress_of(row: Mapping[str, Any]) -> UploadProgress:
         return UploadProgress()
 
 
+class _Document:
+    """One tinydb file held in memory: tables of {doc_id: row}, written whole and atomically."""
+
+    def __init__(self, path: Path, tables: tuple[str, ...]) -> None:
+        self.path = path
+        self.storage = SafeJSONStorage(path)  # SessionLogCorrupt when damaged
+        data = self.storage.read() or {}
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {t: dict(data.get(t, {})) for t in tables}
+        for name, docs in data.items():  # tables of a later version are kept as they are
+            self.tables.setdefault(name, dict(docs))
+        self.next_id = {t: max((int(i) for i in docs if i.isdigit()), default=0) + 1
+                        for t, docs in self.tables.items()}
+
+    def insert(self, table: str, row: dict[str, Any]) -> str:
+        doc_id = str(self.next_id[table])
+        self.next_id[table] += 1
+        self.tables[table][doc_id] = row
+        return doc_id
+
+    def save(self) -> None:
+        self.storage.write(self.tables)
+
+    def close(self) -> None:
+        self.storage.close()
+
+
 class SessionLog:
     """`SessionLog(data_dir / LOG_NAME)`: SessionLogCorrupt at once when the file is damaged."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.storage = SafeJSONStorage(path)
-        self.db = TinyDB(storage=lambda: self.storage)
-        self.sessions = self.db.table("sessions", cache_size=0)
-        self.event_rows = self.db.table("events", cache_size=0)
-        self.files = self.db.table("files", cache_size=0)
-        self._cache: dict[str, Session] = {}
+        self.uploads_dir = path.parent / UPLOADS_DIR
+        self.doc = _Document(path, ("sessions", "events"))
+        self._sessions: dict[str, Session] = {}
+        self._session_ids: dict[str, str] = {}  # session id -> doc id
         self._uploads: dict[str, UploadProgress] = {}
-        for row in self.sessions.all():
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._files: dict[str, _Document] = {}
+        self._file_ids: dict[str, dict[str, str]] = {}  # session id -> path -> doc id
+        for doc_id, row in self.doc.tables["sessions"].items():
             session = session_of(row, path)
-            self._cache[session.id] = session
+            self._sessions[session.id] = session
+            self._session_ids[session.id] = doc_id
             self._uploads[session.id] = progress_of(row)
+        for row in self.doc.tables["events"].values():
+            self._events.setdefault(str(row.get("session_id")), []).append(row)
+
+    @property
+    def storage(self) -> SafeJSONStorage:
+        return self.doc.storage
 
     def close(self) -> None:
-        self.db.close()
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        with self.storage.batch():
-            yield
+        self.doc.close()
+        for files in self._files.values():
+            files.close()
 
     # ---- sessions -----------------------------------------------------------------------------
     def all(self) -> list[Session]:
         """Every session, oldest start first."""
-        return sorted(self._cache.values(), key=lambda s: s.started_at)
+        return sorted(self._sessions.values(), key=lambda s: s.started_at)
 
     def get(self, session_id: str) -> Session | None:
-        return self._cache.get(session_id)
+        return self._sessions.get(session_id)
 
     def upload(self, session_id: str) -> UploadProgress:
         """The upload figures stored with the session (the last ones seen)."""
@@ -98,43 +133,96 @@ class SessionLog:
              at: str | None = None, data: Mapping[str, Any] | None = None,
              upload: UploadProgress | None = None) -> None:
         """Store the session's new row and, with `kind`, its event: one write."""
+        self.stage(session, kind, message, at, data, upload)
+        self.doc.save()
+
+    def stage(self, session: Session, kind: SessionEventKind | None = None, message: str = "",
+              at: str | None = None, data: Mapping[str, Any] | None = None,
+              upload: UploadProgress | None = None) -> None:
+        """`save` without the write (the next write takes it)."""
         if upload is not None:
             self._uploads[session.id] = upload
         row = session_row(session, self._uploads.get(session.id))
-        with self.batch():
-            self.sessions.upsert(row, Query().id == session.id)
-            if kind is not None:
-                self._event(session, kind, message, at or session.started_at, data)
-        self._cache[session.id] = session
+        doc_id = self._session_ids.get(session.id)
+        if doc_id is None:
+            self._session_ids[session.id] = self.doc.insert("sessions", row)
+        else:
+            self.doc.tables["sessions"][doc_id] = row
+        self._sessions[session.id] = session
+        if kind is not None:
+            self._event(session, kind, message, at or session.started_at, data)
 
-    # ---- events and files ---------------------------------------------------------------------
+    # ---- events -------------------------------------------------------------------------------
     def event(self, session: Session, kind: SessionEventKind, message: str, at: str,
               data: Mapping[str, Any] | None = None) -> None:
         self._event(session, kind, message, at, data)
+        self.doc.save()
 
     def _event(self, session: Session, kind: SessionEventKind, message: str, at: str,
                data: Mapping[str, Any] | None) -> None:
-        self.event_rows.insert({"session_id": session.id, "unit": session.unit, "kind": kind.value, "ts": at,
-                                "message": message, **({"data": dict(data)} if data else {})})
+        row = {"session_id": session.id, "unit": session.unit, "kind": kind.value, "ts": at,
+               "message": message, **({"data": dict(data)} if data else {})}
+        self.doc.insert("events", row)
+        self._events.setdefault(session.id, []).append(row)
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.event_rows.search(Query().session_id == session_id)]
+        return [dict(row) for row in self._events.get(session_id, [])]
+
+    # ---- the per-file upload log --------------------------------------------------------------
+    def _files_of(self, session_id: str) -> _Document:
+        files = self._files.get(session_id)
+        if files is None:
+            files = _Document(self.uploads_dir / f"{session_id}.json", ("files",))
+            self._files[session_id] = files
+            self._file_ids[session_id] = {str(row.get("path")): doc_id
+                                          for doc_id, row in files.tables["files"].items()}
+        return files
 
     def record_files(self, rows: list[tuple[str, dict[str, Any], str]]) -> None:
-        """(session_id, the uploader's row, ts) each: the file's latest row and its event, one write."""
-        with self.batch():
-            for session_id, row, at in rows:
+        """(session_id, the uploader's row, ts) each: the files' latest rows, one write per session's file;
+        then one UPLOADED event per session for the files uploaded and an ERROR event per file that failed."""
+        by_session: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        for session_id, row, at in rows:
+            if session_id in self._sessions:
+                by_session.setdefault(session_id, []).append((row, at))
+        for session_id, items in by_session.items():
+            files = self._files_of(session_id)
+            ids = self._file_ids[session_id]
+            uploaded: list[str] = []
+            size = 0
+            session = self._sessions[session_id]
+            for row, at in items:
                 path = str(row.get("path", ""))
                 entry = {**row, "session_id": session_id, "path": path, "logged_at": at}
-                where = (Query().session_id == session_id) & (Query().path == path)
-                self.files.upsert(entry, where)
-                session = self._cache.get(session_id)
-                if session is not None:
-                    failed = row.get("error")
-                    kind = SessionEventKind.ERROR if failed else SessionEventKind.UPLOADED
-                    message = f"{path}: {failed}" if failed else f"{path} uploaded"
-                    data = {"path": path, **({"error": failed} if failed else {})}
-                    self._event(session, kind, message, at, data)
+                doc_id = ids.get(path)
+                if doc_id is None:
+                    ids[path] = files.insert("files", entry)
+                else:
+                    files.tables["files"][doc_id] = entry
+                failed = row.get("error")
+                if failed:
+                    self._event(session, SessionEventKind.ERROR, f"{path}: {failed}", at,
+                                {"path": path, "error": failed, "status": row.get("status")})
+                else:
+                    uploaded.append(path)
+                    size += row["size"] if isinstance(row.get("size"), int) else 0
+            files.save()
+            if uploaded:
+                self._uploaded(session, uploaded, size, items[-1][1])
+        if by_session:
+            self.doc.save()
+
+    def _uploaded(self, session: Session, paths: list[str], size: int, at: str) -> None:
+        count = len(paths)
+        shown = ", ".join(paths[:UPLOADED_LISTED]) + (" ..." if count > UPLOADED_LISTED else "")
+        self._event(session, SessionEventKind.UPLOADED,
+                    f"{count} file{'s' if count != 1 else ''} uploaded ({size} bytes): {shown}", at,
+                    {"count": count, "bytes": size, "paths": paths[:UPLOADED_LISTED]})
 
     def file_rows(self, session_id: str) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.files.search(Query().session_id == session_id)]
+        if session_id not in self._sessions:
+            return []
+        path = self.uploads_dir / f"{session_id}.json"
+        if session_id not in self._files and not path.exists():
+            return []
+        return [dict(row) for row in self._files_of(session_id).tables["files"].values()]

@@ -17,6 +17,7 @@ import asyncio
 import builtins
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,8 @@ log = logging.getLogger("labedge.hub.sessions")
 
 RETRY_FIRST_S = 2.0  # the final transfer is tried again after this, doubling ...
 RETRY_MAX_S = 60.0  # ... up to this
-FILE_LOG_DELAY_S = 0.5  # uploaded-file rows gathered this long and written together
+FILE_LOG_DELAY_S = 0.5  # uploaded-file rows gathered at least this long and written together ...
+FILE_LOG_SHARE = 0.05  # ... and longer when writing them takes more than this share of the time
 
 
 class SessionUnknown(LabedgeError, KeyError):
@@ -85,6 +87,7 @@ class SessionService:
         self._finals: dict[str, asyncio.Task[None]] = {}
         self._file_rows: list[tuple[str, dict[str, Any], str]] = []
         self._file_flush: asyncio.TimerHandle | None = None
+        self._file_delay = FILE_LOG_DELAY_S
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -312,7 +315,7 @@ class SessionService:
             return
         self._file_rows.append((session_id, dict(row), self._now()))
         if self._file_flush is None:
-            self._file_flush = asyncio.get_running_loop().call_later(FILE_LOG_DELAY_S, self._flush_files)
+            self._file_flush = asyncio.get_running_loop().call_later(self._file_delay, self._flush_files)
 
     def _flush_files(self) -> None:
         if self._file_flush is not None:
@@ -320,10 +323,13 @@ class SessionService:
             self._file_flush = None
         rows, self._file_rows = self._file_rows, []
         if rows and self.log is not None:
+            began = time.perf_counter()
             try:
                 self.log.record_files(rows)
             except (LabedgeError, OSError):
                 log.exception("the upload log could not be written (%d rows)", len(rows))
+            took = time.perf_counter() - began
+            self._file_delay = max(FILE_LOG_DELAY_S, took / FILE_LOG_SHARE)
 
     # ---- storing and telling ------------------------------------------------------------------
     def _save(self, session: Session, kind: SessionEventKind | None, message: str,
@@ -333,9 +339,7 @@ class SessionService:
         self._changed(session)
 
     def _event(self, session: Session, kind: SessionEventKind, message: str) -> None:
-        log_ = self._log()
-        with log_.batch():
-            log_.event(session, kind, message, self._now())
+        self._log().event(session, kind, message, self._now())
         self._changed(session)
 
     def _changed(self, session: Session) -> None:

@@ -56,6 +56,10 @@ def _check_document(value: Any) -> str | None:
     return None
 
 
+def _copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {table: {doc_id: dict(doc) for doc_id, doc in docs.items()} for table, docs in data.items()}
+
+
 class SafeJSONStorage(Storage):
     """`TinyDB(path, storage=SafeJSONStorage)`: atomic, durable writes; a damaged file is refused."""
 
@@ -98,14 +102,14 @@ class SafeJSONStorage(Storage):
         self._cache = value
 
     def read(self) -> dict[str, Any] | None:
-        # tinydb changes what it reads in place before writing it back: hand out a copy.
+        # tinydb changes the tables and documents it reads in place before writing them back: each
+        # document is handed out as a copy (one level: tinydb replaces fields, it never edits inside one).
         if self._cache is None:
             return None
-        copy: dict[str, Any] = json.loads(json.dumps(self._cache))
-        return copy
+        return _copy(self._cache)
 
     def write(self, data: dict[str, Any]) -> None:
-        self._cache = json.loads(json.dumps(data))
+        self._cache = _copy(data)
         if self._batching:
             self._dirty = True
             return

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tinydb import TinyDB
 
 from hub.sessions.log import LOG_NAME
 from hub.sessions.model import (
@@ -20,7 +21,7 @@ from hub.sessions.model import (
     UploadProgress,
 )
 from hub.sessions.service import NoUploads, SessionService, SessionUnknown
-from hub.sessions.storage import SessionLogCorrupt
+from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt
 from lecis.clock import ScaledClock
 
 BUTTON, CLI = SessionSource.BUTTON, SessionSource.CLI
@@ -170,5 +171,12 @@ async def test_uploaded_files_are_logged_together(tmp_path: Path) -> None:
     async with service(tmp_path) as sessions:
         files = {f["path"]: f for f in sessions.files(session.id)}
         assert len(files) == 101 and files["f1.csv"]["md5"] == "y"
-        kinds = [e["kind"] for e in sessions.events(session.id)]
-        assert kinds.count("UPLOADED") == 101 and "ERROR" in kinds
+        events = sessions.events(session.id)
+        uploaded = [e for e in events if e["kind"] == "UPLOADED"]
+        assert [e["data"]["count"] for e in uploaded] == [100, 1], "one UPLOADED per batch of files"
+        assert uploaded[0]["message"].startswith("100 files uploaded (4950 bytes): f0.csv, f1.csv")
+        errors = [e for e in events if e["kind"] == "ERROR"]
+        assert [e["message"] for e in errors] == ["gone.csv: deleted before upload"]
+    assert (tmp_path / "session_uploads" / f"{session.id}.json").exists(), "the session's own upload log"
+    with TinyDB(tmp_path / LOG_NAME, storage=SafeJSONStorage) as db:  # tinydb reads what the log wrote
+        assert len(db.table("sessions")) == 1 and len(db.table("events")) == 5
