@@ -54,6 +54,17 @@ def test_a_chart_receives_new_points(page: Any, lab: WebLab) -> None:
     assert page.evaluate("window.labedgeStats.points") > first
 
 
+def test_outputs_switching_are_marked_and_the_session_view_reads_history(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    page.wait_for_function("window.labedgeStats.marks > 0", timeout=EXPECT_S)  # aeration, every 2 s
+    page.wait_for_function("document.querySelector('[data-chart=ph1]')?.dataset.points > 0", timeout=EXPECT_S)
+    page.click("#range-session")
+    page.wait_for_selector("#range-session.on")
+    page.wait_for_function("document.querySelector('[data-chart=ph1]').dataset.points > 0", timeout=EXPECT_S)
+    page.click("#range-live")
+    page.wait_for_selector("#range-live.on")
+
+
 def test_a_script_error_is_marked_at_its_line_as_you_type(page: Any, lab: WebLab) -> None:
     sign_in(page, lab)
     page.click("#nav a[data-view=experiment]")

@@ -7,7 +7,7 @@ export const store = {
   series: new Map(),      // "unit/module" -> {t: [], values: Map(name -> [])}
   marks: [],              // {ts, unit, module, label, kind}
   selected: null,
-  stats: { firstPointAt: null, points: 0, delays: [] },
+  stats: { firstPointAt: null, points: 0, delays: [], marks: 0 },
 };
 
 const MAX_EVENTS = 500;
@@ -104,6 +104,7 @@ export function handle(msg) {
       emit("events");
       break;
     case "mark":
+      store.stats.marks++;
       store.marks.push(msg);
       if (store.marks.length > MAX_MARKS) store.marks.splice(0, store.marks.length - MAX_MARKS);
       emit("points", msg.unit);
