@@ -79,6 +79,7 @@ class Hub:
         self.births: dict[str, Birth] = {}
         self.web: Any = None  # hub.web.server.WebServer when hub.yaml has web:
         self.sessions: Any = None  # hub.sessions.service.SessionService, opened in the lifespan
+        self._presses: dict[tuple[str, str], str] = {}  # (unit, button) -> the last press's ts
         self.handlers = LinkHandlers(
             data=self._on_data, event=self._on_event, module_state=self._on_module_state,
             unit_state=self._on_unit_state, birth=self._on_birth, reply=self._on_reply,
@@ -199,6 +200,10 @@ class Hub:
             log.info("unit %s: %s button %s (the unit's own ESTOP; no session change)", unit, button.button,
                      button.action)
             return
+        if self._presses.get((unit, button.button)) == button.ts:  # QoS 1 may deliver one twice
+            log.info("unit %s: %s press of %s seen again; carried out once", unit, button.button, button.ts)
+            return
+        self._presses[(unit, button.button)] = button.ts
         self._spawn(self._session_input(unit, button.button, SessionSource.BUTTON))
 
     def _on_script_session(self, effect: Any) -> None:

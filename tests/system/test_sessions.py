@@ -208,6 +208,18 @@ async def test_hostile_session_commands_get_clear_rejections_and_store_nothing(
                                                              b'"2026-01-01T00:00:00.000Z"}')
             listed = await hub.call("session.list", {"unit": unit})
             assert listed["status"] == "done" and listed["result"]["sessions"] == []
+            # The same press delivered twice (QoS 1 may): carried out once, no refusal.
+            press_once = b'{"button": "start", "action": "pressed", "ts": "2026-01-01T00:00:01.000Z"}'
+            await hub.client.publish(f"lab/{unit}/$button", press_once, qos=1)
+            await hub.client.publish(f"lab/{unit}/$button", press_once, qos=1)
+            opened = await found.wait_for(lambda: session_of(found, unit).get("state") == "open"
+                                          and session_of(found, unit), 10, "the session of the press")
+            stopped = await hub.call("session.stop", {"unit": unit, "session_id": opened["id"]})
+            assert stopped["status"] == "done"
+            listed = await hub.call("session.list", {"unit": unit})
+            assert [s["started_by"] for s in listed["result"]["sessions"]] == ["button"]
+            assert not [e for e in found.on("lab/hub/experiment/event") if e.get("code") == "session_refused"
+                        and unit in e.get("message", "")]
             # And the hub still works for the next good command.
             good = await hub.call("session.start", {"unit": unit, "experiment": "après-midi ☕"})
             assert good["status"] == "done" and good["result"]["session"]["experiment"] == "après-midi ☕"
