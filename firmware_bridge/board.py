@@ -109,7 +109,7 @@ class Board:
         for wanted in self.outputs.values():
             self._set(wanted, 0, None)
         if self.transport.connected:
-            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            with contextlib.suppress(TimeoutError, BoardNotConnected):
                 await asyncio.wait_for(self._flush(), 0.5)
         task, self._task = self._task, None
         if task is not None:
@@ -190,7 +190,8 @@ class Board:
 
     def _next_wake(self, now: float) -> float | None:
         times = [w.next_refresh - now for w in self.outputs.values()
-                 if w.value != 0 and w.error is None and w.sent_version == w.version]
+                 if w.value != 0 and w.error is None and w.sent_version == w.version
+                 and not (w.until is not None and w.until - now < MIN_SEND_MS / 1000)]
         return max(0.0, min(times)) if times else None
 
     async def _wait(self, seconds: float | None) -> None:

@@ -124,3 +124,19 @@ async def test_a_board_of_another_protocol_version_is_not_used(tmp_path: Path) -
             assert board.executed == 0, "not one request sent"
     finally:
         await board.close()
+
+
+async def test_an_output_at_the_end_of_its_limit_is_not_sent_again(fake: FakeBoard) -> None:
+    from firmware_bridge.board import Board
+    from lecis.clock import SystemClock
+
+    async with Board(Transport(fake.port, hello_wait_s=0.3), SystemClock(), watchdog_s=0.06) as board:
+        await board.transport.wait_connected(5)
+        await board.confirm(board.want("D2", 1, 0.1), 2)
+        assert fake.levels["D2"] == 1
+        await asyncio.sleep(0.2)  # past its limit; nobody turned it off on the host
+        assert fake.levels["D2"] == 0, "the board's watchdog ended it"
+        sent = board.counters.sent
+        await asyncio.sleep(0.2)
+        assert board.counters.sent == sent, "not sent again once its limit ended"
+        assert board._next_wake(board.clock.monotonic()) is None, "no busy loop on an ended output"
