@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from hub.upload.transfer import (
     Bucket,
     BucketUnreachable,
     ChecksumMismatch,
+    CredentialsRefused,
     ObjectConflict,
     StoredObject,
     UploadFailed,
@@ -109,6 +111,7 @@ class SessionJob:
         self.task: asyncio.Task[None] | None = None
         self.started = False
         self.giving_up: set[asyncio.Future[None]] = set()
+        self.sending: dict[str, asyncio.Task[None]] = {}
         self.stopping = False  # finish() asked the loop to end after what it is sending
         self.sleeping = False
 
@@ -152,7 +155,7 @@ class SessionJob:
                     next_scan = self.ctx.clock.monotonic() + self.ctx.upload.scan_s
                 else:
                     await self.recheck_pending()
-                await self.send_ready(final=False)
+                self.send_ready(final=False)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a loop that serves a session goes on; the next scan tries again
@@ -263,16 +266,32 @@ class SessionJob:
 
     def ready(self, final: bool) -> list[Pending]:
         now = self.ctx.clock.monotonic()
-        return [p for p in self.pending.values()
-                if now - p.since >= self.ctx.upload.stable_s and now >= p.not_before]
+        return [p for p in self.pending.values() if p.seen.rel not in self.sending
+                and now - p.since >= self.ctx.upload.stable_s and now >= p.not_before]
 
-    async def send_ready(self, final: bool) -> None:
+    def send_ready(self, final: bool) -> None:
+        """Start sending every ready file (at most `workers` at once); scans go on meanwhile."""
         if not self.ctx.gate.open():
             return
-        batch = self.ready(final)
-        if batch:
-            await asyncio.gather(*(self._send_one(p) for p in batch))
+        for p in self.ready(final):
+            task = asyncio.get_running_loop().create_task(self._send_one(p), name=f"upload {p.seen.rel}")
+            self.sending[p.seen.rel] = task
+            task.add_done_callback(functools.partial(self._sent, p.seen.rel))
+
+    def _sent(self, rel: str, task: asyncio.Task[None]) -> None:
+        if self.sending.get(rel) is task:
+            del self.sending[rel]
+        if not task.cancelled():
             self.ctx.changed(self.sid)
+
+    async def drain(self) -> None:
+        """Wait for the files being sent."""
+        while self.sending:
+            await asyncio.wait(list(self.sending.values()))
+
+    def cancel_sends(self) -> None:
+        for task in self.sending.values():
+            task.cancel()
 
     async def _send_one(self, p: Pending) -> None:
         async with self.ctx.slots:
@@ -303,7 +322,7 @@ class SessionJob:
             return  # still changing
         prev = self.files.get(rel)
         if prev is not None and prev.md5 == md5 and prev.state in ("done", "pending") and prev.generation:
-            await self._landed(p, md5, StoredObject("", prev.generation, md5, {}), upload=False)
+            await self._landed(p, s, md5, StoredObject("", prev.generation, md5, {}), upload=False)
             return  # touched, not changed: nothing to send
         if prev is None or prev.state != "uploading":
             await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "uploading", md5,
@@ -333,13 +352,16 @@ class SessionJob:
         except ObjectConflict as e:
             await self._give_up(p, f"{e}; it was written by someone else, so it is not overwritten")
             return
+        except CredentialsRefused as e:  # no file can go up: everything waits, as when offline
+            self.ctx.gate.failed(str(e))
+            return
         except UploadFailed as e:
             self._refused(p, str(e))
             return
         if stored is None:
             return
         self.ctx.gate.succeeded()
-        await self._landed(p, md5, stored, upload=stored.name != "")
+        await self._landed(p, s, md5, stored, upload=stored.name != "")
 
     async def _put(self, path: Path, name: str, md5: str, size: int, meta: dict[str, str],
                    expected: int) -> StoredObject | None:
@@ -361,14 +383,15 @@ class SessionJob:
                 return result
             raise
 
-    async def _landed(self, p: Pending, md5: str, stored: StoredObject, upload: bool) -> None:
-        s, rel = p.seen, p.seen.rel
+    async def _landed(self, p: Pending, s: Seen, md5: str, stored: StoredObject, upload: bool) -> None:
+        """`s` is the file as it was hashed and sent; if a scan saw it change since, it stays pending."""
+        rel = s.rel
         prev = self.files.get(rel)
         uploads = (prev.uploads if prev else 0) + (1 if upload else 0)
         at = iso_ts(self.ctx.clock.now()) if upload else (prev.uploaded_at if prev else None)
         await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "done", md5, stored.generation, at,
                                     None, uploads))
-        if self.pending.get(rel) is p:
+        if self.pending.get(rel) is p and p.seen == s:
             del self.pending[rel]
         self.reported.pop(rel, None)
         if upload:
@@ -377,6 +400,15 @@ class SessionJob:
             name = object_name(self.ctx.prefix, self.session.unit, self.sid, rel)
             self.ctx.on_file(self.sid, {"path": rel, "status": "uploaded", "size": s.size, "md5": md5,
                                         "generation": stored.generation, "uploaded_at": at, "object": name})
+
+    def retry_failed(self) -> None:
+        """Files refused for good (unreadable, a conflict, a permission) are tried once more."""
+        ready_since = self.ctx.clock.monotonic() - self.ctx.upload.stable_s
+        for rel, f in self.files.items():
+            root = self._root_of(rel)
+            if f.state == "error" and rel not in self.pending and root is not None:
+                self.pending[rel] = Pending(Seen(rel, Path(f.path), f.size, f.mtime_ns, root), ready_since)
+                self.reported.pop(rel, None)
 
     async def _give_up(self, p: Pending, why: str) -> None:
         rel = p.seen.rel

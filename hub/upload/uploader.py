@@ -79,9 +79,10 @@ class Uploader:
     async def close(self) -> None:
         for job in self._jobs.values():
             await _stop(job)
+            job.cancel_sends()
         self._jobs.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)  # a transfer in a thread ends by itself
             self._pool = None
         if self._ctx is not None:
             self._ctx.manifest.close()
@@ -141,9 +142,12 @@ class Uploader:
     async def _final_uploads(self, job: SessionJob) -> None:
         ctx = job.ctx
         deadline = self.clock.monotonic() + self.config.upload.final_timeout_s
+        await job.drain()  # what the periodic scan had begun to send
+        job.retry_failed()  # each final transfer tries the files that failed once more
         await job.scan_once(final=True)
         while True:
-            await job.send_ready(final=True)
+            job.send_ready(final=True)
+            await job.drain()
             if not job.pending or not ctx.gate.open() or self.clock.monotonic() >= deadline:
                 return
             await self.clock.sleep(max(0.05, min(self.config.upload.stable_s / 2, 1.0)))
