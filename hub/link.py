@@ -16,17 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
+import ssl
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiomqtt
 
 from hub.config import HubConfig
+from hub.mqtt_transport import PahoTransport
 from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.errors import WireFormatError
+from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
 from lecis.mqtt_session import Connection, MqttSession, SessionConfig
 from lecis.topics import HUB_SEGMENT, Topics
 from lecis.wire import Birth, Button, Data, Event, HubState, ModuleState, UnitState, encode, from_bytes
@@ -68,29 +70,33 @@ def session_config(config: HubConfig) -> SessionConfig:
 
 
 class QuickSession(MqttSession):
-    """An MqttSession whose messages skip aiomqtt's queue (a task and an `asyncio.wait` per message).
+    """An MqttSession on `hub.mqtt_transport.PahoTransport` instead of aiomqtt, for the hub's load.
 
-    paho's callback, which runs inside the event loop's read of the socket, only appends the message
-    to a deque; one `call_soon` per batch then hands everything gathered to `on_message` in arrival
-    order, at the loop's next turn (nothing waits for a batch to fill). The hook is set on the paho
-    client before it connects, so the messages a persistent session has queued take the same way.
+    The transport reads every packet the socket holds at each readable event and hands each
+    message here from inside that read; this only appends it to a deque, and one `call_soon`
+    per batch hands everything gathered to `on_message` in arrival order at the loop's next
+    turn (nothing waits for a batch to fill). What arrived while connecting (the messages a
+    persistent session has queued) is handed over once the session is up.
     """
 
     def __init__(self, config: SessionConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self._inbox: deque[tuple[str, bytes]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
         self._draining = False
 
     def _make_client(self) -> aiomqtt.Client:
-        client = super()._make_client()
-        paho = getattr(client, "_client", None)  # aiomqtt 2.x (pinned): its paho client
-        if paho is not None:
-            self._loop = asyncio.get_running_loop()
-            self._loop_thread = threading.get_ident()
-            paho.on_message = self._paho_message
-        return client
+        config = self.config
+        self._loop = asyncio.get_running_loop()
+        transport = PahoTransport(
+            config.host, config.port, on_message=self._arrived, client_id=config.client_id,
+            clean_session=config.clean_session, username=config.username, password=config.password,
+            will=self.will, keepalive=config.keepalive_s, timeout=config.connect_timeout_s,
+            max_inflight=config.max_inflight,
+            tls_context=ssl.create_default_context(cafile=config.tls_ca) if config.tls_ca else None,
+            socket_options=NO_DELAY_SOCKET_OPTIONS if config.tcp_nodelay else ())
+        # lecis.mqtt_session.Connection uses publish, subscribe, messages and async with: all here.
+        return cast(aiomqtt.Client, transport)
 
     async def _serve(self, connection: Connection, session: list[Coroutine[Any, Any, None]]) -> None:
         # As with aiomqtt's queue, what arrived while connecting is handed over once the session
@@ -104,18 +110,15 @@ class QuickSession(MqttSession):
 
     _serving = False
 
-    def _paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
-        self._inbox.append((message.topic, message.payload))
+    def _arrived(self, topic: str, payload: bytes) -> None:
+        self._inbox.append((topic, payload))
         if self._serving:
             self._schedule()
 
     def _schedule(self) -> None:
         if not self._draining and self._loop is not None:
             self._draining = True
-            if threading.get_ident() == self._loop_thread:
-                self._loop.call_soon(self._drain)
-            else:
-                self._loop.call_soon_threadsafe(self._drain)
+            self._loop.call_soon(self._drain)
 
     def _drain(self) -> None:
         self._draining = False
