@@ -143,7 +143,7 @@ def _hub_command(draw: st.DrawFn) -> tuple[bytes, str | None, str]:
         return dumps({"id": cid, "cmd": cmd, "args": draw(good_args(cmd))}), cid, "done"
     if kind == "unknown":
         cmd = draw(st.one_of(st.text(min_size=1, max_size=20).filter(lambda c: c not in HUB_COMMANDS),
-                             st.sampled_from(["session.start", "session.stop", "EXPERIMENT.PAUSE",
+                             st.sampled_from(["session.begin", "SESSION.START", "EXPERIMENT.PAUSE",
                                               "script"])))
         return dumps({"id": cid, "cmd": cmd}), cid, "rejected:unknown_command"
     if kind == "bad id":
