@@ -172,17 +172,20 @@ class Transport:
             self.parser = frames.Parser()
             self._hello_seen.clear()
             reading = asyncio.get_running_loop().create_task(self._read(reader))
+            lost: asyncio.Future[Any] | None = None
             try:
-                if await self._handshake():
+                if await self._handshake_safely(reading):
                     backoff = self.initial_backoff_s
                     self._lost.clear()
                     self._connected.set()
                     self.counters.connects += 1
                     if self.on_link is not None:
                         self.on_link(True, "")
-                    await asyncio.wait([reading, asyncio.ensure_future(self._lost.wait())],
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    lost = asyncio.ensure_future(self._lost.wait())
+                    await asyncio.wait([reading, lost], return_when=asyncio.FIRST_COMPLETED)
             finally:
+                if lost is not None:
+                    lost.cancel()
                 reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reading
@@ -197,7 +200,15 @@ class Transport:
             await self.clock.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    async def _handshake(self) -> bool:
+    async def _handshake_safely(self, reading: asyncio.Task[None]) -> bool:
+        try:
+            return await self._handshake(reading)
+        except Exception as exc:  # whatever a broken port raises, the link loop must go on
+            log.exception("%s: handshake failed", self.port)
+            self._set_problem(f"{self.port}: {type(exc).__name__}: {exc}")
+            return False
+
+    async def _handshake(self, reading: asyncio.Task[None]) -> bool:
         """HELLO within hello_wait_s (a board already running sends none), then always a PING.
 
         The PING also moves the board's memory of the last sequence number onto a
@@ -214,8 +225,9 @@ class Transport:
         try:
             await self._exchange("PING", ())
         except (BoardNotConnected, BoardRefused):
-            self._set_problem(f"{self.port}: no answer to PING; is this a labedge board "
-                              f"at {self.baudrate} baud?")
+            if not reading.done():  # else the port went away, and the problem says so already
+                self._set_problem(f"{self.port}: no answer to PING; is this a labedge board "
+                                  f"at {self.baudrate} baud?")
             return False
         return True
 
@@ -235,17 +247,23 @@ class Transport:
 
     # ---- receiving ----------------------------------------------------------------------------
     async def _read(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            try:
-                data = await reader.read(256)
-            except (OSError, asyncio.IncompleteReadError) as exc:
-                self._set_problem(f"{self.port}: the port went away ({exc})")
-                return
-            if not data:
-                self._set_problem(f"{self.port}: the port closed (board unplugged?)")
-                return
-            for frame in self.parser.feed(data):
-                self._dispatch(frame)
+        try:
+            while True:
+                try:
+                    data = await reader.read(256)
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    self._set_problem(f"{self.port}: the port went away ({exc})")
+                    return
+                if not data:
+                    self._set_problem(f"{self.port}: the port closed (board unplugged?)")
+                    return
+                for frame in self.parser.feed(data):
+                    self._dispatch(frame)
+        finally:
+            # Nothing more will come: the request waiting now fails at once, not after its tries.
+            waiting = self._waiting
+            if waiting is not None and not waiting[1].done():
+                waiting[1].set_exception(BoardNotConnected(self.problem))
 
     def _dispatch(self, frame: frames.Frame) -> None:
         if isinstance(frame, Hello):
@@ -306,7 +324,10 @@ class Transport:
             if attempt:
                 self.counters.retransmits += 1
             sent = loop.time()
-            writer.write(wire)
+            try:
+                writer.write(wire)
+            except Exception as exc:  # a transport already closed under us: the port is gone
+                raise BoardNotConnected(f"{self.port}: cannot write to the port ({exc})") from None
             await asyncio.wait((future,), timeout=wait)
             if future.done():
                 if attempt == 0:  # Karn: a retransmitted exchange says nothing about the round trip
