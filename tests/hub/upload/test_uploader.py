@@ -125,10 +125,11 @@ async def test_odd_files_are_reported_and_the_others_still_go_up(tmp_path: Path,
         locked.write_text("x\n")
         locked.chmod(0)
         (watch / "fine.csv").write_text("ok\n")
+        (watch / "100% a?b #1 über.csv").write_text("a name the bucket takes\n")
         result = await up.finish(session)
     held = objects(config, gcs_md5, session)
     skipped = {r["path"]: r["error"] for r in calls.files if r["status"] in ("skipped", "error")}
-    assert "fine.csv" in held and "link.csv" not in held
+    assert "fine.csv" in held and "100% a?b #1 über.csv" in held and "link.csv" not in held
     assert "outside the watched folder" in skipped["link.csv"]
     assert "not a regular file" in skipped["pipe.csv"]
     assert "line break" in skipped["line\nbreak.csv"]
