@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ STEPPER = ("S1",)
 ANALOG = ("A0", "A1", "A2", "A3", "A4", "A5")
 WATCHDOG_S = 2.0
 MAX_MS = 600_000
+CHANNEL = re.compile(r"^[A-Z][0-9]{1,2}$")
 MIN_SEND_MS = 20  # less of a limit than this left: not worth switching on again
 
 
@@ -135,6 +137,8 @@ class Board:
         """
         wanted = self.outputs.get(channel)
         if wanted is None:
+            if not CHANNEL.match(channel):
+                raise SettingInvalid(f"channel {channel!r}: expected an Uno pin name such as D2, D3 or S1")
             wanted = self.outputs[channel] = Wanted(channel, 0, None, watchdog_s)
         until = None if limit_s is None or value == 0 else self.clock.monotonic() + limit_s
         self._set(wanted, value, until)
@@ -185,8 +189,14 @@ class Board:
                 await self._wait(self._next_wake(now))
                 continue
             for wanted in due:
-                with contextlib.suppress(BoardNotConnected):
+                try:
                     await self._send(wanted)
+                except BoardNotConnected:
+                    pass
+                except Exception:  # a bug must not stop the refreshes of the other outputs
+                    log.exception("%s: sending %s failed", self.transport.port, wanted.channel)
+                    wanted.sent_version = wanted.version
+                    await self._wait(0.1)
 
     def _next_wake(self, now: float) -> float | None:
         times = [w.next_refresh - now for w in self.outputs.values()
@@ -281,6 +291,8 @@ class Board:
 
     # ---- inputs -------------------------------------------------------------------------------
     async def read(self, channel: str) -> int:
+        if not CHANNEL.match(channel):
+            raise SettingInvalid(f"channel {channel!r}: expected an analog input such as A0")
         ok = await self.transport.request("READ", channel)
         if len(ok.values) != 2 or ok.values[0] != channel or not ok.values[1].isdigit():
             raise BoardNotConnected(f"{self.transport.port}: READ {channel} answered {' '.join(ok.values)!r}")

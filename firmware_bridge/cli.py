@@ -80,6 +80,7 @@ async def _run(args: argparse.Namespace) -> int:
     from firmware_bridge.board import Board
     from firmware_bridge.transport import BoardNotConnected, BoardRefused, Transport
     from lecis.clock import SystemClock
+    from lecis.errors import SettingInvalid
 
     if args.action in ("set", "pwm", "step"):
         channel, value = _output_value(args.action, args.args)
@@ -114,6 +115,9 @@ async def _run(args: argparse.Namespace) -> int:
         except BoardRefused as exc:
             print(f"labedge bridge: {exc}", file=sys.stderr)
             return 3
+        except SettingInvalid as exc:
+            print(f"labedge bridge: {exc}", file=sys.stderr)
+            return 2
         except BoardNotConnected as exc:
             print(f"labedge bridge: board lost: {exc}", file=sys.stderr)
             return 2

@@ -58,6 +58,11 @@ def test_missing_port_is_one_clear_line(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not a whole number (or on/off)" in bad.stderr
 
 
+def test_a_channel_that_is_not_a_pin_name_is_refused_before_anything_is_sent(simrig: SimRig) -> None:
+    done = run(simrig.pty, "set", "D$2", "on", "--for", "1")
+    assert done.returncode == 2 and "expected an Uno pin name such as D2" in done.stderr, done
+
+
 def test_the_labs_board_program_keeps_a_port_name_on_the_firmware(tmp_path: Path) -> None:
     from tests.firmware_bridge.simrig import require_rig
     from tests.system.processes import wait_path
