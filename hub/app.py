@@ -178,6 +178,7 @@ class Hub:
             if isinstance(uploads, contextlib.AbstractAsyncContextManager):  # closed after the log
                 await stack.enter_async_context(uploads)
             service.uploads = uploads
+        service.known_units = self._known_units
         self.sessions = await stack.enter_async_context(service)
         self.commands.session_handler = SessionCommands(service, self._known_units)
 

@@ -7,68 +7,24 @@ the script, `watch:` or the log) is refused, so a typo never opens a session.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from hub.sessions.checks import MAX_EXPERIMENT_CHARS, MAX_USER_CHARS, check_text, check_unit, invalid
 from hub.sessions.model import SessionSource
 from hub.sessions.service import SessionService, SessionUnknown
 from lecis.commands import Command
 from lecis.errors import CommandRejected, ErrorKind
-from lecis.topics import UNIT_ID, reserved_unit_id
 
 SESSION_COMMANDS = ("session.start", "session.stop", "session.list", "session.show")
-MAX_EXPERIMENT_CHARS = 200
-MAX_USER_CHARS = 100
 MAX_LIST = 1000
 EVENTS_SHOWN = 200
-JOINERS = frozenset("\u200c\u200d")
 SOURCES = {s.value: s for s in (SessionSource.CLI, SessionSource.API)}
 
 _ALLOWED = {"session.start": ("unit", "experiment", "user", "source"),
             "session.stop": ("unit", "session_id", "user", "source"),
             "session.list": ("unit", "limit"),
             "session.show": ("unit", "session_id")}
-
-
-def _invalid(message: str, param: str) -> CommandRejected:
-    return CommandRejected(ErrorKind.VALIDATION, message, param)
-
-
-def check_text(value: Any, param: str, limit: int) -> str | None:
-    """None, or a printable one-line string of 1..limit characters; CommandRejected naming `param`."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _invalid(f"{param} must be a string, got {type(value).__name__}", param)
-    text = value.strip()
-    if not text or len(text) > limit:
-        raise _invalid(f"{param} must be 1 to {limit} characters, got {len(value)}", param)
-    for char in text:
-        category = unicodedata.category(char)
-        # Cf: bidi overrides and other invisible format characters (which can disguise a name); the
-        # joiners of emoji and some scripts are fine.
-        if category in ("Cc", "Cs", "Cn", "Co") or (category == "Cf" and char not in JOINERS):
-            raise _invalid(f"{param} holds a control, format, unassigned or lone surrogate character "
-                           f"(U+{ord(char):04X}); use printable text on one line", param)
-    return text
-
-
-def check_unit(value: Any, known: set[str], param: str = "unit") -> str:
-    if not isinstance(value, str):
-        raise _invalid(f"{param} must be a unit id (a string), got {type(value).__name__}", param)
-    if UNIT_ID.match(value) is None:
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise _invalid(f"{param} {shown!r} is not a unit id (lower-case letters, digits and -, up to 32 "
-                       "characters)", param)
-    reserved = reserved_unit_id(value)
-    if reserved is not None:
-        raise _invalid(reserved, param)
-    if value not in known:
-        names = ", ".join(sorted(known)[:20]) or "none yet"
-        raise _invalid(f"unit {value} is not known to this hub (known: {names}); a unit is known once its "
-                       "$birth has been seen, or when the script or watch: of hub.yaml names it", param)
-    return value
 
 
 class SessionCommands:
@@ -90,13 +46,13 @@ class SessionCommands:
         extra = sorted(set(args) - set(_ALLOWED[name]))
         if extra:
             first = extra[0][:40]
-            raise _invalid(f"{name} takes only {', '.join(_ALLOWED[name])}, got {first!r}", first)
+            raise invalid(f"{name} takes only {', '.join(_ALLOWED[name])}, got {first!r}", first)
         service = self.service
         if name == "session.list":
             unit = None if args.get("unit") is None else check_unit(args["unit"], self._known())
             limit = args.get("limit", 100)
             if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIST:
-                raise _invalid(f"limit must be a whole number from 1 to {MAX_LIST}", "limit")
+                raise invalid(f"limit must be a whole number from 1 to {MAX_LIST}", "limit")
             return {"sessions": [s.to_json(service.progress(s.id)) for s in service.list(unit, limit)]}
         if name == "session.show":
             return self._show(args)
@@ -118,10 +74,10 @@ class SessionCommands:
             try:
                 session = service.get(session_id)
             except SessionUnknown as exc:
-                raise _invalid(str(exc), "session_id") from None
+                raise invalid(str(exc), "session_id") from None
         else:
             if args.get("unit") is None:
-                raise _invalid("session.show needs unit or session_id", "unit")
+                raise invalid("session.show needs unit or session_id", "unit")
             unit = check_unit(args["unit"], self._known())
             latest = service.latest(unit)
             if latest is None:
@@ -134,5 +90,5 @@ class SessionCommands:
 
 def _source(value: Any) -> SessionSource:
     if not isinstance(value, str) or value not in SOURCES:
-        raise _invalid(f"source must be one of {', '.join(SOURCES)}", "source")
+        raise invalid(f"source must be one of {', '.join(SOURCES)}", "source")
     return SOURCES[value]

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hub.sessions.checks import MAX_EXPERIMENT_CHARS, MAX_USER_CHARS, check_text, check_unit
 from hub.sessions.log import SessionLog
 from hub.sessions.model import (
     FinalTransfer,
@@ -74,12 +75,15 @@ class SessionService:
     """Sessions of every unit; see the module docstring. `listeners` get every changed session."""
 
     def __init__(self, log_path: Path, data_dir: Path, clock: Clock, recorder: Any = None,
-                 uploads: SessionUploads | None = None) -> None:
+                 uploads: SessionUploads | None = None,
+                 known_units: Callable[[], set[str]] | None = None) -> None:
         self.log_path = log_path
         self.data_dir = data_dir
         self.clock = clock
         self.recorder = recorder
         self.uploads: SessionUploads = uploads or NoUploads()
+        # Units a session may be started for (the hub: $birth seen, script, watch:); None: any unit id.
+        self.known_units = known_units
         self.listeners: list[Listener] = []
         self.progress_listeners: list[Callable[[Session, UploadProgress], None]] = []
         self.log: SessionLog | None = None
@@ -179,6 +183,13 @@ class SessionService:
     # ---- the rules ----------------------------------------------------------------------------
     async def start(self, unit: str, *, source: SessionSource, user: str | None = None,
                     experiment: str | None = None) -> Session:
+        # Checked here too, not only by the MQTT commands: the dashboard calls this directly. A button's
+        # unit proves itself (its press may come before its retained $birth after a restart).
+        trusted = source in (SessionSource.BUTTON, SessionSource.SCRIPT, SessionSource.HUB)
+        known = None if self.known_units is None or trusted else set(self.known_units()) | self.units()
+        unit = check_unit(unit, known)
+        user = check_text(user, "user", MAX_USER_CHARS)
+        experiment = check_text(experiment, "experiment", MAX_EXPERIMENT_CHARS)
         async with self._lock:
             open_one = self.current(unit)
             if open_one is not None:
@@ -209,6 +220,8 @@ class SessionService:
 
     async def stop(self, unit: str, *, source: SessionSource, session_id: str | None = None,
                    user: str | None = None) -> Session:
+        unit = check_unit(unit, None)
+        user = check_text(user, "user", MAX_USER_CHARS)
         async with self._lock:
             open_one = self.current(unit)
             if open_one is None:

@@ -23,6 +23,7 @@ from hub.sessions.model import (
 from hub.sessions.service import NoUploads, SessionService, SessionUnknown
 from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt
 from lecis.clock import ScaledClock
+from lecis.errors import CommandRejected
 
 BUTTON, CLI = SessionSource.BUTTON, SessionSource.CLI
 
@@ -180,3 +181,20 @@ async def test_uploaded_files_are_logged_together(tmp_path: Path) -> None:
     assert (tmp_path / "session_uploads" / f"{session.id}.json").exists(), "the session's own upload log"
     with TinyDB(tmp_path / LOG_NAME, storage=SafeJSONStorage) as db:  # tinydb reads what the log wrote
         assert len(db.table("sessions")) == 1 and len(db.table("events")) == 5
+
+
+async def test_the_service_checks_what_the_dashboard_passes(tmp_path: Path) -> None:
+    sessions = service(tmp_path)
+    sessions.known_units = lambda: {"bench-1"}
+    async with sessions:
+        with pytest.raises(CommandRejected, match="unit bench-9 is not known to this hub") as raised:
+            await sessions.start("bench-9", source=SessionSource.API)
+        assert raised.value.param == "unit"
+        with pytest.raises(CommandRejected, match="experiment holds a control"):
+            await sessions.start("bench-1", source=SessionSource.API, experiment="a\x1b[2Jb")
+        with pytest.raises(CommandRejected, match="is not a unit id"):
+            await sessions.stop("../etc", source=SessionSource.API)
+        # A button's unit proves itself: its press may come before its $birth after a restart.
+        pressed = await sessions.start("bench-7", source=BUTTON)
+        assert pressed.unit == "bench-7"
+        assert sessions.list() == [pressed]
