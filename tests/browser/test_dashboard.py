@@ -48,10 +48,11 @@ def test_a_chart_receives_new_points(page: Any, lab: WebLab) -> None:
     sign_in(page, lab)
     page.wait_for_selector("[data-chart=do1]", timeout=EXPECT_S)
     page.wait_for_function("document.querySelector('[data-chart=do1]').dataset.points > 0", timeout=EXPECT_S)
+    page.wait_for_function("window.labedgeStats.backfilled >= 3")  # the last 10 minutes from history
     first = int(page.get_attribute("[data-chart=do1]", "data-points"))
-    page.wait_for_function(f"document.querySelector('[data-chart=do1]').dataset.points > {first}",
-                           timeout=EXPECT_S)
-    assert page.evaluate("window.labedgeStats.points") > first
+    live = page.evaluate("window.labedgeStats.points")
+    page.wait_for_function(f"document.querySelector('[data-chart=do1]').dataset.points > {first} && "
+                           f"window.labedgeStats.points > {live}", timeout=EXPECT_S)
 
 
 def test_outputs_switching_are_marked_and_the_session_view_reads_history(page: Any, lab: WebLab) -> None:

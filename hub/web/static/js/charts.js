@@ -111,7 +111,49 @@ function build() {
   });
   root.replaceChildren(...(nodes.length ? nodes
     : [el("p", { class: "since" }, unit ? `${unit} has no readings to chart.` : "Select a unit.")]));
-  if (mode === "live") redraw();
+  if (mode === "live") { redraw(); backfill(unit); }
+}
+
+const filled = new Set(); // "unit/module": the last 10 minutes were read from history once
+
+// The last 10 minutes from the recorder, before the first live point: a page opened (or a unit
+// selected) mid-run shows the whole window at once, and the live points carry on from there.
+async function backfill(unit) {
+  const end = Date.now() / 1000;
+  for (const mod of modulesWithReadings()) {
+    const key = `${unit}/${mod.module}`;
+    if (filled.has(key)) continue;
+    filled.add(key);
+    const names = mod.readings.map((r) => r.name);
+    try {
+      const columns = await Promise.all(names.map((reading) => get(
+        `/api/history?unit=${unit}&module=${mod.module}&reading=${encodeURIComponent(reading)}` +
+        `&start=${end - LIVE_WINDOW_S}&end=${end}&points=${LIVE_WINDOW_S}`)));
+      prepend(key, names, columns);
+      store.stats.backfilled++;
+    } catch (e) {
+      filled.delete(key);
+    }
+  }
+  if (unit === store.selected && mode === "live") redraw();
+}
+
+function prepend(key, names, columns) {
+  let s = store.series.get(key);
+  if (!s) { s = { t: [], values: new Map() }; store.series.set(key, s); }
+  const before = s.t.length ? s.t[0] : Infinity;
+  const times = [...new Set(columns.flatMap((c) => c.buckets.map((b) => b[0])))]
+    .filter((t) => t < before).sort((a, b) => a - b);
+  if (!times.length) return;
+  names.forEach((name, i) => {
+    const byTs = new Map(columns[i].buckets.map((b) => [b[0], b[3]]));
+    const old = s.values.get(name) || new Array(s.t.length).fill(null);
+    s.values.set(name, times.map((t) => (byTs.has(t) ? byTs.get(t) : null)).concat(old));
+  });
+  for (const [name, arr] of s.values) {
+    if (!names.includes(name)) s.values.set(name, new Array(times.length).fill(null).concat(arr));
+  }
+  s.t = times.concat(s.t);
 }
 
 function redraw() {

@@ -7,7 +7,7 @@ export const store = {
   series: new Map(),      // "unit/module" -> {t: [], values: Map(name -> [])}
   marks: [],              // {ts, unit, module, label, kind}
   selected: null,
-  stats: { firstPointAt: null, points: 0, delays: [], marks: 0 },
+  stats: { firstPointAt: null, points: 0, delays: [], marks: 0, backfilled: 0 },
 };
 
 const MAX_EVENTS = 500;
