@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +83,66 @@ async def test_a_button_session_uploads_exactly_the_final_versions_and_closes(
     assert "recorded/run.json" in recorded  # the recorder's files of the session, with its end
     for rel in recorded:
         assert held[rel].md5 == md5(session_dir / rel[len("recorded/"):]), rel
+
+
+def manifest(data_dir: Path) -> dict[str, tuple[str, int]]:
+    """rel -> (state, uploads) as the hub stored them."""
+    path = data_dir / "uploads.sqlite3"
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return {r[0]: (r[1], r[2]) for r in db.execute("SELECT rel, state, uploads FROM files")}
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
+
+
+async def test_a_hub_killed_mid_upload_resends_only_that_file_and_closes_verified(
+        tmp_path: Path, mosquitto: MosquittoProcess, gcs: Emulator) -> None:
+    unit, port = "upl-kill", mosquitto.port
+    watch = tmp_path / "instrument"
+    watch.mkdir()
+    data_dir = tmp_path / "hub" / "data"
+    extra = (f"storage: {{bucket: {BUCKET}, prefix: lab1}}\n"
+             "upload: {scan_s: 0.3, stable_s: 0.2, final_timeout_s: 30, workers: 1, chunk_kib: 256}\n"
+             f"watch:\n  {unit}:\n    - {{path: {watch}}}\n")
+    async with probe("127.0.0.1", port, pattern="lab/#") as found, caller(port, found) as hub, \
+            running_unit(unit_dir(tmp_path), unit, port) as rig:
+        async with running_hub(tmp_path, port, "hub-upl-kill", extra=extra) as proc:
+            await hub.until_answering()
+            await press(rig, START_PIN)
+            opened = await found.wait_for(lambda: session_of(found, unit).get("state") == "open"
+                                          and session_of(found, unit), 15, "the session opened by the button")
+            await asyncio.sleep(1.0)
+            for i in range(3):
+                (watch / f"small{i}.csv").write_text(f"row {i}\n" * 50)
+            await found.wait_for(lambda: all(manifest(data_dir).get(f"small{i}.csv", ("", 0))[0] == "done"
+                                             for i in range(3)), 20, "the small files uploaded")
+            (watch / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))  # 128 chunks of 256 KiB
+            await found.wait_for(lambda: manifest(data_dir).get("big.bin", ("", 0))[0] == "uploading", 20,
+                                 "the big file on its way")
+            await asyncio.sleep(0.3)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert manifest(data_dir)["big.bin"][0] == "uploading", "it landed before the kill: nothing proven"
+        bucket = Bucket(StorageConfig(BUCKET, "lab1"), UploadConfig(), {"STORAGE_EMULATOR_HOST": gcs.url})
+        prefix = f"lab1/{unit}/{opened['id']}/"
+        before = {k: v.generation for k, v in bucket.list(prefix).items()  # run.json is rewritten: not kept
+                  if not k.endswith("big.bin") and "/recorded/" not in k}
+        async with running_hub(tmp_path, port, "hub-upl-kill", "hub-2.log", extra=extra):
+            await hub.until_answering()
+            await found.wait_for(lambda: manifest(data_dir).get("big.bin", ("", 0))[0] == "done", 60,
+                                 "the big file sent again after the restart")
+            await press(rig, STOP_PIN)
+            closed = await found.wait_for(lambda: (s := session_of(found, unit)).get("state") == "closed"
+                                          and s, 60, "the session closed, verified")
+    assert closed["id"] == opened["id"]
+    held = {k[len(prefix):]: v for k, v in bucket.list(prefix).items()}
+    assert sorted(k for k in held if not k.startswith("recorded/")) == ["big.bin", "small0.csv", "small1.csv",
+                                                                         "small2.csv"]
+    assert held["big.bin"].md5 == md5(watch / "big.bin")
+    after = {k: v.generation for k, v in bucket.list(prefix).items() if k in before}
+    assert after == before, "a file completed before the kill was uploaded again"
+    assert all(n == 1 for rel, (_, n) in manifest(data_dir).items() if not rel.startswith("recorded/"))
