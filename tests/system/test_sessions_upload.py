@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -77,3 +78,44 @@ async def test_a_button_session_closes_once_its_files_are_in_the_bucket(
         assert any(n.startswith(prefix + "recorded/") for n in landed), "the recorder's files too"
     finally:
         stop(hub_proc)
+
+
+async def test_a_hub_killed_while_closing_finishes_the_transfer_after_the_restart(
+        tmp_path: Path, mosquitto: MosquittoProcess, bucket: Emulator) -> None:
+    unit, port = "ses-up-kill", mosquitto.port
+    watched = tmp_path / "instrument-out"
+    watched.mkdir()
+    config = write_hub(tmp_path / "hub", port, None, hub="hub-ses-up-kill", extra=(
+        f"storage: {{bucket: {BUCKET}, prefix: lab1}}\n"
+        "upload: {scan_s: 0.2, stable_s: 0.2, final_timeout_s: 1, timeout_s: 2, retry_max_s: 1}\n"
+        f"watch:\n  {unit}:\n    - {{path: {watched}}}\n"))
+    env = {"STORAGE_EMULATOR_HOST": bucket.url}
+    async with probe("127.0.0.1", port, pattern="lab/#") as found, caller(port, found) as hub, \
+            running_unit(unit_dir(tmp_path), unit, port):
+        first = spawn(["-v", "hub", "run", "--config", str(config)], tmp_path / "hub.log", env=env)
+        try:
+            await hub.until_answering()
+            started = await hub.call("session.start", {"unit": unit})
+            session_id = started["result"]["session"]["id"]
+            bucket.stop()  # the bucket goes away before anything landed
+            (watched / "late.csv").write_text("t,v\n1,2\n")
+            stopped = await hub.call("session.stop", {"unit": unit})
+            assert stopped["result"]["session"]["state"] == "closing"
+            waiting = await found.wait_for(lambda: (s := session_of(found, unit)).get("reason") and
+                                           "not verified" in s["reason"] and s, 60, "the transfer waiting")
+            assert waiting["state"] == "closing" and "late.csv" in waiting["reason"], waiting["reason"]
+        finally:
+            stop(first, signal.SIGKILL)
+        bucket.start()
+        second = spawn(["-v", "hub", "run", "--config", str(config)], tmp_path / "hub-2.log", env=env)
+        try:
+            closed = await found.wait_for(lambda: (s := session_of(found, unit)).get("state") == "closed"
+                                          and s.get("id") == session_id and s, 60, "closed after the restart")
+            assert closed["reason"] is None
+            shown = await hub.call("session.show", {"unit": unit})
+            kinds = [e["kind"] for e in shown["result"]["events"]]
+            assert kinds[:2] == ["START", "END"] and "RECOVERED" in kinds and kinds[-1] == "VERIFIED", kinds
+            landed = objects(bucket, f"lab1/{unit}/{session_id}/")
+            assert f"lab1/{unit}/{session_id}/late.csv" in landed
+        finally:
+            stop(second)
