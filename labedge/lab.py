@@ -131,13 +131,55 @@ def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0
         time.sleep(0.1)
 
 
-def open_lab_session(lab_dir: Path, labedge: str, timeout: float = 60.0) -> None:
+async def _wait_hub_and_unit(port: int, unit: str, timeout: float) -> bool:
+    """True once the hub is online and `unit` ready (their retained states): a session command is heard."""
+    import asyncio
+    import json
+
+    from lecis.mqtt_session import MqttSession, SessionConfig
+    from lecis.topics import Topics
+
+    topics = Topics()
+    seen: set[str] = set()
+    both = asyncio.Event()
+
+    def on_message(topic: str, payload: bytes) -> None:
+        try:
+            state = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(state, dict) and (state.get("online") is True or state.get("state") == "ready"):
+            seen.add(topic)
+        if len(seen) == 2:
+            both.set()
+
+    config = SessionConfig(port=port, connect_timeout_s=timeout)
+    subscriptions = [topics.hub_state(), topics.unit_state(unit)]
+    async with MqttSession(config, subscriptions=subscriptions, on_message=on_message):
+        try:
+            await asyncio.wait_for(both.wait(), timeout)
+        except TimeoutError:
+            return False
+    return True
+
+
+def open_lab_session(lab_dir: Path, labedge: str, port: int, timeout: float = 60.0) -> None:
     """The lab's experiment runs with a session open on bench-1 (what a technician's start press does)."""
+    import asyncio
+
+    # A command sent before the hub subscribed would be heard by nobody: wait for the hub and the unit.
+    if not asyncio.run(_wait_hub_and_unit(port, "bench-1", timeout)):
+        print(f"labedge lab: the hub or bench-1 was not up within {timeout:g} s; no session opened (see "
+              f"{lab_dir}/logs/hub.log and unit-bench-1.log)", file=sys.stderr)
+        return
     hub_yaml = str(lab_dir / "hub" / "hub.yaml")
     done = subprocess.run([labedge, "session", "start", "bench-1", "--config", hub_yaml,
                            "--experiment", "respirometry", "--user", "lab", "--timeout", str(timeout)],
                           capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    if done.returncode != 0 and "already has an open session" in done.stderr + done.stdout:
+        print("labedge lab: bench-1's session from an earlier lab in this folder is still open; it goes on",
+              file=sys.stderr)
+    elif done.returncode != 0:
         print(f"labedge lab: no session opened on bench-1: {(done.stderr or done.stdout).strip()}",
               file=sys.stderr)
 
@@ -218,7 +260,7 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
     proc = subprocess.Popen([supervisord, "-n", "-c", str(conf)])
     try:
         start_unit_when_ports_exist(lab_dir, conf)
-        open_lab_session(lab_dir, labedge)
+        open_lab_session(lab_dir, labedge, args.port)
         print(lab_banner(args, lab_dir), flush=True)
         if args.no_watch:
             proc.wait()

@@ -9,6 +9,7 @@ every output of bench-1 went off before the broker closed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,16 @@ def _lab(tmp: Path, port: int, web: int, bucket: int, log: Path) -> subprocess.P
     with log.open("ab") as out:
         # Its own process group, as in a terminal: Ctrl-C signals the whole group.
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _tails(log: Path, logs: Path, lines: int = 15) -> str:
+    """The end of the lab's output and of every program's log, to see which one did not come up."""
+    out = []
+    for path in [log, *sorted(logs.glob("*.log"))]:
+        with contextlib.suppress(OSError):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(tail))
+    return "\n".join(out)
 
 
 def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_path: Path) -> None:
@@ -61,9 +72,25 @@ def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_p
                     and experiment is not None and experiment.get("state") == "running"
                     and session is not None and session.get("state") == "open")
 
-        watcher.wait(up, f"both units ready, the experiment running, a session open (see {log})", 120)
+        try:
+            watcher.wait(up, "both units ready, the experiment running, a session open", 120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_tails(log, lab_dir / 'logs')}") from None
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=10) as page:
             assert page.status == 200
+        # The simulated buttons close bench-1's session and open a new one.
+        opened = last("lab/hub/sessions/bench-1")
+        assert opened is not None
+        for button, state in (("stop", "clos"), ("start", "open")):
+            pressed = subprocess.run([sys.executable, "-m", "labedge", "lab", "button", "bench-1", button,
+                                      "--port", str(port)], capture_output=True, text=True, timeout=60)
+            assert pressed.returncode == 0, pressed.stderr
+            assert "bench-1: session " in pressed.stdout and f" {state}" in pressed.stdout, pressed.stdout
+        def reopened() -> bool:
+            session = last("lab/hub/sessions/bench-1")
+            return session is not None and session["state"] == "open" and session["id"] != opened["id"]
+
+        watcher.wait(reopened, "a new session open on bench-1")
         # A second lab in the same folder says so and changes nothing.
         second = subprocess.run([sys.executable, "-m", "labedge", "lab", "--dir", str(lab_dir), "--port",
                                  str(free_port()), "--no-watch"], capture_output=True, text=True, timeout=60)
