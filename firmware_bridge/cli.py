@@ -105,7 +105,7 @@ async def _run(args: argparse.Namespace) -> int:
                 return await _ping(board, args.action)
             if args.action == "read":
                 raw = await board.read(args.args[0].upper())
-                print(f"{args.args[0].upper()} {raw} ({raw * 5.0 / 1023:.3f} V at a 5 V reference)")
+                print(f"{args.args[0].upper()} {raw} ({raw * 5.0 / 1024:.3f} V at a 5 V reference)")
                 return 0
             if args.action == "status":
                 ok = await transport.request("STATUS")
@@ -139,6 +139,11 @@ async def _ping(board: Any, action: str) -> int:
         executed = await board.ping()
         print(f"PING answered in {(time.perf_counter() - started) * 1000:.1f} ms; "
               f"requests executed since boot: {executed}")
+        stats = await t.request("STATS")
+        if len(stats.values) == 5:
+            names = ("bad_crc", "bad_frame", "overlong", "duplicates", "rx_overflow")
+            print("board counters since boot: " + ", ".join(f"{n} {v}" for n, v in zip(names, stats.values,
+                                                                                          strict=True)))
     return 0
 
 

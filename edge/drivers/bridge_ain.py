@@ -1,6 +1,7 @@
 """`bridge.ain`: one analog input of a board, read every `period_s` (`READ`, PROTOCOL.md).
 
-Readings: `raw` (0..1023 counts of the 10-bit ADC) and `volts` (raw x vref / 1023).
+Readings: `raw` (0..1023 counts of the 10-bit ADC) and `volts` (raw x vref / 1024, as the
+ATmega328P's ADC converts: raw = V_in x 1024 / V_ref, at most 1023).
 Read on the unit's clock rather than by the board's `PERIOD`, so a board reset
 changes nothing here. A board that is gone puts the module in ERROR.
 """
@@ -16,7 +17,7 @@ from firmware_bridge.transport import BoardNotConnected, BoardRefused
 from lecis.driver_specs import BridgeAinSettings, settings_of
 from lecis.errors import CommandFailed, DeviceError
 
-ADC_MAX = 1023
+ADC_STEPS = 1024
 
 
 class BridgeAinDriver(Driver):
@@ -42,7 +43,7 @@ class BridgeAinDriver(Driver):
         due = clock.monotonic()
         while True:
             raw = await self.board.read(s.channel)  # BoardNotConnected (DeviceLost): ERROR
-            self.host.reading({"raw": float(raw), "volts": round(raw * s.vref / ADC_MAX, 4)})
+            self.host.reading({"raw": float(raw), "volts": round(raw * s.vref / ADC_STEPS, 4)})
             due = max(due + s.period_s, clock.monotonic())
             await clock.sleep(due - clock.monotonic())
 

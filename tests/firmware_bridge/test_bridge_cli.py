@@ -20,6 +20,7 @@ def test_ping_prints_the_hello(simrig: SimRig) -> None:
     assert done.returncode == 0, done.stderr
     assert "protocol 1, firmware 0.1.0, boot id" in done.stdout
     assert "PING answered in" in done.stdout
+    assert "board counters since boot: bad_crc 0, bad_frame 0, overlong 0" in done.stdout
 
 
 def test_set_by_hand_holds_the_output_then_back_to_default(simrig: SimRig) -> None:
