@@ -190,15 +190,15 @@ def lab_banner(args: argparse.Namespace, lab_dir: Path) -> str:
     return (f"labedge lab: running in {args.dir}\n"
             f"dashboard: http://127.0.0.1:{args.web_port}/\n"
             f"login: {DEMO_USER} / {DEMO_PASSWORD}\n"
-            f"  broker      127.0.0.1:{args.port}  (labedge watch --port {args.port})\n"
-            f"  units       bench-1 (pH, DO, temperature, aeration, base pump, heater, feed pump on a "
-            f"board), bench-2 (pH, temperature)\n"
-            f"  experiment  respirometry on bench-1, with a session open\n"
-            f"  data        {lab_dir}/hub/data (runs and sessions), logs in {lab_dir}/logs\n"
-            f"  bucket      gs://{LAB_BUCKET} on http://127.0.0.1:{args.bucket_port} (objects under "
+            f"broker: 127.0.0.1:{args.port} (labedge watch --port {args.port})\n"
+            f"units: bench-1 (pH, DO, temperature, aeration, base pump, heater, feed pump on a board), "
+            f"bench-2 (pH, temperature)\n"
+            f"experiment: respirometry on bench-1, with a session open\n"
+            f"data: {lab_dir}/hub/data (runs and sessions); logs in {lab_dir}/logs\n"
+            f"bucket: gs://{LAB_BUCKET} on http://127.0.0.1:{args.bucket_port} (objects under "
             f"{lab_dir}/bucket)\n"
-            f"  status      labedge lab status --dir {args.dir}\n"
-            f"  stop        Ctrl-C here: every output goes off, then every process stops")
+            f"status: labedge lab status --dir {args.dir}\n"
+            f"stop: Ctrl-C here; every output goes off, then every process stops")
 
 
 def supervisord_left_running(lab_dir: Path) -> int | None:
