@@ -102,8 +102,8 @@ async def test_a_hub_killed_while_closing_finishes_the_transfer_after_the_restar
             stopped = await hub.call("session.stop", {"unit": unit})
             assert stopped["result"]["session"]["state"] == "closing"
             waiting = await found.wait_for(lambda: (s := session_of(found, unit)).get("reason") and
-                                           "not verified" in s["reason"] and s, 60, "the transfer waiting")
-            assert waiting["state"] == "closing" and "late.csv" in waiting["reason"], waiting["reason"]
+                                           "late.csv" in s["reason"] and s, 60, "the transfer waiting")
+            assert waiting["state"] == "closing" and "not verified" in waiting["reason"], waiting["reason"]
         finally:
             stop(first, signal.SIGKILL)
         bucket.start()
