@@ -4,8 +4,10 @@
 `error: {kind, param, message}` when refused. A command id seen before is
 answered again with the replies it got, and not carried out twice (the last
 MAX_REMEMBERED ids, in memory: a restarted hub forgets them). Commands go to
-an `Experiment` (the app's adapter around the controller); a failure inside
-one is answered `failed`, never lost, and the handler goes on.
+an `Experiment` (the app's adapter around the controller), `session.*` to the
+session log's handler (hub/sessions/commands.py; a refusal names the open
+session and carries it in `result.open_session`); a failure inside one is
+answered `failed`, never lost, and the handler goes on.
 """
 
 from __future__ import annotations
