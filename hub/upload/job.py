@@ -160,9 +160,7 @@ class SessionJob:
                 raise
             except Exception:  # a loop that serves a session goes on; the next scan tries again
                 log.exception("uploads of session %s: scan failed", self.sid)
-            wake = next_scan
-            if self.pending:
-                wake = min(wake, min(p.since for p in self.pending.values()) + self.ctx.upload.stable_s)
+            wake = min(next_scan, self._next_due())
             if not self.ctx.gate.open():
                 wake = max(wake, min(next_scan, self.ctx.gate.until))
             self.sleeping = True
@@ -193,24 +191,34 @@ class SessionJob:
         ended = final or any(r.recorded and session_ended(r.path) for r in self.roots)
         now_wall = self.ctx.clock.now()
         seen_now: set[str] = set()
+        batch: list[FileState] = []
         for s in result.changed:
             if s.root.recorded and not ended and chunk_closed(s.path, now_wall, False) is False:
                 continue  # the open chunk only grows: it goes up once closed, never in pieces
             seen_now.add(s.rel)
-            await self._note(s)
+            await self._note(s, batch)
+        if batch:
+            await self.ctx.run(self.ctx.manifest.put_many, self.sid, batch)
         await self._vanished(seen_now, result.problems)
         self.ctx.changed(self.sid)
 
+    def _next_due(self) -> float:
+        """When a waiting file (not being sent) is next due: stable, or past its retry delay."""
+        due = [max(p.since + self.ctx.upload.stable_s, p.not_before) for p in self.pending.values()
+               if p.seen.rel not in self.sending]
+        return min(due, default=float("inf"))
+
     async def recheck_pending(self) -> None:
-        """Between scans, only the pending files are looked at again (stat, no listing)."""
-        for p in list(self.pending.values()):
+        """Between scans, only the waiting files are looked at again (stat, no listing)."""
+        for p in [p for p in self.pending.values() if p.seen.rel not in self.sending]:
             try:
                 info = await self.ctx.run(os.stat, p.seen.path)
             except OSError:
                 continue  # the next scan decides whether it is gone
             await self._note(replace(p.seen, size=info.st_size, mtime_ns=info.st_mtime_ns))
 
-    async def _note(self, s: Seen) -> None:
+    async def _note(self, s: Seen, batch: list[FileState] | None = None) -> None:
+        """Take a changed file into `pending`; its row goes into `batch` when given (one commit per scan)."""
         now = self.ctx.clock.monotonic()
         p = self.pending.get(s.rel)
         md5 = None
@@ -233,9 +241,14 @@ class SessionJob:
             return
         self.pending[s.rel] = Pending(s, now, md5)
         prev = self.files.get(s.rel)
-        await self._store(FileState(s.rel, str(s.path), s.size, s.mtime_ns, "pending",
-                                    prev.md5 if prev else None, prev.generation if prev else None,
-                                    prev.uploaded_at if prev else None, None, prev.uploads if prev else 0))
+        row = FileState(s.rel, str(s.path), s.size, s.mtime_ns, "pending", prev.md5 if prev else None,
+                        prev.generation if prev else None, prev.uploaded_at if prev else None, None,
+                        prev.uploads if prev else 0)
+        if batch is None:
+            await self._store(row)
+        else:
+            self.files[row.rel] = row
+            batch.append(row)
 
     async def _vanished(self, seen_now: set[str], problems: list[Problem]) -> None:
         unlisted = {p.rel.split("/")[0] for p in problems if "folder" in p.why}
@@ -308,8 +321,7 @@ class SessionJob:
     async def _send(self, p: Pending) -> None:
         s, rel = p.seen, p.seen.rel
         try:
-            md5, size = await self.ctx.run(md5_file, s.path, s.size)
-            after = await self.ctx.run(os.stat, s.path)
+            md5, size, after = await self.ctx.run(_hash_then_stat, s.path, s.size)
         except FileNotFoundError:
             return  # the next scan records it as gone
         except OSError as e:
@@ -430,3 +442,9 @@ class SessionJob:
             task.add_done_callback(self.giving_up.discard)
             return
         p.not_before = self.ctx.clock.monotonic() + min(self.ctx.upload.retry_max_s, 2.0 ** p.refusals)
+
+
+def _hash_then_stat(path: Path, size: int) -> tuple[str, int, os.stat_result]:
+    """The MD5 of the first `size` bytes, and the file's stat right after (did it change meanwhile?)."""
+    md5, done = md5_file(path, size)
+    return md5, done, os.stat(path)

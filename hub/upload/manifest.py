@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS files (
   mtime_ns INTEGER NOT NULL, md5 TEXT, generation INTEGER, uploaded_at TEXT, state TEXT NOT NULL,
   error TEXT, uploads INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session_id, rel));
 """
+UPSERT = ("INSERT OR REPLACE INTO files (session_id, rel, path, size, mtime_ns, md5, generation, "
+          "uploaded_at, state, error, uploads) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 STATES = ("baseline", "pending", "uploading", "done", "gone", "error")
 
 
@@ -107,6 +109,17 @@ class Manifest:
                 "FROM files WHERE session_id=?", (session_id,)).fetchall()
         return {r[0]: FileState(*r) for r in rows}
 
+    def put_many(self, session_id: str, rows: list[FileState]) -> None:
+        """Several pending rows in one transaction (what one scan found changed)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(UPSERT, [_row(session_id, f) for f in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def put(self, session_id: str, f: FileState) -> None:
         """Store one file's state now (committed before returning)."""
         if f.state not in STATES:
@@ -119,8 +132,9 @@ class Manifest:
             if sync != self._sync:
                 self._db.execute(f"PRAGMA synchronous={sync}")
                 self._sync = sync
-            self._db.execute(
-                "INSERT OR REPLACE INTO files (session_id, rel, path, size, mtime_ns, md5, generation, "
-                "uploaded_at, state, error, uploads) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, f.rel, f.path, f.size, f.mtime_ns, f.md5, f.generation, f.uploaded_at, f.state,
-                 f.error, f.uploads))
+            self._db.execute(UPSERT, _row(session_id, f))
+
+
+def _row(session_id: str, f: FileState) -> tuple[object, ...]:
+    return (session_id, f.rel, f.path, f.size, f.mtime_ns, f.md5, f.generation, f.uploaded_at, f.state,
+            f.error, f.uploads)
