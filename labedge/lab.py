@@ -192,7 +192,7 @@ def lab_banner(args: argparse.Namespace, lab_dir: Path) -> str:
             f"login: {DEMO_USER} / {DEMO_PASSWORD}\n"
             f"broker: 127.0.0.1:{args.port} (labedge watch --port {args.port})\n"
             f"units: bench-1 (pH, DO, temperature, aeration, base pump, heater, feed pump on a board), "
-            f"bench-2 (pH, temperature)\n"
+            f"bench-2 (pH, temperature, feed pump on a board)\n"
             f"experiment: respirometry on bench-1, with a session open\n"
             f"data: {lab_dir}/hub/data (runs and sessions); logs in {lab_dir}/logs\n"
             f"bucket: gs://{LAB_BUCKET} on http://127.0.0.1:{args.bucket_port} (objects under "

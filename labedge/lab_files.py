@@ -117,8 +117,9 @@ users:
 storage: {{bucket: {bucket}}}
 """
 
-# bench-2: pH and temperature on a second simulated vessel.
+# bench-2: pH and temperature on a second simulated vessel, and a feed pump on a board of its own.
 BENCH2_INSTRUMENTS = (("ph1", "ph"), ("temp1", "rtd"))
+BENCH2_BOARD_LINK = "dev/bench-2/board"
 UNIT2 = """\
 # bench-2 of the one-machine lab: pH and temperature, simulated.
 unit: bench-2
@@ -128,7 +129,8 @@ modules: [{modules}]
 """
 # Each unit program and the simulated ports it needs before its first start.
 UNIT_PORTS = {"unit-bench-1": (*(f"dev/{module}" for module, _ in INSTRUMENTS), BOARD_LINK),
-              "unit-bench-2": tuple(f"dev/bench-2/{module}" for module, _ in BENCH2_INSTRUMENTS)}
+              "unit-bench-2": (*(f"dev/bench-2/{module}" for module, _ in BENCH2_INSTRUMENTS),
+                               BENCH2_BOARD_LINK)}
 
 UNIT = """\
 # bench-1 of the one-machine lab: instruments are simulators on pseudo-terminals.
@@ -202,9 +204,14 @@ def _bench2(lab_dir: Path, port: int, labedge: str, program: Callable[..., str])
         (lab_dir / "bench-2" / "dcd" / f"{module}.yaml").write_text(
             DCD.format(module=module, probe=probe, port=lab_dir / "dev" / "bench-2" / module, extra=extra))
         modules.append(f"dcd/{module}.yaml")
+    (lab_dir / "bench-2" / "dcd" / "feed_pump.yaml").write_text(
+        BOARD_PUMP.format(port=lab_dir / BENCH2_BOARD_LINK))
+    modules.append("dcd/feed_pump.yaml")
     (lab_dir / "bench-2" / "unit.yaml").write_text(
         UNIT2.format(port=port, data_dir=lab_dir / "bench-2" / "data", modules=", ".join(modules)))
     vessel = f"{labedge} sim vessel --unit-config {lab_dir}/bench-2/unit.yaml --seed 2"
     text = program("sim-vessel-2", vessel, 20)
+    board = f"{sys.executable} -m firmware_bridge.emulated --link {lab_dir / BENCH2_BOARD_LINK}"
+    text += program("board-2", board, 20)
     unit = f"{labedge} edge run --config {lab_dir}/bench-2/unit.yaml --pin-factory mock"
     return text + program("unit-bench-2", unit, 30, autostart=False)

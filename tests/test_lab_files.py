@@ -28,10 +28,11 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
     parser.read(conf)
     programs = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")}
     assert programs == {"broker", "bucket", "hub", "sim-vessel", "board", "unit-bench-1", "sim-vessel-2",
-                        "unit-bench-2"}
+                        "board-2", "unit-bench-2"}
     assert parser["program:unit-bench-2"]["autostart"] == "false"
     bench2 = load_unit_config(tmp_path / "bench-2" / "unit.yaml", check_ports=False)
-    assert [m.module for m in bench2.modules] == ["ph1", "temp1"]
+    assert [m.module for m in bench2.modules] == ["ph1", "temp1", "feed_pump"]
+    assert bench2.modules[2].settings["port"] == str(tmp_path / "dev" / "bench-2" / "board")
     board = parser["program:board"]["command"]
     assert board.endswith(f"-m firmware_bridge.emulated --link {tmp_path}/dev/board")
     assert "--pin-factory mock" in parser["program:unit-bench-1"]["command"]

@@ -109,6 +109,8 @@ def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_p
             assert state["outputs"]["on"] is False, (module, state)  # type: ignore[index]
         final = last("lab/bench-1/$state")
         assert final is not None and final["state"] == "disconnected", final
+        state = last("lab/bench-2/feed_pump/state")
+        assert state is not None and state["outputs"]["on"] is False, state  # type: ignore[index]
         assert "labedge lab: stopped" in log.read_text()
     finally:
         if watcher is not None:
