@@ -325,8 +325,8 @@ class SessionJob:
         except FileNotFoundError:
             return  # the next scan records it as gone
         except OSError as e:
-            await self._give_up(p, f"cannot be read ({e.strerror}); fix its permissions, it goes up once it "
-                                "changes")
+            await self._give_up(p, f"cannot be read ({e.strerror}); fix its permissions: it is tried again "
+                                "when it changes and at the session's close")
             return
         if (after.st_size, after.st_mtime_ns) != (s.size, s.mtime_ns) or size != s.size:
             p.seen = replace(s, size=after.st_size, mtime_ns=after.st_mtime_ns)

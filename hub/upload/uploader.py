@@ -7,6 +7,13 @@ lists every object under the session's prefix and compares MD5s. The
 blocking client runs in a pool of `workers` threads. Offline, everything
 stays pending in the manifest and nothing is lost; `finish` then says what
 is missing and the session log calls it again later.
+
+`on_progress(session_id, UploadProgress)` after each scan and each file;
+`on_file(session_id, row)` once per outcome, `row["status"]` one of
+`uploaded` (with `size`, `md5`, `generation`, `uploaded_at`, `object`),
+`gone` (deleted or renamed before it went up), `error` (refused for good
+until it changes: `error` says why) or `skipped` (a symlink leading out, a
+name the bucket cannot hold...: `error` says why); `path` is the relative path.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from hub.upload import job
 from hub.upload.uploader import Uploader
 from lecis.clock import ScaledClock
 from tests.hub.upload.emulators import Emulator
@@ -139,3 +142,34 @@ async def test_odd_files_are_reported_and_the_others_still_go_up(tmp_path: Path,
         assert any(f.startswith("locked.csv") for f in result.failed)
     else:
         assert "locked.csv" in held
+
+
+async def test_an_unreadable_file_is_reported_the_others_go_up_and_the_close_names_it(
+        tmp_path: Path, gcs_md5: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    watch = tmp_path / "out"
+    watch.mkdir()
+    config = hub_config(tmp_path, watch)
+    clock = ScaledClock(10)
+    calls = Calls()
+    session = new_session(clock)
+    real = job.md5_file
+
+    def md5_file(path: Path, limit: int | None = None) -> tuple[str, int]:  # as a share refusing one file
+        if path.name == "locked.csv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, limit)
+
+    monkeypatch.setattr(job, "md5_file", md5_file)
+    async with Uploader(config, config.data_dir, clock, calls.on_progress, calls.on_file,
+                        env={"STORAGE_EMULATOR_HOST": gcs_md5.url}) as up:
+        up.begin(session)
+        await until(lambda: up.progress(session.id).last_scan_at is not None, clock)
+        (watch / "locked.csv").write_text("x\n")
+        (watch / "fine.csv").write_text("ok\n")
+        await until(lambda: calls.status("error") == ["locked.csv"], clock)
+        assert up.progress(session.id).errors == 1
+        result = await up.finish(session)
+    assert not result.verified
+    assert result.failed == ("locked.csv: cannot be read (Permission denied); fix its permissions: it is "
+                             "tried again when it changes and at the session's close",)
+    assert sorted(objects(config, gcs_md5, session)) == ["fine.csv"]
