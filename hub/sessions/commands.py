@@ -17,8 +17,9 @@ from lecis.commands import Command
 from lecis.errors import CommandRejected, ErrorKind
 
 SESSION_COMMANDS = ("session.start", "session.stop", "session.list", "session.show")
-MAX_LIST = 1000
-EVENTS_SHOWN = 200
+MAX_LIST = 200  # a reply of 200 sessions with the longest names stays far under the 1 MiB of a payload
+MESSAGE_SHOWN = 500  # characters of an event's message in session.show (file paths can be long)
+EVENTS_SHOWN = 50
 SOURCES = {s.value: s for s in (SessionSource.CLI, SessionSource.API)}
 
 _ALLOWED = {"session.start": ("unit", "experiment", "user", "source"),
@@ -83,9 +84,17 @@ class SessionCommands:
             if latest is None:
                 return {"session": None, "events": [], "files": 0}
             session = latest
-        events = service.events(session.id)
-        return {"session": session.to_json(service.progress(session.id)), "events": events[-EVENTS_SHOWN:],
+        events = [_shown(e) for e in service.events(session.id)[-EVENTS_SHOWN:]]
+        return {"session": session.to_json(service.progress(session.id)), "events": events,
                 "files": len(service.files(session.id))}
+
+
+def _shown(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as session.show gives it: kind, ts and message (cut), not its data (the log has it all)."""
+    message = str(event.get("message", ""))
+    if len(message) > MESSAGE_SHOWN:
+        message = message[:MESSAGE_SHOWN] + " ..."
+    return {"kind": event.get("kind"), "ts": event.get("ts"), "message": message}
 
 
 def _source(value: Any) -> SessionSource:
