@@ -52,6 +52,7 @@ bench: deps
 	$(PY) -m bench.bridge_bench
 	$(PY) -m bench.upload_bench
 	$(PY) -m bench.dashboard_bench
+	$(PY) -m bench.provision_bench
 
 soak: deps
 	$(PY) -m bench.outbox_bench --messages 5000000
