@@ -268,7 +268,7 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
             time.sleep(1.0)
             from labedge.watch import run_watch
 
-            run_watch(argparse.Namespace(host="127.0.0.1", port=args.port, root="lab"))
+            run_watch(argparse.Namespace(host="127.0.0.1", port=args.port, root="lab", config=None))
     except KeyboardInterrupt:
         pass
     finally:

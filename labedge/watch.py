@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ssl
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
@@ -21,6 +23,9 @@ def add_watch_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     watch.add_argument("--host", default="127.0.0.1", help="broker host (default: 127.0.0.1)")
     watch.add_argument("--port", type=int, default=1883, help="broker port (default: 1883)")
     watch.add_argument("--root", default="lab", help="topic root (default: lab)")
+    watch.add_argument("--config", type=Path, default=None, metavar="HUB_YAML",
+                       help="take the broker (host, port, username, password, tls_ca) and the topic root "
+                            "from this hub.yaml: a broker that asks for a login (docs/provisioning.md)")
     watch.set_defaults(handler=run_watch)
 
 
@@ -72,10 +77,13 @@ def format_hub_message(target: str, leaf: str, payload: dict[str, Any]) -> str |
     return None
 
 
-async def watch(host: str, port: int, topics: Topics, out: TextIO) -> None:
+async def watch(host: str, port: int, topics: Topics, out: TextIO, username: str | None = None,
+                password: str | None = None, tls_ca: str | None = None) -> None:
+    tls = ssl.create_default_context(cafile=tls_ca) if tls_ca else None
     while True:
         try:
-            async with aiomqtt.Client(host, port) as client:
+            async with aiomqtt.Client(host, port, username=username, password=password,
+                                      tls_context=tls) as client:
                 await client.subscribe(topics.all_filter(), qos=1)
                 print(f"watching {topics.all_filter()} on {host}:{port} (Ctrl-C to stop)", file=out,
                       flush=True)
@@ -94,6 +102,21 @@ async def watch(host: str, port: int, topics: Topics, out: TextIO) -> None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    if args.config is None:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch(args.host, args.port, Topics(args.root), sys.stdout))
+        return 0
+    from hub.config import load_hub_config
+    from lecis.errors import ConfigError
+
+    try:
+        hub = load_hub_config(args.config, check_files=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    broker = hub.broker
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch(args.host, args.port, Topics(args.root), sys.stdout))
+        asyncio.run(watch(broker.host, broker.port, Topics(hub.topic_root), sys.stdout, broker.username,
+                          broker.password, broker.tls_ca))
     return 0

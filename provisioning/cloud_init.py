@@ -148,7 +148,7 @@ Unit {unit.id} at {unit.site}: checklist
      labedge edge run --config {fleet.config_dir}/unit.yaml --check
 5. On the hub: the unit's account must be in the broker's password file
    (`labedge provision hub`, then reload Mosquitto). The broker is {hub.broker_host},
-   {transport}. `labedge watch` on the hub shows {unit.id}'s readings.
+   {transport}. `labedge watch --config hub.yaml` on the hub shows {unit.id}'s readings.
 6. Outputs: `sudo supervisorctl stop labedge-unit` turns every output off; check
    that the pumps and heater stop, then `sudo supervisorctl start labedge-unit`.
 """

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import queue
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,3 +99,28 @@ def test_reprovisioned_unit_gets_a_new_password_the_others_keep_theirs(hub: Hub,
         time.sleep(0.1)
     Client(hub.port, "bench-a", after.units["bench-a"], "new").close()
     Client(hub.port, "bench-b", before["bench-b"], "other").close()
+
+
+def test_labedge_watch_logs_in_with_the_hub_yaml(hub: Hub) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "labedge", "watch", "--config", str(hub.out / "hub.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+
+    def expect(fragment: str) -> str:
+        while True:
+            line = lines.get(timeout=15)
+            if fragment in line:
+                return line
+
+    unit_a = hub.client("bench-a", "labedge-unit-bench-a")
+    try:
+        assert f"on 127.0.0.1:{hub.port}" in expect("watching lab/#")
+        reading = json.dumps({"seq": 7, "hist": False, "readings": [
+            {"ts": "2026-12-01T00:00:00.000Z", "values": {"ph": 7.01}}]}).encode()
+        unit_a.publish("lab/bench-a/ph1/data", reading)
+        assert "ph=7.01" in expect("bench-a/ph1")
+    finally:
+        unit_a.close()
+        proc.terminate()
+        proc.wait(10)
