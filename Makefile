@@ -51,6 +51,7 @@ bench: deps
 	$(PY) -m bench.engine_bench
 	$(PY) -m bench.bridge_bench
 	$(PY) -m bench.upload_bench
+	$(PY) -m bench.session_log_bench
 	$(PY) -m bench.dashboard_bench
 	$(PY) -m bench.provision_bench
 
