@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from hub.upload.uploader import Uploader
 from lecis.clock import ScaledClock
 from tests.hub.upload.emulators import Emulator
@@ -82,43 +84,40 @@ def _wait(pred, proc: subprocess.Popen[str], limit_s: float = 60) -> None:  # ty
 
 
 def test_hub_killed_mid_upload_restarts_that_file_and_sends_no_completed_one_again(
-        tmp_path: Path, gcs_gen: Emulator) -> None:
+        tmp_path: Path, gcs_gen: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     watch = tmp_path / "out"
     watch.mkdir()
     config = hub_config(tmp_path, watch,
                         upload="{scan_s: 0.2, stable_s: 0.2, final_timeout_s: 10, workers: 1, "
                                "chunk_kib: 256}")
     config_path = tmp_path / "hub.yaml"
-    os.environ["STORAGE_EMULATOR_HOST"] = gcs_gen.url
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_gen.url)  # the uploader's processes inherit it
     sid = str(uuid.uuid4())
-    try:
-        first = _uploader(config_path, sid, "begin")
-        _wait(lambda: (config.data_dir / "uploads.sqlite3").exists() and
-              _manifest_rows(config.data_dir) is not None, first)
-        time.sleep(0.5)  # the baseline (empty) is stored
-        for i in range(5):
-            (watch / f"small{i}.csv").write_text(f"row {i}\n" * 100)
-        _wait(lambda: sum(s == "done" for s, _ in _manifest_rows(config.data_dir).values()) == 5, first)
-        (watch / "big.bin").write_bytes(os.urandom(16 * 1024 * 1024))  # 64 chunks of 256 KiB
-        _wait(lambda: _manifest_rows(config.data_dir).get("big.bin", ("", 0))[0] == "uploading", first)
-        time.sleep(0.3)  # some chunks are in
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-        rows = _manifest_rows(config.data_dir)
-        assert rows["big.bin"][0] == "uploading", "the upload ended before the kill: the test proves nothing"
-        session = new_session(ScaledClock(1))
-        session = type(session)(sid, session.unit, None, None, session.started_at, session.started_by)
-        before = {rel: o.generation for rel, o in objects(config, gcs_gen, session).items()}
-        assert "big.bin" not in before and len(before) == 5
-        second = _uploader(config_path, sid, "finish")
-        out, err = second.communicate(timeout=120)
-        assert second.returncode == 0, err[-3000:]
-        result = json.loads(out.strip().splitlines()[-1])
-        assert result["verified"], result["summary"]
-        after = objects(config, gcs_gen, session)
-        assert sorted(after) == ["big.bin"] + [f"small{i}.csv" for i in range(5)]
-        assert {rel: after[rel].generation for rel in before} == before  # no completed file sent again
-        assert after["big.bin"].md5 == md5(watch / "big.bin")
-        assert all(uploads == 1 for _, uploads in _manifest_rows(config.data_dir).values())
-    finally:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    first = _uploader(config_path, sid, "begin")
+    _wait(lambda: (config.data_dir / "uploads.sqlite3").exists() and
+          _manifest_rows(config.data_dir) is not None, first)
+    time.sleep(0.5)  # the baseline (empty) is stored
+    for i in range(5):
+        (watch / f"small{i}.csv").write_text(f"row {i}\n" * 100)
+    _wait(lambda: sum(s == "done" for s, _ in _manifest_rows(config.data_dir).values()) == 5, first)
+    (watch / "big.bin").write_bytes(os.urandom(16 * 1024 * 1024))  # 64 chunks of 256 KiB
+    _wait(lambda: _manifest_rows(config.data_dir).get("big.bin", ("", 0))[0] == "uploading", first)
+    time.sleep(0.3)  # some chunks are in
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    rows = _manifest_rows(config.data_dir)
+    assert rows["big.bin"][0] == "uploading", "the upload ended before the kill: the test proves nothing"
+    session = new_session(ScaledClock(1))
+    session = type(session)(sid, session.unit, None, None, session.started_at, session.started_by)
+    before = {rel: o.generation for rel, o in objects(config, gcs_gen, session).items()}
+    assert "big.bin" not in before and len(before) == 5
+    second = _uploader(config_path, sid, "finish")
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["verified"], result["summary"]
+    after = objects(config, gcs_gen, session)
+    assert sorted(after) == ["big.bin"] + [f"small{i}.csv" for i in range(5)]
+    assert {rel: after[rel].generation for rel in before} == before  # no completed file sent again
+    assert after["big.bin"].md5 == md5(watch / "big.bin")
+    assert all(uploads == 1 for _, uploads in _manifest_rows(config.data_dir).values())
