@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from pathlib import Path
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIq3FvR0bL5V1tKq4xXo3oJYm8qS2Yc0mF0O7bVt3kXa tech@lab"
@@ -26,7 +27,7 @@ def inventory_text(tmp: Path, port: int = 1883, units: tuple[str, ...] = ("bench
 fleet:
   login: {user}
   ssh_authorized_keys: ["{KEY}"]
-  labedge: {Path(__import__("sys").executable).with_name("labedge")}
+  labedge: {Path(sys.executable).with_name("labedge")}
   config_dir: {tmp}/etc
   data_dir: {tmp}/data
   log_dir: {tmp}/log
