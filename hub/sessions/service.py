@@ -42,6 +42,7 @@ log = logging.getLogger("labedge.hub.sessions")
 
 RETRY_FIRST_S = 2.0  # the final transfer is tried again after this, doubling ...
 RETRY_MAX_S = 60.0  # ... up to this
+LISTED = 50  # paths kept per kind (missing, differ...) in a final transfer's ERROR event
 FILE_LOG_DELAY_S = 0.5  # uploaded-file rows gathered at least this long and written together ...
 FILE_LOG_SHARE = 0.05  # ... and longer when writing them takes more than this share of the time
 
@@ -103,7 +104,7 @@ class SessionService:
             if session.state is SessionState.OPEN:
                 self._event(session, SessionEventKind.RECOVERED,
                             "the hub restarted; the session stays open and its uploads resume")
-                self.uploads.begin(session)
+                self._begin(session)
                 log.info("session %s of %s recovered: still open", session.id, session.unit)
             elif session.state is SessionState.CLOSING:
                 self._event(session, SessionEventKind.RECOVERED,
@@ -215,7 +216,7 @@ class SessionService:
             self._save(session, SessionEventKind.START, f"started from the {source.value}{by}",
                        {"experiment": experiment, "user": user, "source": source.value})
             log.info("session %s of %s started (%s)", session_id, unit, source.value)
-            self.uploads.begin(session)
+            self._begin(session)
             return session
 
     async def stop(self, unit: str, *, source: SessionSource, session_id: str | None = None,
@@ -239,6 +240,15 @@ class SessionService:
             self._final(closing)
             return closing
 
+    def _begin(self, session: Session) -> None:
+        """The session's uploads; one that cannot begin is logged (ERROR), the session stays open."""
+        try:
+            self.uploads.begin(session)
+        except Exception as exc:
+            log.exception("session %s: its uploads could not begin", session.id)
+            why = f"uploads could not begin: {type(exc).__name__}: {exc}"
+            self._event(session, SessionEventKind.ERROR, why)
+
     # ---- the final transfer -------------------------------------------------------------------
     def _close_recorded(self, session: Session) -> None:
         if self.recorder is None:
@@ -256,46 +266,60 @@ class SessionService:
             task.add_done_callback(lambda t: self._finals.pop(session.id, None))
 
     async def _final_transfer(self, session_id: str) -> None:
-        delay = RETRY_FIRST_S
-        attempts, last_summary = 0, ""
         if self.recorder is not None:
             try:
                 await self.recorder.flush()  # the recorder's files are complete before they are compared
             except LabedgeError as exc:
                 log.warning("session %s: recorder flush failed: %s", session_id, exc)
+        delay, attempts, last_summary = RETRY_FIRST_S, 0, ""
         while True:
-            session = self.get(session_id)
+            attempts += 1
             try:
-                result = await self.uploads.finish(session)
+                summary = await self._final_attempt(session_id, attempts, delay, last_summary)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # finish should not raise; if it does, it is retried like a miss
-                log.exception("session %s: the final transfer failed", session_id)
-                result = FinalTransfer(False, failed=(f"final transfer: {type(exc).__name__}: {exc}",))
-            session = self.get(session_id)
-            upload = self.uploads.progress(session_id)
-            if result.verified:
-                note = result.details.get("note") if isinstance(result.details, dict) else None
-                message = str(note) if note else result.summary()
-                closed = dataclasses.replace(session, state=SessionState.CLOSED, reason=None)
-                self._save(closed, SessionEventKind.VERIFIED, message, {"objects": result.objects}, upload)
-                log.info("session %s of %s closed: %s", session_id, session.unit, message)
+            except Exception:  # the log could not be written (disk full...): tried again, never given up
+                log.exception("session %s: the final transfer's outcome could not be stored", session_id)
+                summary = last_summary
+            if summary is None:
                 return
-            attempts += 1
-            summary = result.summary()
-            reason = (f"final transfer not verified: {summary} (tried {attempts} time"
-                      f"{'s' if attempts > 1 else ''}; again in {delay:g} s)")
-            waiting = dataclasses.replace(session, reason=reason)
-            if summary != last_summary:  # an ERROR event when what is missing changes, not every retry
-                last_summary = summary
-                self._save(waiting, SessionEventKind.ERROR, f"final transfer not verified: {summary}",
-                           {"missing": list(result.missing), "differ": list(result.differ),
-                            "growing": list(result.growing), "failed": list(result.failed)}, upload)
-                log.warning("session %s of %s: %s", session_id, session.unit, reason)
-            else:
-                self._save(waiting, None, "", None, upload)
+            last_summary = summary
             await self.clock.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _final_attempt(self, session_id: str, attempts: int, delay: float, last_summary: str
+                             ) -> str | None:
+        """One final transfer, its outcome stored: None once verified, else what it misses."""
+        session = self.get(session_id)
+        try:
+            result = await self.uploads.finish(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # finish should not raise; if it does, it is retried like a miss
+            log.exception("session %s: the final transfer failed", session_id)
+            result = FinalTransfer(False, failed=(f"final transfer: {type(exc).__name__}: {exc}",))
+        session = self.get(session_id)
+        upload = self.uploads.progress(session_id)
+        if result.verified:
+            note = result.details.get("note") if isinstance(result.details, dict) else None
+            message = str(note) if note else result.summary()
+            closed = dataclasses.replace(session, state=SessionState.CLOSED, reason=None)
+            self._save(closed, SessionEventKind.VERIFIED, message, {"objects": result.objects}, upload)
+            log.info("session %s of %s closed: %s", session_id, session.unit, message)
+            return None
+        summary = result.summary()
+        reason = (f"final transfer not verified: {summary} (tried {attempts} time"
+                  f"{'s' if attempts > 1 else ''}; again in {delay:g} s)")
+        waiting = dataclasses.replace(session, reason=reason)
+        if summary == last_summary:  # an ERROR event when what is missing changes, not at every retry
+            self._save(waiting, None, "", None, upload)
+            return summary
+        kinds = (("missing", result.missing), ("differ", result.differ), ("growing", result.growing),
+                 ("failed", result.failed))
+        listed = {kind: list(paths[:LISTED]) for kind, paths in kinds}
+        self._save(waiting, SessionEventKind.ERROR, f"final transfer not verified: {summary}", listed, upload)
+        log.warning("session %s of %s: %s", session_id, session.unit, reason)
+        return summary
 
     # ---- from the uploader (never raise; from another thread they hop onto the loop) ---------
     def _elsewhere(self, call: Callable[..., None], *args: Any) -> bool:

@@ -198,3 +198,32 @@ async def test_the_service_checks_what_the_dashboard_passes(tmp_path: Path) -> N
         pressed = await sessions.start("bench-7", source=BUTTON)
         assert pressed.unit == "bench-7"
         assert sessions.list() == [pressed]
+
+
+async def test_uploads_that_cannot_begin_and_a_log_write_that_fails_lose_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uploads = FakeUploads()
+
+    def broken_begin(session: Session) -> None:
+        raise OSError("watched folder on a share that is away")
+
+    uploads.begin = broken_begin  # type: ignore[method-assign]
+    async with service(tmp_path, uploads) as sessions:
+        session = await sessions.start("bench-1", source=CLI)
+        assert sessions.current("bench-1") == session, "open, though its uploads could not begin"
+        assert "uploads could not begin: OSError" in sessions.events(session.id)[-1]["message"]
+        assert sessions.log is not None
+        real_save = sessions.log.save
+        failures = []
+
+        def save_once_failing(*args: Any, **kwargs: Any) -> None:
+            if args[1] is not None and args[1].value == "VERIFIED" and not failures:
+                failures.append(1)
+                raise OSError(28, "No space left on device")
+            real_save(*args, **kwargs)
+
+        monkeypatch.setattr(sessions.log, "save", save_once_failing)
+        uploads.ok.set()
+        await sessions.stop("bench-1", source=CLI)
+        await until(lambda: sessions.get(session.id).state is SessionState.CLOSED)
+        assert failures == [1] and uploads.finishes == 2, "the write failed once, the transfer ran again"
