@@ -19,7 +19,7 @@ from lecis.dcd_loader import check_dcd, read_dcd, read_pin
 from lecis.errors import ConfigError, ConfigProblem
 from lecis.topics import TOPIC_ROOT, UNIT_ID, reserved_unit_id
 from lecis.yaml_limits import field_name
-from lecis.yaml_loader import Fields, YamlDoc, YPath, load_yaml
+from lecis.yaml_loader import MISSING, Fields, YamlDoc, YPath, load_yaml
 
 WHAT = "a fleet inventory: key: value lines such as fleet:, hub: and units:"
 TOP_KEYS = ("fleet", "hub", "wifi", "units")
@@ -201,13 +201,18 @@ def _hub(f: Fields, base: Path) -> HubSettings:
             tls = Tls(*[file for file in files if file is not None])
     hub_id = f.string(p + ("id",), d.id, required=True, pattern=UNIT_ID,
                       expected="a hub id (lower-case letters, digits and -, e.g. hub-1)")
+    port = f.integer(p + ("port",), d.port, minimum=1, maximum=65535)
+    tls_port = f.integer(p + ("tls_port",), d.tls_port, minimum=1, maximum=65535)
+    if f.value(p + ("tls",)) not in (None, MISSING) and port == tls_port:
+        f.problem(p + ("tls_port",), f"tls_port and port are both {port}: with TLS, port is the loopback "
+                                     "listener of the hub's own processes and tls_port the units'")
     return HubSettings(
         hub_id,
         f.string(p + ("broker_host",), d.broker_host, required=True,
                  pattern=re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"),
                  expected="the broker's host name or address as units reach it, e.g. hub.lab.example"),
-        f.integer(p + ("port",), d.port, minimum=1, maximum=65535),
-        f.integer(p + ("tls_port",), d.tls_port, minimum=1, maximum=65535),
+        port,
+        tls_port,
         tls,
         f.string(p + ("bucket",), None, nullable=True, pattern=BUCKET,
                  expected="a bucket name (lower-case letters, digits, ., _ and -)"),

@@ -130,3 +130,13 @@ def test_text_that_would_break_the_generated_files_is_refused(tmp_path: Path) ->
         load_inventory(path)
     fields = {p.field for p in caught.value.problems}
     assert {"units[0].site", "wifi.lab.ssid", "fleet.config_dir", "hub.mosquitto_user"} <= fields, fields
+
+
+def test_tls_on_the_plain_port_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("not checked here")
+    text = inventory_text(tmp_path, port=8883).replace(
+        "  mosquitto_user:", "  tls: {ca: c.pem, cert: c.pem, key: c.pem}\n  mosquitto_user:")
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    with pytest.raises(InventoryInvalid, match="tls_port and port are both 8883"):
+        load_inventory(path)
