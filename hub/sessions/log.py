@@ -132,9 +132,32 @@ class SessionLog:
     def save(self, session: Session, kind: SessionEventKind | None = None, message: str = "",
              at: str | None = None, data: Mapping[str, Any] | None = None,
              upload: UploadProgress | None = None) -> None:
-        """Store the session's new row and, with `kind`, its event: one write."""
-        self.stage(session, kind, message, at, data, upload)
-        self.doc.save()
+        """Store the session's new row and, with `kind`, its event: one write. When the write fails
+        (disk full...) nothing changes, in memory either, and the error goes to the caller."""
+        undo = self._undo_point(session.id)
+        try:
+            self.stage(session, kind, message, at, data, upload)
+            self.doc.save()
+        except BaseException:
+            self._roll_back(session.id, undo)
+            raise
+
+    def _undo_point(self, session_id: str) -> tuple[Any, ...]:
+        tables = self.doc.tables
+        return (dict(tables["sessions"]), dict(tables["events"]), dict(self.doc.next_id),
+                self._sessions.get(session_id), self._uploads.get(session_id),
+                self._session_ids.get(session_id), len(self._events.get(session_id, [])))
+
+    def _roll_back(self, session_id: str, undo: tuple[Any, ...]) -> None:
+        sessions, events, next_id, session, upload, doc_id, count = undo
+        self.doc.tables["sessions"], self.doc.tables["events"], self.doc.next_id = sessions, events, next_id
+        for store, value in ((self._sessions, session), (self._uploads, upload), (self._session_ids, doc_id)):
+            if value is None:
+                store.pop(session_id, None)
+            else:
+                store[session_id] = value
+        if session_id in self._events:
+            del self._events[session_id][count:]
 
     def stage(self, session: Session, kind: SessionEventKind | None = None, message: str = "",
               at: str | None = None, data: Mapping[str, Any] | None = None,

@@ -227,3 +227,26 @@ async def test_uploads_that_cannot_begin_and_a_log_write_that_fails_lose_nothing
         await sessions.stop("bench-1", source=CLI)
         await until(lambda: sessions.get(session.id).state is SessionState.CLOSED)
         assert failures == [1] and uploads.finishes == 2, "the write failed once, the transfer ran again"
+
+
+async def test_a_change_that_cannot_be_written_changes_nothing(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    async with service(tmp_path) as sessions:
+        session = await sessions.start("bench-1", source=CLI)
+        assert sessions.log is not None
+        storage = sessions.log.storage
+        real_flush = storage._flush
+
+        def full_disk() -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(storage, "_flush", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            await sessions.stop("bench-1", source=CLI)
+        assert sessions.current("bench-1") == session, "still open, in memory too"
+        assert [e["kind"] for e in sessions.events(session.id)] == ["START"]
+        monkeypatch.setattr(storage, "_flush", real_flush)
+        await sessions.stop("bench-1", source=CLI)
+        await until(lambda: sessions.get(session.id).state is SessionState.CLOSED)
+    async with service(tmp_path) as sessions:
+        assert [e["kind"] for e in sessions.events(session.id)] == ["START", "END", "VERIFIED"]
