@@ -191,6 +191,14 @@ class ChunkStream:
             self.ops.fsync(self._fd)
             self.dirty = False
 
+    def sync_later(self) -> int | None:
+        """A duplicate of the file's descriptor for the syncer to fsync, when written since the last."""
+        if self._fd is None or not self.dirty:
+            return None
+        fd = os.dup(self._fd)
+        self.dirty = False
+        return fd
+
     def close(self) -> None:
         self._close()
 

@@ -230,6 +230,26 @@ class RunFiles:
         for stream in self._streams():
             stream.sync()
 
+    def sync_later(self) -> list[int]:
+        """Descriptors (duplicates, the caller's to close) of the files written since the last sync.
+
+        A file whose descriptor cannot be duplicated (none left) is synced here and now."""
+        fds: list[int] = []
+        try:
+            for stream in self._streams():
+                try:
+                    fd = stream.sync_later()
+                except OSError:
+                    stream.sync()
+                    continue
+                if fd is not None:
+                    fds.append(fd)
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return fds
+
     def close(self) -> None:
         for stream in self._streams():
             stream.close()

@@ -33,6 +33,7 @@ from hub.recorder.records import RecordOps
 from hub.recorder.runfiles import RunFiles
 from hub.recorder.runops import RunOps
 from hub.recorder.store import Store, Stream
+from hub.recorder.syncer import Syncer
 from lecis.clock import Clock
 from lecis.wire import Birth
 
@@ -64,6 +65,7 @@ class Writer(RecordOps, RunOps):
         self.data_dir, self.clock, self.notify = data_dir, clock, notify
         self.software_version = software_version
         self.files = files or FileOps()
+        self.syncer = Syncer(self.files)
         self.batch_s, self.max_batch, self.retry_s = batch_s, max_batch, retry_s
         self.sync_s, self.meta_s = sync_s, meta_s
         self.queue: deque[Op] = deque()
@@ -115,6 +117,7 @@ class Writer(RecordOps, RunOps):
         self.wake.set()
         if self._thread is not None:
             self._thread.join()
+        self.syncer.stop()
         left = len(self.pending) + len(self.queue)
         for run in self.runs.values():
             run.close()
@@ -163,7 +166,7 @@ class Writer(RecordOps, RunOps):
                 if not self._write_pending():
                     retry_at = time.monotonic() + self.retry_s
             if now >= next_sync:
-                self._sync()
+                self._sync_later()
                 next_sync = now + self.sync_s
             if now >= next_meta:
                 self._refresh_meta()
@@ -298,6 +301,18 @@ class Writer(RecordOps, RunOps):
             self._run_op(op, batch, now)
 
     # -- upkeep ----------------------------------------------------------------------------------
+
+    def _sync_later(self) -> None:
+        """The files written since the last round to the syncer's thread (next round if it is busy)."""
+        if not self.syncer.idle():
+            return
+        fds: list[int] = []
+        for run in self.runs.values():
+            try:
+                fds += run.sync_later()
+            except OSError as exc:
+                log.warning("recorder: cannot fsync the files of %s: %s", run.run_id, exc)
+        self.syncer.hand(fds)
 
     def _sync(self) -> None:
         for run in self.runs.values():

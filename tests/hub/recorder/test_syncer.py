@@ -1,0 +1,86 @@
+"""The run files' fsync runs beside the writer: a slow disk does not hold a command's write-ahead record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+from hub.controller.effects import CommandEffect
+from hub.recorder import Recorder
+from hub.recorder.chunks import FileOps
+from tests.hub.recorder.helpers import T0, SetClock, birth, data
+
+
+class StuckSync(FileOps):
+    """fsync that hangs until the test lets it go (a disk busy with someone else's writes)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.stuck = threading.Event()
+        self.synced: list[int] = []
+
+    def fsync(self, fd: int) -> None:
+        self.stuck.set()
+        self.release.wait(30)
+        self.synced.append(fd)
+        super().fsync(fd)
+
+
+class FailingSync(FileOps):
+    def fsync(self, fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+
+async def wait_for(flag: threading.Event, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not flag.is_set():
+            await asyncio.sleep(0.01)
+
+
+def command_ids(run_dir: Path) -> list[str]:
+    lines: list[str] = []
+    for path in sorted(run_dir.glob("commands.*.jsonl")):
+        lines += path.read_text().splitlines()
+    return [json.loads(line)["effect_id"] for line in lines]
+
+
+async def test_a_command_record_is_written_while_the_files_fsync_hangs(tmp_path: Path) -> None:
+    disk = StuckSync()
+    async with Recorder(tmp_path, SetClock(), files=disk) as rec:
+        rec.open_run("run-1", {}, {"bench-1": birth()})
+        rec.ingest("bench-1", "ph1", "data", data(1, {"ph": 7.0}), 0.0)
+        await rec.flush()
+        await wait_for(disk.stuck)  # the periodic sync of the files is under way, and hangs
+        rec.ingest("bench-1", "ph1", "data", data(2, {"ph": 7.1}), 0.0)
+        started = time.monotonic()
+        rec.sink("run-1").effect(CommandEffect("e1", "bench-1", "aeration", "on", {}, "task:t"),
+                                 T0.timestamp(), None)
+        waited = time.monotonic() - started
+        assert command_ids(tmp_path / "runs" / "run-1") == ["e1"]  # written before effect() returned
+        async with asyncio.timeout(5):
+            await rec.flush()
+        assert rec.seqs("bench-1", "ph1") == [1, 2]
+        assert waited < rec.write_ahead_s  # not given up on after the write-ahead's bound
+        disk.release.set()
+    assert disk.synced  # the files were made durable once the disk let go
+
+
+async def test_fsync_failing_is_logged_and_recording_goes_on(tmp_path: Path, caplog: object) -> None:
+    async with Recorder(tmp_path, SetClock(), files=FailingSync()) as rec:
+        rec.open_run("run-1", {}, {"bench-1": birth()})
+        for seq in range(1, 4):
+            rec.ingest("bench-1", "ph1", "data", data(seq, {"ph": 7.0}), 0.0)
+            await rec.flush()
+            await asyncio.sleep(0.6)  # across a sync round (every second)
+        writer = rec._writer
+        assert writer is not None
+        async with asyncio.timeout(10):
+            while writer.syncer.failed == 0:
+                await asyncio.sleep(0.05)
+        rec.ingest("bench-1", "ph1", "data", data(4, {"ph": 7.0}), 0.0)
+        await rec.flush()
+        assert rec.seqs("bench-1", "ph1") == [1, 2, 3, 4]
+    assert "cannot fsync a run file" in str(getattr(caplog, "text", ""))
