@@ -16,20 +16,17 @@ import collections
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 from hub.sessions.model import Session
 from hub.upload.hashing import md5_file
-from hub.upload.manifest import FileState, Manifest
-from hub.upload.names import object_name
+from hub.upload.manifest import FileState
+from hub.upload.names import MAX_NAME_BYTES, object_name
 from hub.upload.recorded import chunk_closed, session_ended
 from hub.upload.scanner import Problem, Root, Seen, scan
-from hub.upload.settings import RECORDED, UploadConfig, WatchEntry
+from hub.upload.shared import Context, Pending
 from hub.upload.transfer import (
-    Bucket,
     BucketUnreachable,
     ChecksumMismatch,
     CredentialsRefused,
@@ -37,64 +34,11 @@ from hub.upload.transfer import (
     StoredObject,
     UploadFailed,
 )
-from lecis.clock import Clock, iso_ts
+from lecis.clock import iso_ts
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-Run = Callable[..., Awaitable[Any]]
 RATE_WINDOW_S = 30.0
 REFUSALS_BEFORE_ERROR = 3  # a file the bucket refuses this often (not an outage) is reported and left
-
-
-class Gate:
-    """Shared by every session: after a transient error nothing is sent until the backoff has passed."""
-
-    def __init__(self, clock: Clock, max_s: float) -> None:
-        self.clock, self.max_s = clock, max_s
-        self.until = 0.0
-        self.delay = 0.0
-        self.last_error: str | None = None
-
-    def open(self) -> bool:
-        return self.clock.monotonic() >= self.until
-
-    def failed(self, why: str) -> None:
-        self.delay = min(self.max_s, max(1.0, self.delay * 2))
-        self.until = self.clock.monotonic() + self.delay
-        self.last_error = why
-
-    def succeeded(self) -> None:
-        self.delay, self.until, self.last_error = 0.0, 0.0, None
-
-
-@dataclass
-class Context:
-    upload: UploadConfig
-    prefix: str
-    manifest: Manifest
-    bucket: Bucket
-    clock: Clock
-    run: Run  # a blocking call in the uploader's threads
-    gate: Gate
-    slots: asyncio.Semaphore
-    on_file: Callable[[str, dict[str, Any]], None]
-    changed: Callable[[str], None]  # progress moved for this session
-
-
-@dataclass
-class Pending:
-    seen: Seen
-    since: float  # monotonic time its signature last changed
-    md5: str | None = None  # checksum_only folders: the MD5 at `since`
-    refusals: int = 0
-    not_before: float = 0.0
-
-
-def roots_for(session: Session, watch: tuple[WatchEntry, ...]) -> list[Root]:
-    roots = [Root(e.path, e.name, e.include, e.ignore, e.checksum_only) for e in watch]
-    if session.recorded_dir is not None:
-        roots.append(Root(Path(session.recorded_dir), RECORDED, recorded=True))
-    return roots
 
 
 class SessionJob:
@@ -219,6 +163,11 @@ class SessionJob:
 
     async def _note(self, s: Seen, batch: list[FileState] | None = None) -> None:
         """Take a changed file into `pending`; its row goes into `batch` when given (one commit per scan)."""
+        full = len(object_name(self.ctx.prefix, self.session.unit, self.sid, s.rel).encode("utf-8"))
+        if full > MAX_NAME_BYTES:
+            self._problem(Problem(s.rel, f"its object name would be {full} bytes, above the bucket's "
+                                  f"{MAX_NAME_BYTES}; shorten the path"))
+            return
         now = self.ctx.clock.monotonic()
         p = self.pending.get(s.rel)
         md5 = None

@@ -12,6 +12,7 @@ per-file one.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,32 @@ def _translate(e: BaseException, what: str) -> UploadFailed:
     return BucketUnreachable(f"{what}: {type(e).__name__}: {str(e)[:200]}")
 
 
+class TransferStopped(BucketUnreachable):
+    """The hub is stopping; the file stays pending and goes up after the restart."""
+
+
+class _Stoppable:
+    """A file for the client to read that refuses to go on once the hub stops (a long upload ends quickly)."""
+
+    def __init__(self, fh: Any, stopping: threading.Event) -> None:
+        self._fh, self._stopping = fh, stopping
+
+    def read(self, n: int = -1) -> bytes:
+        if self._stopping.is_set():
+            raise TransferStopped("the hub is stopping")
+        data: bytes = self._fh.read(n)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._fh.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._fh.tell())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
 class Bucket:
     """The session bucket; the client is made on first use (in a worker thread: credentials may need I/O)."""
 
@@ -132,6 +159,7 @@ class Bucket:
         self._env = dict(os.environ if env is None else env)
         self._client = client
         self._bucket: Any = None
+        self.stopping = threading.Event()  # set when the hub stops: a transfer ends at its next read
         # The library's own retries stay short: a longer outage is the uploader's backoff, on its clock.
         self._retry = Retry(initial=0.2, maximum=2.0, multiplier=2.0, timeout=min(upload.timeout_s, 10.0))
 
@@ -146,7 +174,8 @@ class Bucket:
                if_generation_match: int) -> StoredObject:
         """Send the first `size` bytes of `path` as `name`; OSError when the file cannot be read."""
         what = f"gs://{self.config.bucket}/{name}"
-        with open(path, "rb") as fh:  # an unreadable or vanished file raises OSError here: the caller's
+        with open(path, "rb") as raw:  # an unreadable or vanished file raises OSError here: the caller's
+            fh = _Stoppable(raw, self.stopping)
             try:
                 chunk = self.upload_config.chunk_kib * 1024
                 blob = self._b().blob(name, chunk_size=chunk if size > chunk else None)

@@ -28,9 +28,10 @@ from typing import Any
 
 from hub.config import HubConfig
 from hub.sessions.model import FinalTransfer, Session, UploadProgress
-from hub.upload.job import Context, Gate, SessionJob, roots_for
+from hub.upload.job import SessionJob
 from hub.upload.manifest import Manifest
 from hub.upload.names import object_name, session_prefix
+from hub.upload.shared import Context, Gate, roots_for
 from hub.upload.transfer import Bucket, UploadFailed
 from lecis.clock import Clock
 from lecis.errors import SettingInvalid
@@ -84,6 +85,8 @@ class Uploader:
         return self._ctx
 
     async def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.bucket.stopping.set()
         for job in self._jobs.values():
             await _stop(job)
             job.cancel_sends()

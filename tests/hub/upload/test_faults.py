@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -121,3 +122,25 @@ def test_hub_killed_mid_upload_restarts_that_file_and_sends_no_completed_one_aga
     assert {rel: after[rel].generation for rel in before} == before  # no completed file sent again
     assert after["big.bin"].md5 == md5(watch / "big.bin")
     assert all(uploads == 1 for _, uploads in _manifest_rows(config.data_dir).values())
+
+
+async def test_stopping_the_hub_ends_a_long_upload_and_keeps_the_file_pending(
+        tmp_path: Path, gcs_gen: Emulator) -> None:
+    watch = tmp_path / "out"
+    watch.mkdir()
+    config = hub_config(tmp_path, watch,
+                        upload="{scan_s: 0.2, stable_s: 0.1, workers: 1, chunk_kib: 256}")
+    clock = ScaledClock(1)
+    session = new_session(clock)
+    up = Uploader(config, config.data_dir, clock, lambda s, p: None, lambda s, r: None,
+                  env={"STORAGE_EMULATOR_HOST": gcs_gen.url})
+    async with up:
+        up.begin(session)
+        await until(lambda: up.progress(session.id).last_scan_at is not None, clock)
+        (watch / "big.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+        await until(lambda: _manifest_rows(config.data_dir).get("big.bin", ("", 0))[0] == "uploading", clock)
+    for thread in threading.enumerate():  # the transfer thread stops at its next read, without finishing
+        if thread.name.startswith("upload"):
+            thread.join(60)
+    assert "big.bin" not in objects(config, gcs_gen, session)
+    assert _manifest_rows(config.data_dir)["big.bin"][0] == "uploading"  # sent again after the restart
