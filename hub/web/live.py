@@ -4,8 +4,9 @@ Messages from the `LabView` (unit, module, points, event, mark, experiment,
 session) are gathered and sent every `FLUSH_S` as one JSON array frame per
 client. A client says which unit's readings it wants
 (`{"select": "bench-1"}`; everything else reaches every client). Each client
-has a bounded queue of frames: one that stops reading is dropped when it
-fills (closed with 1013), so a stuck browser never grows the hub's memory.
+has a bounded queue of frames (MAX_FRAMES, and MAX_BYTES of text): one that
+stops reading is dropped when it fills (closed with 1013), so a stuck
+browser never grows the hub's memory.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ log = logging.getLogger("labedge.hub.web.live")
 
 FLUSH_S = 0.1
 MAX_FRAMES = 200  # per client: 20 s of frames at FLUSH_S; beyond, the client is dropped
+MAX_BYTES = 4_000_000  # and at most this much text waiting for it, however big the frames
 
 
 class LiveClient:
-    def __init__(self, name: str, max_frames: int = MAX_FRAMES) -> None:
+    def __init__(self, name: str, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BYTES) -> None:
         self.name = name
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.select: str | None = None  # the unit whose points it wants (None: every unit's)
         self.frames: asyncio.Queue[str | None] = asyncio.Queue(max_frames)
         self.dropped = False
@@ -38,24 +42,32 @@ class LiveClient:
         """Queue a frame; False (and the client marked dropped) when its queue is full."""
         if self.dropped:
             return False
-        try:
-            self.frames.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self.queued_bytes + len(frame) > self.max_bytes or self.frames.full():
             self.dropped = True
             self.gone.set()
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.frames.get_nowait()  # room for the end marker
             self.frames.put_nowait(None)
             return False
+        self.frames.put_nowait(frame)
+        self.queued_bytes += len(frame)
         return True
+
+    async def next_frame(self) -> str | None:
+        frame = await self.frames.get()
+        if frame is not None:
+            self.queued_bytes -= len(frame)
+        return frame
 
 
 class LiveBridge:
     """`async with LiveBridge():` the flusher task; `publish()` from anywhere on the loop."""
 
-    def __init__(self, flush_s: float = FLUSH_S, max_frames: int = MAX_FRAMES) -> None:
+    def __init__(self, flush_s: float = FLUSH_S, max_frames: int = MAX_FRAMES,
+                 max_bytes: int = MAX_BYTES) -> None:
         self.flush_s = flush_s
         self.max_frames = max_frames
+        self.max_bytes = max_bytes
         self.clients: set[LiveClient] = set()
         self.stats = {"frames": 0, "dropped_clients": 0, "messages": 0}
         self._pending: list[dict[str, Any]] = []
@@ -70,7 +82,7 @@ class LiveBridge:
         self._wake.set()
 
     def connect(self, name: str) -> LiveClient:
-        client = LiveClient(name, self.max_frames)
+        client = LiveClient(name, self.max_frames, self.max_bytes)
         self.clients.add(client)
         return client
 
@@ -93,8 +105,8 @@ class LiveBridge:
             if not client.offer(frame):
                 self.clients.discard(client)
                 self.stats["dropped_clients"] += 1
-                log.warning("dashboard client %s stopped reading; dropped after %d frames", client.name,
-                            self.max_frames)
+                log.warning("dashboard client %s stopped reading; dropped (%d frames, %d bytes waiting)",
+                            client.name, client.frames.qsize(), client.queued_bytes)
         self.stats["frames"] += 1
 
     async def _run(self) -> None:

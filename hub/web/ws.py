@@ -56,7 +56,7 @@ async def live(ws: WebSocket) -> None:
         return
     peer = f"{who.user}@{ws.client.host if ws.client else '?'}"
     client = ctx.bridge.connect(peer)
-    client.frames.put_nowait(json.dumps(hello(ctx), default=str))
+    client.offer(json.dumps(hello(ctx), default=str))
     sender = asyncio.create_task(_send(ws, client))
     receiver = asyncio.create_task(_receive(ws, client))
     dropped = asyncio.create_task(client.gone.wait())
@@ -74,7 +74,7 @@ async def live(ws: WebSocket) -> None:
 
 async def _send(ws: WebSocket, client: LiveClient) -> None:
     while True:
-        frame = await client.frames.get()
+        frame = await client.next_frame()
         if frame is None:
             return
         await ws.send_text(frame)

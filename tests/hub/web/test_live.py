@@ -40,3 +40,12 @@ def test_nothing_is_gathered_without_clients() -> None:
     for _ in range(1000):
         bridge.publish({"type": "points", "unit": "u", "points": []})
     assert bridge.stats["messages"] == 0
+
+
+def test_big_frames_are_bounded_in_bytes_too() -> None:
+    bridge = LiveBridge(max_frames=1000, max_bytes=10_000)
+    stuck = bridge.connect("stuck")
+    for _ in range(5):
+        bridge.publish({"type": "event", "event": {"message": "x" * 3000}})
+        bridge.flush()
+    assert stuck.dropped and stuck.queued_bytes <= 10_000
