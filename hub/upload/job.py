@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from hub.sessions.model import Session
@@ -38,6 +39,7 @@ from lecis.clock import iso_ts
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_S = 30.0
+BASELINE_MARGIN_NS = 2_000_000_000  # started_at has milliseconds; a share's clock may lag a little
 REFUSALS_BEFORE_ERROR = 3  # a file the bucket refuses this often (not an outage) is reported and left
 
 
@@ -69,7 +71,10 @@ class SessionJob:
         if not await self.ctx.run(m.session_known, self.sid):
             watched = [r for r in self.roots if not r.recorded]
             result = await self.ctx.run(scan, watched, {})
-            base = [(s.rel, str(s.path), s.size, s.mtime_ns) for s in result.changed]
+            # A file written since the session started is the session's even if this first scan (slow on a
+            # large share) sees it: only older files are the baseline.
+            cutoff = _started_ns(self.session.started_at) - BASELINE_MARGIN_NS
+            base = [(s.rel, str(s.path), s.size, s.mtime_ns) for s in result.changed if s.mtime_ns < cutoff]
             await self.ctx.run(m.add_session, self.sid, self.session.unit, base)
         self.files = await self.ctx.run(m.files, self.sid)
         now = self.ctx.clock.monotonic()
@@ -397,3 +402,11 @@ def _hash_then_stat(path: Path, size: int) -> tuple[str, int, os.stat_result]:
     """The MD5 of the first `size` bytes, and the file's stat right after (did it change meanwhile?)."""
     md5, done = md5_file(path, size)
     return md5, done, os.stat(path)
+
+
+def _started_ns(started_at: str) -> int:
+    """The session's start in epoch nanoseconds (far in the future when unreadable: all is baseline)."""
+    try:
+        return int(datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp() * 1e9)
+    except (ValueError, AttributeError):
+        return 1 << 62

@@ -21,6 +21,7 @@ from hub.upload.transfer import Bucket
 from provisioning.broker import MosquittoProcess
 from tests.hub.sessions.system_rig import caller, running_hub, session_of
 from tests.hub.upload.emulators import BUCKET, Emulator, GcpStorageEmulator, running
+from tests.hub.upload.helpers import aged
 from tests.rig import probe
 from tests.system.inproc import running_unit
 from tests.system.test_sessions import START_PIN, STOP_PIN, press, unit_dir
@@ -45,6 +46,7 @@ async def test_a_button_session_uploads_exactly_the_final_versions_and_closes(
     watch = tmp_path / "instrument"
     watch.mkdir()
     (watch / "earlier.csv").write_text("from an earlier session\n")
+    aged(watch / "earlier.csv")
     extra = (f"storage: {{bucket: {BUCKET}, prefix: lab1}}\n"
              "upload: {scan_s: 0.5, stable_s: 0.3, final_timeout_s: 20}\n"
              f"watch:\n  {unit}:\n    - {{path: {watch}, include: ['*.csv', '*.txt'], ignore: ['*.tmp']}}\n")
@@ -57,7 +59,6 @@ async def test_a_button_session_uploads_exactly_the_final_versions_and_closes(
             await press(rig, START_PIN)
             opened = await found.wait_for(lambda: session_of(found, unit).get("state") == "open"
                                           and session_of(found, unit), 15, "the session opened by the button")
-            await asyncio.sleep(1.0)  # the first scan has taken the folder as it was
             (watch / "run1.csv").write_text("t,v\n0,1\n")
             (watch / "notes.txt").write_text("draft\n")
             (watch / "scratch.tmp").write_text("never uploaded\n")
@@ -115,7 +116,6 @@ async def test_a_hub_killed_mid_upload_resends_only_that_file_and_closes_verifie
             await press(rig, START_PIN)
             opened = await found.wait_for(lambda: session_of(found, unit).get("state") == "open"
                                           and session_of(found, unit), 15, "the session opened by the button")
-            await asyncio.sleep(1.0)
             for i in range(3):
                 (watch / f"small{i}.csv").write_text(f"row {i}\n" * 50)
             await found.wait_for(lambda: all(manifest(data_dir).get(f"small{i}.csv", ("", 0))[0] == "done"

@@ -11,7 +11,7 @@ from hub.upload.recorded import chunk_closed
 from hub.upload.uploader import Uploader
 from lecis.clock import ScaledClock
 from tests.hub.upload.emulators import Emulator
-from tests.hub.upload.helpers import Calls, hub_config, md5, new_session, objects
+from tests.hub.upload.helpers import Calls, aged, hub_config, md5, new_session, objects
 from tests.hub.upload.test_uploader import until
 
 NOW = datetime(2026, 12, 1, 13, 30, tzinfo=UTC)
@@ -68,6 +68,7 @@ async def test_checksum_only_catches_a_rewrite_that_keeps_size_and_mtime(
     watch.mkdir()
     kept = watch / "kept.bin"
     kept.write_bytes(b"AAAA")  # there before the session
+    aged(kept)
     config = hub_config(tmp_path, watch, extra_watch=", checksum_only: true")
     clock = ScaledClock(10)
     calls = Calls()

@@ -11,7 +11,7 @@ from hub.upload import job
 from hub.upload.uploader import Uploader
 from lecis.clock import ScaledClock
 from tests.hub.upload.emulators import Emulator
-from tests.hub.upload.helpers import Calls, hub_config, md5, new_session, objects
+from tests.hub.upload.helpers import Calls, aged, hub_config, md5, new_session, objects
 
 
 async def until(pred, clock: ScaledClock, limit_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -26,6 +26,7 @@ async def test_a_session_uploads_what_changed_and_closes_verified(tmp_path: Path
     (watch / "sub").mkdir(parents=True)
     (watch / "old.csv").write_text("before the session\n")
     (watch / "edited.csv").write_text("v1\n")
+    aged(watch / "old.csv", watch / "edited.csv")
     config = hub_config(tmp_path, watch)
     clock = ScaledClock(10)
     calls = Calls()
@@ -173,3 +174,21 @@ async def test_an_unreadable_file_is_reported_the_others_go_up_and_the_close_nam
     assert result.failed == ("locked.csv: cannot be read (Permission denied); fix its permissions: it is "
                              "tried again when it changes and at the session's close",)
     assert sorted(objects(config, gcs_md5, session)) == ["fine.csv"]
+
+
+async def test_a_file_written_after_the_start_but_before_the_first_scan_is_the_sessions(
+        tmp_path: Path, gcs_md5: Emulator) -> None:
+    watch = tmp_path / "out"
+    watch.mkdir()
+    (watch / "earlier.csv").write_text("an earlier run\n")
+    aged(watch / "earlier.csv")
+    config = hub_config(tmp_path, watch)
+    clock = ScaledClock(10)
+    session = new_session(clock)  # accepted now; the uploader's first scan comes later
+    (watch / "first.csv").write_text("written the moment the session started\n")
+    async with Uploader(config, config.data_dir, clock, lambda s, p: None, lambda s, r: None,
+                        env={"STORAGE_EMULATOR_HOST": gcs_md5.url}) as up:
+        up.begin(session)
+        result = await up.finish(session)
+    assert result.verified, result.summary()
+    assert sorted(objects(config, gcs_md5, session)) == ["first.csv"]
