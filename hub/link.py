@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -29,7 +30,7 @@ from hub.mqtt_transport import PahoTransport
 from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.errors import WireFormatError
 from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
-from lecis.mqtt_session import Connection, MqttSession, SessionConfig
+from lecis.mqtt_session import Connection, ConnectionClosed, MqttSession, SessionConfig
 from lecis.topics import HUB_SEGMENT, Topics
 from lecis.wire import Birth, Button, Data, Event, HubState, ModuleState, UnitState, encode, from_bytes
 
@@ -97,6 +98,23 @@ class QuickSession(MqttSession):
             socket_options=NO_DELAY_SOCKET_OPTIONS if config.tcp_nodelay else ())
         # lecis.mqtt_session.Connection uses publish, subscribe, messages and async with: all here.
         return cast(aiomqtt.Client, transport)
+
+    async def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
+                      timeout: float | None = None) -> None:
+        """Publish on the current connection (SessionOffline without one) and await its PUBACK.
+
+        Straight on the transport: the packet is written before this first waits, not a loop turn
+        later from a task of its own (lecis Connection.publish). A connection that ends fails the
+        wait, as there: ConnectionClosed.
+        """
+        connection = self.require()
+        connection.raise_if_closed()
+        transport = cast(PahoTransport, connection.client)
+        try:
+            await transport.publish(topic, payload, qos=qos, retain=retain,
+                                    timeout=math.inf if timeout is None else timeout)
+        except aiomqtt.MqttError as exc:
+            raise ConnectionClosed(f"publish to {topic} not confirmed: {exc}") from exc
 
     async def _serve(self, connection: Connection, session: list[Coroutine[Any, Any, None]]) -> None:
         # As with aiomqtt's queue, what arrived while connecting is handed over once the session

@@ -221,9 +221,8 @@ class PahoTransport:
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
         if qos == 0 or info.is_published():
             return
-        future = self._publishes.get(info.mid)
-        if future is None:
-            future = self._publishes[info.mid] = self._loop.create_future()
+        # The PUBACK is read at a later loop turn, so the waiter is in place before it can arrive.
+        future = self._publishes[info.mid] = self._loop.create_future()
         await self._await(future, self._publishes, info.mid, timeout)
 
     async def subscribe(self, topic: str, qos: int = 0, timeout: float | None = None) -> None:
@@ -232,9 +231,7 @@ class PahoTransport:
         result, mid = self._paho.subscribe(topic, qos)
         if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             raise aiomqtt.MqttCodeError(result, "Could not subscribe to topic")
-        future = self._subscribes.get(mid)
-        if future is None:
-            future = self._subscribes[mid] = self._loop.create_future()
+        future = self._subscribes[mid] = self._loop.create_future()
         await self._await(future, self._subscribes, mid, timeout)
 
     async def _await(self, future: asyncio.Future[None], waiters: dict[int, asyncio.Future[None]],
@@ -266,18 +263,15 @@ class PahoTransport:
         self._on_message(message.topic, bytes(message.payload))
 
     def _puback(self, _c: Any, _u: Any, mid: int, _reason: Any, _props: Any) -> None:
-        # paho may acknowledge before publish() returned (a QoS 0 written at once): a done future waits.
-        future = self._publishes.get(mid)
-        if future is None:
-            future = self._publishes[mid] = self._loop.create_future()
-        if not future.done():
+        # Nobody waits when the publisher gave up (cancelled, timed out): nothing is kept for the mid,
+        # which paho hands out again later.
+        future = self._publishes.pop(mid, None)
+        if future is not None and not future.done():
             future.set_result(None)
 
     def _suback(self, _c: Any, _u: Any, mid: int, reasons: list[Any], _props: Any) -> None:
-        future = self._subscribes.get(mid)
-        if future is None:
-            future = self._subscribes[mid] = self._loop.create_future()
-        if future.done():
+        future = self._subscribes.pop(mid, None)
+        if future is None or future.done():
             return
         if any(getattr(r, "is_failure", False) for r in reasons):
             future.set_exception(aiomqtt.MqttCodeError(reasons[0], "subscription refused"))
