@@ -66,6 +66,21 @@ def test_outputs_switching_are_marked_and_the_session_view_reads_history(page: A
     page.wait_for_selector("#range-live.on")
 
 
+def test_a_manual_command_from_the_page_names_a_bad_parameter(page: Any, lab: WebLab) -> None:
+    sign_in(page, lab)
+    page.wait_for_selector("#command-module", timeout=EXPECT_S)
+    page.select_option("#command-module", "base_pump")
+    page.select_option("#command-name", "dose")
+    page.fill("#command input[name=ml]", "0.5")
+    page.click("#command-send")
+    page.wait_for_function("document.querySelector('#command-result').textContent.startsWith('dose: done')",
+                           timeout=EXPECT_S * 2)
+    page.fill("#command input[name=ml]", "100000")
+    page.click("#command-send")
+    page.wait_for_selector("#command input[name=ml].bad", timeout=EXPECT_S)
+    assert page.text_content("#command-result").startswith("refused:")
+
+
 def test_a_script_error_is_marked_at_its_line_as_you_type(page: Any, lab: WebLab) -> None:
     sign_in(page, lab)
     page.click("#nav a[data-view=experiment]")

@@ -4,6 +4,7 @@ import { startLive, select } from "./live.js";
 import { store, on, emit } from "./store.js";
 import { initUnits } from "./units.js";
 import { initCharts, setMode } from "./charts.js";
+import { initCommands } from "./commands.js";
 import { initSessions } from "./sessions.js";
 import { initExperiment, enterExperiment } from "./experiment.js";
 import { initEvents, enterEvents, leaveEvents } from "./events.js";
@@ -74,6 +75,7 @@ async function start() {
   });
   initUnits($("units"), notice, operator);
   initCharts($("charts"), $("charts-title"), notice);
+  initCommands($("command"), operator);
   initSessions($("sessions"));
   initExperiment(notice, operator);
   initEvents(notice);
