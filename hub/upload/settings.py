@@ -129,6 +129,9 @@ def _patterns(f: Fields, path: tuple[Any, ...], default: tuple[str, ...]) -> tup
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         f.problem(path, "expected a list of file name patterns such as [\"*.csv\", \"*.txt\"]")
         return default
+    if not value and path[-1] == "include":
+        f.problem(path, "an empty include list would upload nothing; leave it out to take every file")
+        return default
     return tuple(value)
 
 

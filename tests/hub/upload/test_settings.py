@@ -42,7 +42,7 @@ def test_every_bad_value_is_a_problem_with_its_line(tmp_path: Path) -> None:
                                "upload: {scan_s: 0, stable_s: -1, chunk_kib: 300, workers: 99}\n"
                                "watch:\n  Bench_1: [{path: a}]\n  bench-2:\n    - {path: a}\n"
                                "    - {path: b}\n"
-                               "  bench-3: [{include: 5}]\n")
+                               "  bench-3: [{include: 5}]\n  bench-4: {path: c, include: []}\n")
     assert any(p.startswith("4: storage.bucket: expected a bucket name") for p in found)
     assert any(p.startswith("4: storage.prefix: expected an object prefix") for p in found)
     assert any(p.startswith("4: storage.credntials: unknown key 'credntials'; did you mean 'credentials'?")
@@ -57,6 +57,8 @@ def test_every_bad_value_is_a_problem_with_its_line(tmp_path: Path) -> None:
     assert any(p.startswith("11: watch.bench-3[0].path: missing") for p in found)
     assert any(p.startswith("11: watch.bench-3[0].include: expected a list of file name patterns")
                for p in found)
+    assert ("12: watch.bench-4.include: an empty include list would upload nothing; leave it out to take "
+            "every file") in found
 
 
 def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
