@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.upload.names import matches, name_problem
+from hub.upload.settings import RECORDED
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,10 @@ def _entry(root: Root, top: str, real_root: str, inner: str, entry: os.DirEntry[
     rel = _join(top, rel_inner)
     if root.recorded and name.endswith(".tmp"):
         return  # the recorder's atomic rewrites in progress
+    if not top and not inner and name == RECORDED and not root.recorded:
+        out.problems.append(Problem(rel, f"{RECORDED}/ is where the recorder's files go in the bucket; give "
+                                    "this watch entry a name: to upload it"))
+        return
     try:
         is_link = entry.is_symlink()
         if is_link:

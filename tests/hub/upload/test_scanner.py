@@ -78,3 +78,12 @@ def test_a_missing_or_unlistable_folder_is_a_problem_not_an_exception(
     assert [s.rel for s in result.changed] == ["fine.csv"]
     assert [(p.rel, p.why) for p in result.problems] == [("locked",
                                                           "folder cannot be listed (Permission denied)")]
+
+
+def test_a_top_folder_named_recorded_would_mix_with_the_recorders_files(tmp_path: Path) -> None:
+    tree(tmp_path, ["recorded/a.csv", "b.csv"])
+    result = scan([Root(tmp_path)], {})
+    assert [s.rel for s in result.changed] == ["b.csv"]
+    assert "give this watch entry a name" in result.problems[0].why
+    assert sorted(s.rel for s in scan([Root(tmp_path, "spectro")], {}).changed) == ["spectro/b.csv",
+                                                                                  "spectro/recorded/a.csv"]
