@@ -49,6 +49,8 @@ class SessionJob:
         self.sid = session.id
         self.files: dict[str, FileState] = {}
         self.pending: dict[str, Pending] = {}
+        self.done: set[str] = set()  # uploaded in this session and unchanged since
+        self.failed: set[str] = set()  # gone or refused for good
         self.reported: dict[str, str] = {}  # rel -> the problem already told
         self.problems: dict[str, str] = {}
         self.bytes_done = 0
@@ -76,7 +78,8 @@ class SessionJob:
             cutoff = _started_ns(self.session.started_at) - BASELINE_MARGIN_NS
             base = [(s.rel, str(s.path), s.size, s.mtime_ns) for s in result.changed if s.mtime_ns < cutoff]
             await self.ctx.run(m.add_session, self.sid, self.session.unit, base)
-        self.files = await self.ctx.run(m.files, self.sid)
+        for f in (await self.ctx.run(m.files, self.sid)).values():
+            self._track(f)
         now = self.ctx.clock.monotonic()
         for rel, f in self.files.items():
             if f.state in ("pending", "uploading"):  # an upload cut by a crash is sent again, whole
@@ -201,7 +204,7 @@ class SessionJob:
         if batch is None:
             await self._store(row)
         else:
-            self.files[row.rel] = row
+            self._track(row)
             batch.append(row)
 
     async def _vanished(self, seen_now: set[str], problems: list[Problem]) -> None:
@@ -225,8 +228,14 @@ class SessionJob:
         self.reported[p.rel] = p.why
         self.ctx.on_file(self.sid, {"path": p.rel, "status": "skipped", "error": p.why})
 
-    async def _store(self, f: FileState) -> None:
+    def _track(self, f: FileState) -> None:
+        """Keep `files` and the counts progress() reads (so it never walks a large baseline)."""
         self.files[f.rel] = f
+        (self.done.add if f.state == "done" and f.uploads > 0 else self.done.discard)(f.rel)
+        (self.failed.add if f.state in ("gone", "error") else self.failed.discard)(f.rel)
+
+    async def _store(self, f: FileState) -> None:
+        self._track(f)
         await self.ctx.run(self.ctx.manifest.put, self.sid, f)
 
     # -- sending ---------------------------------------------------------------------------------------

@@ -130,10 +130,9 @@ class Uploader:
         job = self._jobs.get(session_id)
         if job is None:
             return self._closed.get(session_id, UploadProgress())
-        done = [f for f in job.files.values() if f.state == "done" and f.uploads > 0]
-        errors = len({*job.problems, *(r for r, f in job.files.items() if f.state in ("gone", "error"))})
+        errors = len(job.failed) + sum(1 for rel in job.problems if rel not in job.failed)
         return UploadProgress(
-            files_pending=len(job.pending), files_done=len(done),
+            files_pending=len(job.pending), files_done=len(job.done),
             bytes_pending=sum(p.seen.size for p in job.pending.values()), bytes_done=job.bytes_done,
             rate_bps=job.rate_bps(), errors=errors,
             last_scan_at=job.last_scan_at)
