@@ -25,7 +25,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def build_app(ctx: WebContext) -> FastAPI:
-    app = FastAPI(title="labedge hub", version="1", openapi_url="/api/openapi.json", docs_url="/api/docs",
+    app = FastAPI(title="labedge hub", version="1", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description="The hub's HTTP API (docs/dashboard.md). Sign in with "
                   "POST /api/login; send the token as `Authorization: Bearer TOKEN`.")
     app.state.ctx = ctx
