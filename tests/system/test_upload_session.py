@@ -13,6 +13,7 @@ import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +147,46 @@ async def test_a_hub_killed_mid_upload_resends_only_that_file_and_closes_verifie
     after = {k: v.generation for k, v in bucket.list(prefix).items() if k in before}
     assert after == before, "a file completed before the kill was uploaded again"
     assert all(n == 1 for rel, (_, n) in manifest(data_dir).items() if not rel.startswith("recorded/"))
+
+
+async def test_the_bucket_away_mid_session_then_back_the_session_closes_verified(
+        tmp_path: Path, mosquitto: MosquittoProcess, gcs: Emulator) -> None:
+    """The real hub through an outage of a few real seconds (test_faults.py: a minute of the hub's clock)."""
+    unit, port = "upl-out", mosquitto.port
+    watch = tmp_path / "instrument"
+    watch.mkdir()
+    data_dir = tmp_path / "hub" / "data"
+    extra = (f"storage: {{bucket: {BUCKET}, prefix: lab1}}\n"
+             "upload: {scan_s: 0.3, stable_s: 0.2, final_timeout_s: 20, timeout_s: 1, retry_max_s: 1}\n"
+             f"watch:\n  {unit}:\n    - {{path: {watch}}}\n")
+    async with probe("127.0.0.1", port, pattern="lab/#") as found, \
+            running_hub(tmp_path, port, "hub-upl-out", extra=extra), caller(port, found) as hub:
+        await hub.until_answering()
+        async with running_unit(unit_dir(tmp_path), unit, port) as rig:
+            await press(rig, START_PIN)
+            opened = await found.wait_for(lambda: session_of(found, unit).get("state") == "open"
+                                          and session_of(found, unit), 15, "the session opened by the button")
+            (watch / "before.csv").write_text("before the outage\n")
+            await found.wait_for(lambda: manifest(data_dir).get("before.csv", ("", 0))[0] == "done", 20,
+                                 "the first file uploaded")
+            gcs.stop()
+            (watch / "during.csv").write_text("written while the bucket is away\n")
+            await found.wait_for(lambda: manifest(data_dir).get("during.csv", ("", 0))[0] in ("pending",
+                                                                                             "uploading"),
+                                 20, "the new file pending")
+            await press(rig, STOP_PIN)
+            def missing() -> dict[str, Any] | None:
+                s = session_of(found, unit)
+                return s if "not verified" in (s.get("reason") or "") else None
+
+            waiting = await found.wait_for(missing, 30, "the final transfer saying what it misses")
+            assert waiting["state"] == "closing" and "during.csv" in waiting["reason"]
+            gcs.start()  # the same port, the same stored objects
+            closed = await found.wait_for(lambda: (s := session_of(found, unit)).get("state") == "closed"
+                                          and s, 60, "the session closed, verified")
+    assert closed["id"] == opened["id"]
+    bucket = Bucket(StorageConfig(BUCKET, "lab1"), UploadConfig(), {"STORAGE_EMULATOR_HOST": gcs.url})
+    prefix = f"lab1/{unit}/{opened['id']}/"
+    held = {k[len(prefix):]: v for k, v in bucket.list(prefix).items()}
+    assert sorted(k for k in held if not k.startswith("recorded/")) == ["before.csv", "during.csv"]
+    assert all(held[rel].md5 == md5(watch / rel) for rel in ("before.csv", "during.csv"))
