@@ -1,7 +1,10 @@
 """A board in Python behind a pseudo-terminal: PROTOCOL.md as the firmware implements it.
 
 For tests of the host logic and for `labedge lab` where simavr is not
-installed; the acceptance tests run the real firmware in simavr instead.
+installed; the acceptance tests run the real firmware in simavr instead, and
+tests/firmware_bridge/test_protocol_conformance.py runs the same checks against
+both. The receiver and the command handling follow firmware/src/frame.c and
+commands.c byte for byte: the same counters, the same answers, the same cuts.
 `FakeBoard.open(link)` creates a pty and, with `link`, a symlink to it that
 stays the board's port name; `unplug()` and `plug()` make the port vanish and
 return; `reset()` reboots with a new boot id.
@@ -18,11 +21,91 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware_bridge import frames
-from firmware_bridge.frames import Request
 
 OUTPUTS = {"D2": "SET", "D4": "SET", "D7": "SET", "D8": "SET", "D3": "PWM", "S1": "STEP"}
 ANALOG = tuple(f"A{i}" for i in range(6))
-BOUNDS = {"SET": (0, 1), "PWM": (0, 255), "STEP": (-2000, 2000)}
+VALUE = {"SET": ("level", 1), "PWM": ("duty", 255), "STEP": ("rate", 2000)}
+FRAME_MAX = frames.MAX_FRAME
+BODY_MAX = FRAME_MAX - 7  # `$` + body + `*` + 4 hex digits + `\n`
+MAX_MS = 600_000
+PERIOD_MIN_MS = 50
+MAX_FIELDS = 6
+
+
+def parse_u32(text: str, limit: int) -> int | None:
+    """As the firmware's parse_u32: 1..7 ASCII digits (leading zeros allowed), at most `limit`."""
+    if not 1 <= len(text) <= 7 or any(c not in "0123456789" for c in text):
+        return None
+    value = int(text)
+    return value if value <= limit else None
+
+
+def parse_i32(text: str, limit: int) -> int | None:
+    """An optional `-` then parse_u32 (so `-0` is 0, `+1` is refused)."""
+    negative = text.startswith("-")
+    value = parse_u32(text[1:] if negative else text, limit)
+    return None if value is None else (-value if negative else value)
+
+
+def split(body: str) -> list[str] | None:
+    """Fields separated by exactly one space; None when a field is empty."""
+    fields = body.split(" ")
+    return None if any(not f for f in fields) else fields
+
+
+@dataclass
+class Receiver:
+    """frame.c's byte receiver: the same states, the same counters."""
+
+    bad_crc: int = 0
+    bad_frame: int = 0
+    overlong: int = 0
+    _state: str = "wait"  # wait, body, crc, lf
+    _count: int = 0
+    _body: bytearray = field(default_factory=bytearray)
+    _crc: str = ""
+
+    def byte(self, c: int) -> str | None:
+        if c == frames.START:
+            if self._state != "wait":
+                self.bad_frame += 1
+            self._state, self._count, self._body = "body", 1, bytearray()
+            return None
+        if self._state == "wait":
+            return None
+        self._count += 1
+        if self._count > FRAME_MAX:
+            self.overlong += 1
+            self._state = "wait"
+            return None
+        if self._state == "body":
+            if c == frames.END_BODY:
+                self._state, self._crc = "crc", ""
+            elif c < 0x20 or c > 0x7E:
+                self.bad_frame += 1
+                self._state = "wait"
+            else:
+                self._body.append(c)
+            return None
+        if self._state == "crc":
+            if chr(c) not in "0123456789ABCDEF":
+                self.bad_frame += 1
+                self._state = "wait"
+                return None
+            self._crc += chr(c)
+            if len(self._crc) == 4:
+                self._state = "lf"
+            return None
+        if c == 0x0D:
+            return None
+        self._state = "wait"
+        if c != frames.NEWLINE:
+            self.bad_frame += 1
+            return None
+        if frames.crc16(bytes(self._body)) != int(self._crc, 16):
+            self.bad_crc += 1
+            return None
+        return self._body.decode("ascii")
 
 
 @dataclass
@@ -34,6 +117,7 @@ class FakeBoard:
     analog: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ANALOG, 0))
     boot_id: str = ""
     executed: int = 0
+    duplicates: int = 0
     expired: list[str] = field(default_factory=list)
     answer: bool = True  # False: a board that has hung (hears, answers nothing)
     protocol: int = 1
@@ -42,7 +126,7 @@ class FakeBoard:
     _heard: bool = False
     _master: int | None = None
     _slave: int | None = None
-    _parser: frames.Parser = field(default_factory=frames.Parser)
+    _rx: Receiver = field(default_factory=Receiver)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _periods: dict[str, float] = field(default_factory=dict)
     _period_s: dict[str, float] = field(default_factory=dict)
@@ -95,15 +179,16 @@ class FakeBoard:
         self.unplug()
 
     def reset(self) -> None:
-        """Reboot: outputs to default, memory empty, a new boot id, HELLO again."""
-        self.levels = dict.fromkeys(OUTPUTS, 0)
-        self._deadline.clear()
-        self._periods.clear()
+        """Reboot: outputs to default, memory and counters empty, a new boot id, HELLO again."""
         self._boot()
 
     def _boot(self) -> None:
+        self.levels = dict.fromkeys(OUTPUTS, 0)
+        self._deadline.clear()
+        self._periods.clear()
         self.boot_id = secrets.token_hex(4).upper()
-        self.executed = 0
+        self.executed = self.duplicates = 0
+        self._rx = Receiver()
         self._last = None
         self._heard = False
         self._hello_at = 0.0
@@ -123,7 +208,7 @@ class FakeBoard:
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.002)
             now = loop.time()
             if not self._heard and now - self._hello_at >= 1.0:
                 self._send_hello()
@@ -144,65 +229,97 @@ class FakeBoard:
             data = os.read(self._master, 1024)
         except (BlockingIOError, OSError):
             return
-        for frame in self._parser.feed(data):
-            if isinstance(frame, Request):
-                self._heard = True
-                self._request(frame)
+        for byte in data:
+            body = self._rx.byte(byte)
+            if body is not None:
+                self._request(body)
 
-    def _request(self, req: Request) -> None:
-        if self._last is not None and self._last[0] == req.seq:
+    def _request(self, body: str) -> None:
+        """commands_handle(): not a request -> bad_frame; the last number again -> from memory."""
+        fields = split(body)
+        seq = parse_u32(fields[0], 255) if fields is not None and len(fields) >= 2 else None
+        if fields is None or seq is None or seq == 0:
+            self._rx.bad_frame += 1
+            return
+        self._heard = True
+        if self._last is not None and self._last[0] == seq:
+            self.duplicates = (self.duplicates + 1) % 65536
             if self.answer:
                 self._write(self._last[1])
             return
-        body = self._execute(req)
-        wire = frames.encode_body(f"{req.seq} {body}")
-        self._last = (req.seq, wire)
+        self.executed = (self.executed + 1) % 65536  # this request included, whatever its answer
+        wire = frames.encode_body(f"{seq} {self._execute(fields)}"[:BODY_MAX])
+        self._last = (seq, wire)
         if self.answer:
             self._write(wire)
 
-    def _execute(self, req: Request) -> str:
-        cmd, args = req.command, req.args
-        if cmd not in ("PING", "SET", "PWM", "STEP", "READ", "PERIOD", "STATUS"):
-            return f"ERR unknown_command {cmd}"[:50]
-        self.executed = (self.executed + 1) % 65536
-        now = asyncio.get_running_loop().time()
+    def _execute(self, f: list[str]) -> str:
+        cmd, now = f[1], asyncio.get_running_loop().time()
         if cmd == "PING":
-            return f"OK {self.executed}"
-        if cmd in ("SET", "PWM", "STEP"):
-            if len(args) != 3:
+            return f"OK {self.executed}" if len(f) == 2 else "ERR bad_frame PING"
+        if cmd in VALUE:
+            if len(f) != 5:
                 return f"ERR bad_frame {cmd}"
-            ch, value_text, ms_text = args
+            ch = f[2]
             if OUTPUTS.get(ch) != cmd:
-                return f"ERR bad_channel {ch}"[:50]
-            lo, hi = BOUNDS[cmd]
-            try:
-                value, ms = int(value_text), int(ms_text)
-            except ValueError:
-                return f"ERR bad_value {value_text}"[:50]
-            if not lo <= value <= hi or not 1 <= ms <= 600000:
-                return f"ERR bad_value {value_text}"[:50]
+                return f"ERR bad_channel {ch}"
+            name, limit = VALUE[cmd]
+            value = parse_i32(f[3], limit) if cmd == "STEP" else parse_u32(f[3], limit)
+            if value is None:
+                return f"ERR bad_value {name}"
+            ms = parse_u32(f[4], MAX_MS)
+            if ms is None or ms < 1:
+                return "ERR bad_value max_ms"
             self.levels[ch] = value
+            self._deadline.pop(ch, None)
             if value:
-                self._deadline[ch] = now + ms / 1000
-            else:
-                self._deadline.pop(ch, None)
+                self._deadline[ch] = now + (ms + 1) / 1000
             return "OK"
         if cmd == "READ":
-            if len(args) != 1 or args[0] not in ANALOG:
-                return f"ERR bad_channel {' '.join(args)}"[:50]
-            return f"OK {args[0]} {self.analog[args[0]]}"
+            if len(f) != 3:
+                return "ERR bad_frame READ"
+            if f[2] not in ANALOG:
+                return f"ERR bad_channel {f[2]}"
+            return f"OK {f[2]} {self.analog[f[2]]}"
         if cmd == "PERIOD":
-            if len(args) != 2 or args[0] not in ANALOG:
-                return "ERR bad_channel " + (args[0] if args else "")
-            ms = int(args[1]) if args[1].isdigit() else -1
-            if ms != 0 and ms < 50:
-                return f"ERR bad_value {args[1]}"[:50]
+            if len(f) != 4:
+                return "ERR bad_frame PERIOD"
+            if f[2] not in ANALOG:
+                return f"ERR bad_channel {f[2]}"
+            ms = parse_u32(f[3], 60000)
+            if ms is None or (ms != 0 and ms < PERIOD_MIN_MS):
+                return "ERR bad_value ms"
             if ms == 0:
-                self._periods.pop(args[0], None)
+                self._periods.pop(f[2], None)
             else:
-                self._period_s[args[0]] = ms / 1000
-                self._periods[args[0]] = now + ms / 1000
+                self._period_s[f[2]] = ms / 1000
+                self._periods[f[2]] = now + ms / 1000
             return "OK"
-        parts = [f"{ch}={v}/{max(0, int((self._deadline.get(ch, now) - now) * 1000))}"
-                 for ch, v in self.levels.items()]
-        return ("OK " + " ".join(parts))[:50]
+        if cmd == "STATUS":
+            return self._status(f, now)
+        if cmd == "STATS":
+            if len(f) != 2:
+                return "ERR bad_frame STATS"
+            values = (self._rx.bad_crc, self._rx.bad_frame, self._rx.overlong, self.duplicates, 0)
+            return "OK " + " ".join(str(v % 65536) for v in values)
+        return f"ERR unknown_command {cmd}"
+
+    def _item(self, ch: str, now: float) -> str:
+        left = self._deadline.get(ch)
+        ms_left = 0 if left is None or now >= left else int((left - now) * 1000)
+        return f" {ch}={self.levels[ch]}/{ms_left}"
+
+    def _status(self, f: list[str], now: float) -> str:
+        if len(f) > 3:
+            return "ERR bad_frame STATUS"
+        if len(f) == 3:
+            return f"OK{self._item(f[2], now)}" if f[2] in OUTPUTS else f"ERR bad_channel {f[2]}"
+        answer, room = "OK", BODY_MAX - len(f[0]) - 1
+        names = list(OUTPUTS)
+        for i, ch in enumerate(names):
+            item = self._item(ch, now)
+            reserve = 0 if i == len(names) - 1 else 2
+            if len(answer) + len(item) + reserve > room:
+                return answer + " +"
+            answer += item
+        return answer

@@ -48,9 +48,11 @@ int8_t frame_rx_byte(uint8_t c, char body[BODY_MAX + 1]) {
             crc_seen = 0;
         } else if (c < 0x20 || c > 0x7E) {
             drop(&frame_counters.bad_frame);
-        } else {
-            body[body_len++] = (char)c; /* count <= FRAME_MAX keeps body_len <= BODY_MAX */
+        } else if (body_len < BODY_MAX) {
+            body[body_len++] = (char)c;
         }
+        /* else: a body past BODY_MAX bytes is not stored (the buffer ends there); the frame can no
+           longer fit 64 bytes, so `count` drops it as overlong before its '\n'. */
         return -1;
     case IN_CRC: {
         int8_t v = hex_value(c);
