@@ -186,8 +186,10 @@ class Hub:
         from hub.sessions.publisher import SessionPublisher
 
         publisher = await stack.enter_async_context(
-            SessionPublisher(self.sessions, self._publish, self.topics, self.clock))
+            SessionPublisher(self.sessions, self._publish, self.topics, self.clock,
+                             known_units=self._known_units))
         self.handlers.connected.append(publisher.republish)
+        self._session_publisher = publisher
 
     def _known_units(self) -> set[str]:
         """Units a session may be for: heard from ($birth), or named by the script or hub.yaml's watch:."""
@@ -205,7 +207,7 @@ class Hub:
             log.info("unit %s: %s press of %s seen again; carried out once", unit, button.button, button.ts)
             return
         self._presses[(unit, button.button)] = button.ts
-        self._spawn(self._session_input(unit, button.button, SessionSource.BUTTON))
+        self._spawn(self._session_input(unit, button.button, SessionSource.BUTTON, pressed_at=button.ts))
 
     def _on_script_session(self, effect: Any) -> None:
         """The script's `session` action (a SessionEffect)."""
@@ -213,16 +215,16 @@ class Hub:
         self._spawn(self._session_input(effect.unit, effect.action, SessionSource.SCRIPT, name))
 
     async def _session_input(self, unit: str, action: str, source: SessionSource,
-                             experiment: str | None = None) -> None:
+                             experiment: str | None = None, pressed_at: str | None = None) -> None:
         """A start or stop from a button or the script: a refusal is logged, raised as an event, blinked."""
         if self.sessions is None:
             return
         try:
             if action == "start":
-                await self.sessions.start(unit, source=source, experiment=experiment)
+                await self.sessions.start(unit, source=source, experiment=experiment, pressed_at=pressed_at)
             else:
                 await self.sessions.stop(unit, source=source)
-        except SessionRefused as exc:
+        except (SessionRefused, LabedgeError, OSError) as exc:  # refused, invalid, or not storable (disk)
             log.warning("session %s from the %s of %s refused: %s", action, source.value, unit, exc)
             if source is SessionSource.BUTTON:
                 await self._refusal_blink(unit)
@@ -322,6 +324,8 @@ class Hub:
 
     def _on_birth(self, unit: str, birth: Birth) -> None:
         self.births[unit] = birth
+        if getattr(self, "_session_publisher", None) is not None:  # a stale retained session is cleared
+            self._session_publisher.unit_seen(unit)
         self.recorder.ingest(unit, "$birth", "birth", birth.to_json(), self.clock.now().timestamp())
         if self.plant is not None:
             self.plant.on_birth(unit, birth)

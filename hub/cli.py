@@ -92,8 +92,15 @@ def run_hub(args: argparse.Namespace) -> int:
         print(f"labedge: {len(exc.problems)} problem(s) in the script; nothing was started", file=sys.stderr)
         return EXIT_USAGE
     if args.check:
+        from hub.sessions.log import LOG_NAME, check_log
+
+        try:  # read only: safe beside the running hub
+            sessions = check_log(config.data_dir / LOG_NAME)
+        except LabedgeError as exc:
+            print(f"labedge: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         what = f"script {script.experiment!r} on {', '.join(script.units)}" if script else "no script"
-        print(f"{args.config}: hub {config.hub} with {what} is fine")
+        print(f"{args.config}: hub {config.hub} with {what} is fine (session log: {sessions} sessions)")
         return EXIT_OK
     try:
         return asyncio.run(_serve(config))

@@ -19,11 +19,33 @@ from pathlib import Path
 from typing import Any
 
 from hub.sessions.model import Session, SessionEventKind, SessionSource, SessionState, UploadProgress
-from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt
+from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt, read_document
 
 LOG_NAME = "session_log.json"
 UPLOADS_DIR = "session_uploads"
 UPLOADED_LISTED = 20  # paths named in one UPLOADED event; the count says how many there were
+UPLOADS_RECOVERY = ("to start that session's upload log afresh; the record of which of its files went up is "
+                    "then lost (the files stay in the data folder and the bucket, and the uploader's own "
+                    "manifest still knows what it sent)")
+
+
+def uploads_corrupt(exc: SessionLogCorrupt) -> SessionLogCorrupt:
+    """The same damage, with what moving a session's upload log aside costs."""
+    return SessionLogCorrupt(exc.path, exc.why, UPLOADS_RECOVERY)
+
+
+def check_log(path: Path) -> int:
+    """What the hub reads at start, read without changing anything (`labedge hub run --check`, safe beside
+    a running hub): the number of sessions; SessionLogCorrupt naming the first damaged file."""
+    data = read_document(path) or {}
+    sessions = data.get("sessions", {})
+    for row in sessions.values():
+        session = session_of(row, path)
+        try:
+            read_document(path.parent / UPLOADS_DIR / f"{session.id}.json")
+        except SessionLogCorrupt as exc:
+            raise uploads_corrupt(exc) from None
+    return len(sessions)
 
 
 def session_row(session: Session, upload: UploadProgress | None = None) -> dict[str, Any]:
@@ -67,6 +89,7 @@ class _Document:
     def __init__(self, path: Path, tables: tuple[str, ...]) -> None:
         self.path = path
         self.storage = SafeJSONStorage(path)  # SessionLogCorrupt when damaged
+        self.unsaved = False  # changed in memory, the last write failed: written with the next one
         data = self.storage.read() or {}
         self.tables: dict[str, dict[str, dict[str, Any]]] = {t: dict(data.get(t, {})) for t in tables}
         for name, docs in data.items():  # tables of a later version are kept as they are
@@ -81,7 +104,9 @@ class _Document:
         return doc_id
 
     def save(self) -> None:
+        self.unsaved = True
         self.storage.write(self.tables)
+        self.unsaved = False
 
     def close(self) -> None:
         self.storage.close()
@@ -100,13 +125,31 @@ class SessionLog:
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._files: dict[str, _Document] = {}
         self._file_ids: dict[str, dict[str, str]] = {}  # session id -> path -> doc id
-        for doc_id, row in self.doc.tables["sessions"].items():
+        # Oldest accepted first (the doc ids' order), not by started_at: a clock set back, or a queued press
+        # given its own time, must never make an older session look like the unit's newest.
+        for doc_id, row in sorted(self.doc.tables["sessions"].items(), key=lambda item: _order(item[0])):
             session = session_of(row, path)
             self._sessions[session.id] = session
             self._session_ids[session.id] = doc_id
             self._uploads[session.id] = progress_of(row)
         for row in self.doc.tables["events"].values():
             self._events.setdefault(str(row.get("session_id")), []).append(row)
+        self._check_upload_logs()
+
+    def _check_upload_logs(self) -> None:
+        """Every session's upload log read now: a damaged one refuses the start like the main log (it
+        would otherwise fail at its session's next file, and the record of what went up with it)."""
+        for session in self._sessions.values():
+            path = self.uploads_dir / f"{session.id}.json"
+            try:
+                if session.state in (SessionState.OPEN, SessionState.CLOSING):
+                    if path.exists():
+                        self._files_of(session.id)  # kept open: its session goes on writing it
+                else:
+                    read_document(path)
+            except SessionLogCorrupt as exc:
+                self.close()
+                raise uploads_corrupt(exc) from None
 
     @property
     def storage(self) -> SafeJSONStorage:
@@ -119,8 +162,8 @@ class SessionLog:
 
     # ---- sessions -----------------------------------------------------------------------------
     def all(self) -> list[Session]:
-        """Every session, oldest start first."""
-        return sorted(self._sessions.values(), key=lambda s: s.started_at)
+        """Every session, in the order their starts were accepted."""
+        return list(self._sessions.values())
 
     def get(self, session_id: str) -> Session | None:
         return self._sessions.get(session_id)
@@ -208,6 +251,10 @@ class SessionLog:
         for session_id, row, at in rows:
             if session_id in self._sessions:
                 by_session.setdefault(session_id, []).append((row, at))
+        write_error: OSError | None = None
+        for session_id, files in self._files.items():  # a write that failed before: its rows are in memory
+            if files.unsaved and session_id not in by_session:
+                by_session[session_id] = []
         for session_id, items in by_session.items():
             files = self._files_of(session_id)
             ids = self._file_ids[session_id]
@@ -229,11 +276,21 @@ class SessionLog:
                 else:
                     uploaded.append(path)
                     size += row["size"] if isinstance(row.get("size"), int) else 0
-            files.save()
             if uploaded:
                 self._uploaded(session, uploaded, size, items[-1][1])
-        if by_session:
+            try:
+                files.save()
+            except OSError as exc:  # kept in memory (unsaved) and written with the next rows or retry
+                write_error = write_error or exc
+        if by_session or self.doc.unsaved:
             self.doc.save()
+        if write_error is not None:
+            raise write_error
+
+    @property
+    def unsaved(self) -> bool:
+        """Rows held in memory because their write failed (the disk full...)."""
+        return self.doc.unsaved or any(files.unsaved for files in self._files.values())
 
     def _uploaded(self, session: Session, paths: list[str], size: int, at: str) -> None:
         count = len(paths)
@@ -243,9 +300,14 @@ class SessionLog:
                     {"count": count, "bytes": size, "paths": paths[:UPLOADED_LISTED]})
 
     def file_rows(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's upload log (SessionLogCorrupt naming its file when that is damaged)."""
         if session_id not in self._sessions:
             return []
         path = self.uploads_dir / f"{session_id}.json"
         if session_id not in self._files and not path.exists():
             return []
         return [dict(row) for row in self._files_of(session_id).tables["files"].values()]
+
+
+def _order(doc_id: str) -> tuple[int, str]:
+    return (int(doc_id), "") if doc_id.isdigit() else (1 << 62, doc_id)

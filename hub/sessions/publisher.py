@@ -4,7 +4,9 @@ A change of state is published at once; upload progress at most every
 `PROGRESS_PERIOD_S` per unit (the latest figures always go out). The
 payload is built when it is sent, from the session log and the uploader,
 so it shows the truth at that moment. After a reconnect every unit's is
-published again.
+published again. A unit the hub knows (`known_units`: its `$birth` seen,
+the script, `watch:`) that has no session in the log gets its retained
+message cleared: one left by a session log since moved aside is not the truth.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ class SessionPublisher:
     """`async with SessionPublisher(service, publish, topics, clock):` until the hub closes."""
 
     def __init__(self, service: SessionService, publish: Publish, topics: Topics, clock: Clock,
-                 period_s: float = PROGRESS_PERIOD_S) -> None:
+                 period_s: float = PROGRESS_PERIOD_S,
+                 known_units: Callable[[], set[str]] | None = None) -> None:
         self.service = service
+        self.known_units = known_units
+        self._cleared: set[str] = set()  # units without a session whose retained message was cleared
         self.publish = publish
         self.topics = topics
         self.clock = clock
@@ -48,8 +53,7 @@ class SessionPublisher:
         service.progress_listeners.append(self.progressed)
 
     async def __aenter__(self) -> SessionPublisher:
-        for session in self.service.latest_per_unit():
-            self._urgent.add(session.unit)
+        self._all_units()
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name="session-topics")
         return self
@@ -73,9 +77,24 @@ class SessionPublisher:
 
     async def republish(self) -> None:
         """Every unit's again (a connect listener: the broker may have lost the retained ones)."""
+        self._cleared.clear()
+        self._all_units()
+        self._wake.set()
+
+    def unit_seen(self, unit: str) -> None:
+        """A unit just became known (its `$birth`): a stale retained session of it is cleared."""
+        if unit not in self._cleared and self.service.latest(unit) is None:
+            self._urgent.add(unit)
+            self._wake.set()
+
+    def _all_units(self) -> None:
         for session in self.service.latest_per_unit():
             self._urgent.add(session.unit)
-        self._wake.set()
+        if self.known_units is not None:
+            try:
+                self._urgent.update(self.known_units())
+            except Exception:
+                log.exception("the hub's known units could not be listed")
 
     async def _run(self) -> None:
         while True:
@@ -101,8 +120,11 @@ class SessionPublisher:
     async def _send(self, unit: str) -> bool:
         session = self.service.latest(unit)
         if session is None:
-            return True
-        payload = to_bytes(session.to_json(self.service.progress(session.id)))
+            if unit in self._cleared:
+                return True
+            payload = b""  # retained and empty: the broker forgets what it held for this unit
+        else:
+            payload = to_bytes(session.to_json(self.service.progress(session.id)))
         try:
             await self.publish(self.topics.hub_session(unit), payload, True)
         except (LabedgeError, ConnectionError) as exc:
@@ -113,4 +135,6 @@ class SessionPublisher:
             return False
         self._last[unit] = self.clock.monotonic()
         self.published += 1
+        if session is None:
+            self._cleared.add(unit)
         return True

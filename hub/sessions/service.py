@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from hub.sessions.model import (
     SessionUploads,
     UploadProgress,
 )
-from lecis.clock import Clock, iso_ts
+from lecis.clock import Clock, iso_ts, parse_ts
 from lecis.errors import LabedgeError
 
 log = logging.getLogger("labedge.hub.sessions")
@@ -45,6 +46,8 @@ RETRY_MAX_S = 60.0  # ... up to this
 LISTED = 50  # paths kept per kind (missing, differ...) in a final transfer's ERROR event
 FILE_LOG_DELAY_S = 0.5  # uploaded-file rows gathered at least this long and written together ...
 FILE_LOG_SHARE = 0.05  # ... and longer when writing them takes more than this share of the time
+PRESS_MAX_AGE = timedelta(days=7)  # an older press time is a unit's clock gone wrong, not a queued press
+FILE_LOG_RETRY_S = 5.0  # rows whose write failed (disk full) are held in memory and written again after this
 
 
 class SessionUnknown(LabedgeError, KeyError):
@@ -93,6 +96,7 @@ class SessionService:
         self._file_rows: list[tuple[str, dict[str, Any], str]] = []
         self._file_flush: asyncio.TimerHandle | None = None
         self._file_delay = FILE_LOG_DELAY_S
+        self._retrying = False  # the pending flush is a retry of rows whose write failed
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -183,7 +187,9 @@ class SessionService:
 
     # ---- the rules ----------------------------------------------------------------------------
     async def start(self, unit: str, *, source: SessionSource, user: str | None = None,
-                    experiment: str | None = None) -> Session:
+                    experiment: str | None = None, pressed_at: str | None = None) -> Session:
+        """`pressed_at`: when the unit's button was pressed (its `$button` ts); the session's `started_at`
+        when plausible (not in the future, not before the unit's previous session ended), else now."""
         # Checked here too, not only by the MQTT commands: the dashboard calls this directly. A button's
         # unit proves itself (its press may come before its retained $birth after a restart).
         trusted = source in (SessionSource.BUTTON, SessionSource.SCRIPT, SessionSource.HUB)
@@ -199,7 +205,7 @@ class SessionService:
                     f"by {open_one.started_by.value}); stop it first", open_one)
             session_id = str(uuid.uuid4())
             session = Session(id=session_id, unit=unit, experiment=experiment, user=user,
-                              started_at=self._now(), started_by=source,
+                              started_at=self._started_at(unit, pressed_at), started_by=source,
                               recorded_dir=self.data_dir / "sessions" / session_id)
             meta = {"experiment": experiment, "user": user, "started_by": source.value}
             if self.recorder is not None:
@@ -213,8 +219,13 @@ class SessionService:
                     log.error("session %s of %s: %s", session_id, unit, failed.reason)
                     return failed
             by = f" by {user}" if user else ""
-            self._save(session, SessionEventKind.START, f"started from the {source.value}{by}",
-                       {"experiment": experiment, "user": user, "source": source.value})
+            data = {"experiment": experiment, "user": user, "source": source.value,
+                    **({"pressed_at": pressed_at, "accepted_at": self._now()} if pressed_at else {})}
+            try:
+                self._save(session, SessionEventKind.START, f"started from the {source.value}{by}", data)
+            except BaseException:  # not logged (disk full...): the recorder's files of it are closed again
+                self._close_recorded(session)
+                raise
             log.info("session %s of %s started (%s)", session_id, unit, source.value)
             self._begin(session)
             return session
@@ -226,11 +237,17 @@ class SessionService:
         async with self._lock:
             open_one = self.current(unit)
             if open_one is None:
+                latest = self.latest(unit)
+                if latest is not None and latest.state is SessionState.CLOSING and \
+                        session_id in (None, latest.id):
+                    raise SessionRefused(f"unit {unit} has no open session to stop; its session {latest.id} "
+                                         f"was stopped at {latest.ended_at} and its final transfer runs")
                 raise SessionRefused(f"unit {unit} has no open session to stop")
             if session_id is not None and session_id != open_one.id:
                 raise SessionRefused(f"session {session_id} is not the open session of unit {unit}; the open "
                                      f"one is {open_one.id} (started {open_one.started_at})", open_one)
-            closing = dataclasses.replace(open_one, state=SessionState.CLOSING, ended_at=self._now(),
+            closing = dataclasses.replace(open_one, state=SessionState.CLOSING,
+                                          ended_at=_not_before(self._now(), open_one.started_at),
                                           ended_by=source, reason="the final transfer runs")
             by = f" by {user}" if user else ""
             self._save(closing, SessionEventKind.END, f"stopped from the {source.value}{by}",
@@ -239,6 +256,22 @@ class SessionService:
             self._close_recorded(closing)
             self._final(closing)
             return closing
+
+    def _started_at(self, unit: str, pressed_at: str | None) -> str:
+        now = self.clock.now()
+        previous = self.latest(unit)
+        floor = None if previous is None else previous.ended_at or previous.started_at
+        if pressed_at is not None:
+            try:
+                pressed = parse_ts(pressed_at)
+                if now - PRESS_MAX_AGE <= pressed <= now and (floor is None or parse_ts(floor) <= pressed):
+                    return iso_ts(pressed)
+            except (ValueError, OverflowError, TypeError):
+                pass
+            log.info("unit %s: press time %r not plausible (future, too old, or before the unit's previous "
+                     "session ended); the session starts now", unit, pressed_at)
+        # A clock set back must not start a session before the unit's previous one ended.
+        return iso_ts(now) if floor is None else _not_before(iso_ts(now), floor)
 
     def _begin(self, session: Session) -> None:
         """The session's uploads; one that cannot begin is logged (ERROR), the session stays open."""
@@ -351,7 +384,10 @@ class SessionService:
         if self._elsewhere(self.upload_file, session_id, row):
             return
         self._file_rows.append((session_id, dict(row), self._now()))
-        if self._file_flush is None:
+        if self._file_flush is None or self._retrying:  # new rows at the usual pace, the held ones with them
+            if self._file_flush is not None:
+                self._file_flush.cancel()
+            self._retrying = False
             self._file_flush = asyncio.get_running_loop().call_later(self._file_delay, self._flush_files)
 
     def _flush_files(self) -> None:
@@ -359,14 +395,18 @@ class SessionService:
             self._file_flush.cancel()
             self._file_flush = None
         rows, self._file_rows = self._file_rows, []
-        if rows and self.log is not None:
+        if (rows or (self.log is not None and self.log.unsaved)) and self.log is not None:
             began = time.perf_counter()
             try:
                 self.log.record_files(rows)
             except (LabedgeError, OSError):
-                log.exception("the upload log could not be written (%d rows)", len(rows))
+                log.exception("the upload log could not be written (%d rows); they are kept and written "
+                              "again in %g s", len(rows), FILE_LOG_RETRY_S)
             took = time.perf_counter() - began
             self._file_delay = max(FILE_LOG_DELAY_S, took / FILE_LOG_SHARE)
+            if self.log.unsaved and not self._closed and self._loop is not None:
+                self._retrying = True
+                self._file_flush = self._loop.call_later(FILE_LOG_RETRY_S, self._flush_files)
 
     # ---- storing and telling ------------------------------------------------------------------
     def _save(self, session: Session, kind: SessionEventKind | None, message: str,
@@ -391,3 +431,8 @@ class SessionService:
         """Newest first."""
         sessions = [s for s in reversed(self._log().all()) if unit is None or s.unit == unit]
         return sessions[:max(0, limit)]
+
+
+def _not_before(moment: str, floor: str) -> str:
+    """`moment`, or `floor` when the clock went back behind it (both iso_ts strings: they sort as times)."""
+    return moment if moment >= floor else floor

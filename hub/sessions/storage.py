@@ -24,15 +24,19 @@ TMP_SUFFIX = ".tmp"
 
 
 class SessionLogCorrupt(LabedgeError):
-    """The session log (or another file of this storage) cannot be read; the hub refuses to start."""
+    """The session log (or another file of this storage) cannot be read; the hub refuses to start.
 
-    def __init__(self, path: Path, why: str) -> None:
+    `recovery` says what moving the file aside costs (the default is the main session log's)."""
+
+    def __init__(self, path: Path, why: str, recovery: str | None = None) -> None:
         self.path = path
+        self.why = why
+        lost = recovery or ("to start with an empty session log; the sessions it held are then forgotten "
+                            "(their files stay in the data folder and the bucket)")
         super().__init__(
             f"{path}: the session log cannot be read ({why}). The hub does not start, so that nothing "
             f"in it is lost. Restore the file from a backup, or move it aside (mv {path} {path}.damaged) "
-            "to start with an empty session log; the sessions it held are then forgotten (their files "
-            "stay in the data folder and the bucket)")
+            f"{lost}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -60,6 +64,32 @@ def _copy(data: dict[str, Any]) -> dict[str, Any]:
     return {table: {doc_id: dict(doc) for doc_id, doc in docs.items()} for table, docs in data.items()}
 
 
+def read_document(path: Path) -> dict[str, Any] | None:
+    """The tinydb document in `path` (None when there is no file), touching nothing; SessionLogCorrupt
+    naming the file and what is wrong when it is damaged or unreadable."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SessionLogCorrupt(path, f"{type(exc).__name__}: {exc.strerror or exc}") from None
+    if not raw:
+        raise SessionLogCorrupt(path, "the file is empty; a session log is never written empty")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SessionLogCorrupt(path, f"not UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise SessionLogCorrupt(path, f"not JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise SessionLogCorrupt(path, "not a session log: nested too deeply") from None
+    why = _check_document(value)
+    if why is not None:
+        raise SessionLogCorrupt(path, f"not a session log: {why}")
+    return value  # type: ignore[no-any-return]
+
+
 class SafeJSONStorage(Storage):
     """`TinyDB(path, storage=SafeJSONStorage)`: atomic, durable writes; a damaged file is refused."""
 
@@ -78,28 +108,7 @@ class SafeJSONStorage(Storage):
         self._load()
 
     def _load(self) -> None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            self._cache = None
-            return
-        except OSError as exc:
-            raise SessionLogCorrupt(self.path, f"{type(exc).__name__}: {exc.strerror or exc}") from None
-        if not raw:
-            raise SessionLogCorrupt(self.path, "the file is empty; a session log is never written empty")
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise SessionLogCorrupt(self.path, f"not UTF-8 at byte {exc.start}") from None
-        except json.JSONDecodeError as exc:
-            raise SessionLogCorrupt(self.path, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                                    ) from None
-        except RecursionError:
-            raise SessionLogCorrupt(self.path, "not a session log: nested too deeply") from None
-        why = _check_document(value)
-        if why is not None:
-            raise SessionLogCorrupt(self.path, f"not a session log: {why}")
-        self._cache = value
+        self._cache = read_document(self.path)
 
     def read(self) -> dict[str, Any] | None:
         # tinydb changes the tables and documents it reads in place before writing them back: each
