@@ -299,8 +299,9 @@ class SessionJob:
         if prev is not None and prev.md5 == md5 and prev.state in ("done", "pending") and prev.generation:
             await self._landed(p, s, md5, StoredObject("", prev.generation, md5, {}), upload=False)
             return  # touched, not changed: nothing to send
-        if prev is None or prev.state != "uploading":
-            await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "uploading", md5,
+        if prev is None or prev.state != "uploading":  # md5 and generation stay what the bucket holds
+            await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "uploading",
+                                        prev.md5 if prev else None,
                                         prev.generation if prev else None, prev.uploaded_at if prev else None,
                                         None, prev.uploads if prev else 0))
         name = object_name(self.ctx.prefix, self.session.unit, self.sid, rel)

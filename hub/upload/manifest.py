@@ -8,6 +8,9 @@ uploaded_at and a state:
 * `pending`: changed, waiting to be stable and uploaded (kept so a crash
   never loses it); `uploading`: a transfer began (after a crash, started again).
 * `done`: the bucket holds this size/mtime/md5 at `generation`.
+
+In every state `md5` and `generation` are what the bucket holds (a baseline
+row of a `checksum_only` folder: the file's MD5 when the session began).
 * `gone`: deleted or renamed before it could go up; `error`: refused for good
   (unreadable, a conflict) until the file changes. Both are reported once.
 
