@@ -43,10 +43,14 @@ def add_edge_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     run.add_argument("--no-port-check", action="store_true",
                      help="do not require the serial ports and the TLS CA file to exist on this machine "
                           "(check a unit's files on a laptop or in CI)")
+    run.add_argument("--button-socket", type=Path, default=None, metavar="PATH",
+                     help="with --pin-factory mock: take simulated button presses on this unix socket "
+                          "(mode 0600, in a folder only this user can write; `labedge lab button` uses it)")
     run.set_defaults(handler=run_edge)
 
 
 def run_edge(args: argparse.Namespace) -> int:
+    from edge.pins import default_pin_factory_kind
     from lecis.config_loader import load_unit_config
 
     try:
@@ -60,14 +64,18 @@ def run_edge(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: unit {config.unit} with {len(config.modules)} module(s) is fine")
         return 0
+    button_socket = getattr(args, "button_socket", None)
+    if button_socket is not None and (args.pin_factory or default_pin_factory_kind(os.environ)) != "mock":
+        print("labedge: --button-socket presses mock pins: use it with --pin-factory mock", file=sys.stderr)
+        return 2
     try:
-        return start_unit(config, args.pin_factory)
+        return start_unit(config, args.pin_factory, button_socket)
     except LabedgeError as exc:
         print(f"labedge: {exc}", file=sys.stderr)
         return 2
 
 
-def start_unit(config: UnitConfig, pin_factory_kind: str | None) -> int:
+def start_unit(config: UnitConfig, pin_factory_kind: str | None, button_socket: Path | None = None) -> int:
     """Take the data folder, open the pins, run until stopped; LabedgeError when it cannot start."""
     from edge.data_lock import DataDirLock
     from edge.pins import default_pin_factory_kind, make_pin_factory, uses_pins
@@ -77,13 +85,13 @@ def start_unit(config: UnitConfig, pin_factory_kind: str | None) -> int:
         # Opened before any module runs: off a Pi, one line now rather than an ERROR loop later.
         factory = make_pin_factory(kind, config.data_dir) if uses_pins(config) else None
         try:
-            return asyncio.run(_serve(config, factory))
+            return asyncio.run(_serve(config, factory, button_socket))
         finally:
             if factory is not None:
                 factory.close()
 
 
-async def _serve(config: UnitConfig, pin_factory: Any) -> int:
+async def _serve(config: UnitConfig, pin_factory: Any, button_socket: Path | None = None) -> int:
     from edge.driver import DriverResources
     from edge.unit import Unit
     from edge.unit_extras import attach_buttons_and_led
@@ -91,6 +99,10 @@ async def _serve(config: UnitConfig, pin_factory: Any) -> int:
     resources = DriverResources(pin_factory=pin_factory)
     unit = Unit(config, resources=resources)
     attach_buttons_and_led(unit)
+    if button_socket is not None:
+        from edge.button_socket import ButtonSocket
+
+        unit.extras.append(ButtonSocket(unit, button_socket))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, unit.stop)

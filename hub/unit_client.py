@@ -109,9 +109,12 @@ class UnitClient:
 
 @contextlib.asynccontextmanager
 async def connected_client(host: str, port: int, unit: str, holder: str = "controller",
-                           topics: Topics | None = None) -> AsyncIterator[UnitClient]:
+                           topics: Topics | None = None, username: str | None = None,
+                           password: str | None = None, tls_ca: str | None = None,
+                           ) -> AsyncIterator[UnitClient]:
     """A connected, self-reconnecting session with a UnitClient fed by its message loop."""
-    config = SessionConfig(host=host, port=port, client_id=f"{holder}-{uuid.uuid4().hex[:8]}")
+    config = SessionConfig(host=host, port=port, client_id=f"{holder}-{uuid.uuid4().hex[:8]}",
+                           username=username, password=password, tls_ca=tls_ca)
     session = MqttSession(config)
     unit_client = UnitClient(session, unit, topics, holder)
     session.on_message = unit_client.feed

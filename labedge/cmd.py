@@ -17,9 +17,12 @@ import signal
 import socket
 import sys
 import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from labedge.cmd_args import CmdUsageError, Target, needs_lease, parse_args, parse_broker, parse_target
+from lecis.errors import ConfigError
 
 if TYPE_CHECKING:
     from hub.unit_client import UnitClient
@@ -62,9 +65,13 @@ def add_cmd_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
                      help="arguments as one JSON object; KEY=VALUE pairs are applied on top")
     cmd.add_argument("--lease", metavar="TOKEN",
                      help="use this lease token instead of acquiring (and releasing) one as holder cli")
-    cmd.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT",
-                     help="the broker (default: 127.0.0.1:1883)")
-    cmd.add_argument("--root", default="lab", help="topic root (default: lab)")
+    cmd.add_argument("--broker", default=None, metavar="HOST:PORT",
+                     help="the broker (default: hub.yaml's with --config, else 127.0.0.1:1883)")
+    cmd.add_argument("--config", type=Path, default=None, metavar="HUB_YAML",
+                     help="log in as the hub: the broker (host, port, username, password, tls_ca) and the "
+                          "topic root from this hub.yaml, for a broker that asks for a login "
+                          "(docs/provisioning.md)")
+    cmd.add_argument("--root", default=None, help="topic root (default: hub.yaml's with --config, else lab)")
     cmd.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="seconds to wait for the final reply (default: 60); the lease lasts 10 s longer")
     cmd.set_defaults(handler=run_cmd)
@@ -76,10 +83,15 @@ def run_cmd(args: argparse.Namespace) -> int:
     try:
         target = parse_target(args.target)
         arguments = parse_args(args.args, args.json_args)
-        host, port = parse_broker(args.broker)
+        login = _login(args)
     except CmdUsageError as exc:
         print(f"labedge cmd: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    host, port = login.host, login.port
     if not 0 < args.timeout < 86400:
         print("labedge cmd: --timeout must be above 0 and under a day", file=sys.stderr)
         return EXIT_USAGE
@@ -89,13 +101,43 @@ def run_cmd(args: argparse.Namespace) -> int:
         print(f"labedge cmd: cannot reach the broker at {host}:{port} ({exc.strerror or exc})",
               file=sys.stderr)
         return EXIT_UNREACHABLE
-    return asyncio.run(send_command(host, port, args.root, target, args.command, arguments,
-                                    args.lease, args.timeout, sys.stdout, sys.stderr))
+    return asyncio.run(send_command(host, port, login.root, target, args.command, arguments,
+                                    args.lease, args.timeout, sys.stdout, sys.stderr, login))
+
+
+@dataclass(frozen=True)
+class Login:
+    """Where `labedge cmd` connects and as whom (no account: an open broker)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    root: str = "lab"
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+
+
+def _login(args: argparse.Namespace) -> Login:
+    """--config's broker and root, then --broker and --root on top of them."""
+    login = Login()
+    if args.config is not None:
+        from hub.config import load_hub_config
+
+        hub = load_hub_config(args.config, check_files=False)
+        broker = hub.broker
+        login = Login(broker.host, broker.port, hub.topic_root, broker.username, broker.password,
+                      broker.tls_ca)
+    if args.broker is not None:
+        host, port = parse_broker(args.broker)
+        login = replace(login, host=host, port=port)
+    if args.root is not None:
+        login = replace(login, root=args.root)
+    return login
 
 
 async def send_command(host: str, port: int, root: str, target: Target, command: str,
                        arguments: dict[str, Any], lease: str | None, timeout: float,
-                       out: TextIO, err: TextIO) -> int:
+                       out: TextIO, err: TextIO, login: Login | None = None) -> int:
     """Connect, lease if needed, send, print the replies; returns the exit status.
 
     Ctrl-C or SIGTERM cancels the command's wait; the lease it took is given
@@ -110,7 +152,10 @@ async def send_command(host: str, port: int, root: str, target: Target, command:
     if task is not None:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        async with connected_client(host, port, target.unit, holder=HOLDER, topics=Topics(root)) as client:
+        account = login or Login()
+        async with connected_client(host, port, target.unit, holder=HOLDER, topics=Topics(root),
+                                    username=account.username, password=account.password,
+                                    tls_ca=account.tls_ca) as client:
             return await _leased_call(client, target, command, arguments, lease, timeout, out, err)
     except ConnectionError as exc:  # the session's SessionOffline: the broker went away
         print(f"labedge cmd: lost the broker at {host}:{port}: {exc}", file=err)

@@ -245,6 +245,13 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
             print(f"labedge lab: port {port} on 127.0.0.1 is already in use (another broker or lab?). "
                   f"Stop it, or choose another port with {option}.", file=sys.stderr)
             return 2
+    from edge.button_socket import MAX_PATH
+    from labedge.lab_button import button_socket_path
+
+    if len(os.fsencode(button_socket_path(lab_dir, "bench-1"))) > MAX_PATH:
+        print(f"labedge lab: the folder {lab_dir} is too deep for the units' button sockets (unix socket "
+              f"paths are at most {MAX_PATH} bytes); use a shorter --dir", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     labedge = shutil.which("labedge") or str(Path(sys.executable).with_name("labedge"))
     supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
@@ -258,6 +265,7 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
     print(f"labedge lab: starting broker on 127.0.0.1:{args.port}, bucket, hub, simulators and units "
           f"bench-1 and bench-2 (logs in {args.dir}/logs)")
     proc = subprocess.Popen([supervisord, "-n", "-c", str(conf)])
+    watcher: subprocess.Popen[bytes] | None = None
     try:
         start_unit_when_ports_exist(lab_dir, conf)
         open_lab_session(lab_dir, labedge, args.port)
@@ -266,12 +274,19 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
             proc.wait()
         else:
             time.sleep(1.0)
-            from labedge.watch import run_watch
-
-            run_watch(argparse.Namespace(host="127.0.0.1", port=args.port, root="lab", config=None))
+            # In a process of its own: an MQTT client that hangs on its way out (the broker stopping
+            # under it) must not keep the lab from ending; it gets the terminal's Ctrl-C as we do.
+            watcher = subprocess.Popen([labedge, "watch", "--config", str(lab_dir / "hub" / "hub.yaml")])
+            watcher.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if watcher is not None and watcher.poll() is None:
+            watcher.terminate()
+            try:
+                watcher.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                watcher.kill()
         if proc.poll() is None:
             proc.terminate()
             try:

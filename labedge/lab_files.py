@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from labedge.lab_button import RUN_DIR, button_socket_path
 
 INSTRUMENTS = (("ph1", "ph"), ("do1", "do"), ("temp1", "rtd"))
 
@@ -126,6 +129,7 @@ unit: bench-2
 broker: {{host: 127.0.0.1, port: {port}}}
 data_dir: {data_dir}
 modules: [{modules}]
+buttons: {{start_pin: 5, stop_pin: 6}}
 """
 # Each unit program and the simulated ports it needs before its first start.
 UNIT_PORTS = {"unit-bench-1": (*(f"dev/{module}" for module, _ in INSTRUMENTS), BOARD_LINK),
@@ -150,6 +154,9 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str, web_port: int = 8080
 
     for sub in ("logs", "dev", "dev/bench-2", "bench-1/dcd", "bench-2/dcd", "broker", "hub", "bucket"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
+    # The units' button sockets (labedge lab button): a folder nobody else can write or enter.
+    (lab_dir / RUN_DIR).mkdir(mode=0o700, exist_ok=True)
+    os.chmod(lab_dir / RUN_DIR, 0o700)
     env = 'PYTHONUNBUFFERED="1",GPIOZERO_PIN_FACTORY="mock",GPIOZERO_MOCK_PIN_CLASS="mockpwmpin"'
 
     def program(name: str, command: str, priority: int, autostart: bool = True, extra_env: str = "") -> str:
@@ -189,7 +196,8 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str, web_port: int = 8080
     # aeration, base pump and heater: the hub's script acts on something that answers.
     text += program("sim-vessel", f"{labedge} sim vessel --unit-config {lab_dir}/bench-1/unit.yaml", 20)
     # Started by `labedge lab` once the simulators' ports exist, so its first start succeeds.
-    unit = f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock"
+    unit = (f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock "
+            f"--button-socket {button_socket_path(lab_dir, 'bench-1')}")
     text += program("unit-bench-1", unit, 30, autostart=False)
     conf = lab_dir / "supervisord.conf"
     conf.write_text(text)
@@ -213,5 +221,6 @@ def _bench2(lab_dir: Path, port: int, labedge: str, program: Callable[..., str])
     text = program("sim-vessel-2", vessel, 20)
     board = f"{sys.executable} -m firmware_bridge.emulated --link {lab_dir / BENCH2_BOARD_LINK}"
     text += program("board-2", board, 20)
-    unit = f"{labedge} edge run --config {lab_dir}/bench-2/unit.yaml --pin-factory mock"
+    unit = (f"{labedge} edge run --config {lab_dir}/bench-2/unit.yaml --pin-factory mock "
+            f"--button-socket {button_socket_path(lab_dir, 'bench-2')}")
     return text + program("unit-bench-2", unit, 30, autostart=False)

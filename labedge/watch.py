@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import ssl
 import sys
+import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -101,10 +103,30 @@ async def watch(host: str, port: int, topics: Topics, out: TextIO, username: str
             await asyncio.sleep(1.0)
 
 
+def until_interrupted(run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `run()` on a loop of its own thread until it ends or Ctrl-C.
+
+    Ctrl-C ends the process at once: cancelling the MQTT client inside
+    asyncio.run can wait forever on a disconnect the broker never confirms
+    (a broker stopping at the same moment, as when a lab stops).
+    """
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="watch", daemon=True).start()
+    with contextlib.suppress(KeyboardInterrupt):
+        while not done.wait(0.5):
+            pass
+
+
 def run_watch(args: argparse.Namespace) -> int:
     if args.config is None:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(watch(args.host, args.port, Topics(args.root), sys.stdout))
+        until_interrupted(lambda: watch(args.host, args.port, Topics(args.root), sys.stdout))
         return 0
     from hub.config import load_hub_config
     from lecis.errors import ConfigError
@@ -116,7 +138,6 @@ def run_watch(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return 2
     broker = hub.broker
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch(broker.host, broker.port, Topics(hub.topic_root), sys.stdout, broker.username,
-                          broker.password, broker.tls_ca))
+    until_interrupted(lambda: watch(broker.host, broker.port, Topics(hub.topic_root), sys.stdout,
+                                    broker.username, broker.password, broker.tls_ca))
     return 0

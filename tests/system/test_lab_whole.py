@@ -28,7 +28,7 @@ EQUIPMENT = ("base_pump", "aeration", "heater", "feed_pump")
 
 def _lab(tmp: Path, port: int, web: int, bucket: int, log: Path) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "labedge", "lab", "--dir", str(tmp), "--port", str(port),
-            "--web-port", str(web), "--bucket-port", str(bucket), "--no-watch"]
+            "--web-port", str(web), "--bucket-port", str(bucket)]  # with its readings, as `make run`
     with log.open("ab") as out:
         # Its own process group, as in a terminal: Ctrl-C signals the whole group.
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -78,14 +78,31 @@ def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_p
             raise AssertionError(f"{exc}\n{_tails(log, lab_dir / 'logs')}") from None
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=10) as page:
             assert page.status == 200
-        # The simulated buttons close bench-1's session and open a new one.
+        # The unit's own button pins: a stop press closes bench-1's session, a start press opens one,
+        # and the unit sends each press itself (its `$button` message).
         opened = last("lab/hub/sessions/bench-1")
         assert opened is not None
         for button, state in (("stop", "clos"), ("start", "open")):
             pressed = subprocess.run([sys.executable, "-m", "labedge", "lab", "button", "bench-1", button,
-                                      "--port", str(port)], capture_output=True, text=True, timeout=60)
+                                      "--dir", str(lab_dir)], capture_output=True, text=True, timeout=60)
             assert pressed.returncode == 0, pressed.stderr
             assert "bench-1: session " in pressed.stdout and f" {state}" in pressed.stdout, pressed.stdout
+        presses = [json.loads(raw) for t, raw in watcher.messages if t == "lab/bench-1/$button"]
+        actions = [(p["button"], p["action"]) for p in presses]
+        assert actions[-2:] == [("stop", "pressed"), ("start", "pressed")]
+        # A held stop is the unit's ESTOP, done by the unit itself; the hub's login clears it.
+        held = subprocess.run([sys.executable, "-m", "labedge", "lab", "button", "bench-2", "stop", "--hold",
+                               "--dir", str(lab_dir)], capture_output=True, text=True, timeout=60)
+        assert held.returncode == 0 and "bench-2: ESTOP" in held.stdout, (held.stdout, held.stderr)
+        assert ("stop", "held") in [(json.loads(raw)["button"], json.loads(raw)["action"])
+                                    for t, raw in watcher.messages if t == "lab/bench-2/$button"]
+        assert (last("lab/bench-2/feed_pump/state") or {}).get("lecis") == "ESTOPPED"
+        hub_yaml = str(lab_dir / "hub" / "hub.yaml")
+        cleared = subprocess.run([sys.executable, "-m", "labedge", "cmd", "bench-2", "CLEAR", "--config",
+                                  hub_yaml], capture_output=True, text=True, timeout=60)
+        assert cleared.returncode == 0, (cleared.stdout, cleared.stderr)
+        watcher.wait(lambda: (last("lab/bench-2/feed_pump/state") or {}).get("lecis") == "IDLE",
+                     "bench-2's feed pump IDLE after CLEAR")
         def reopened() -> bool:
             session = last("lab/hub/sessions/bench-1")
             return session is not None and session["state"] == "open" and session["id"] != opened["id"]
