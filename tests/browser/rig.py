@@ -91,6 +91,18 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     raise AssertionError(f"the dashboard did not answer at {url} within {timeout:g} s")
 
 
+def wait_unit_ready(lab: WebLab, timeout: float = 60.0) -> None:
+    """Until the hub sees the unit ready (its process and simulators take a while on a loaded machine)."""
+    token = lab.token()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, unit = lab.api("GET", f"/api/units/{lab.unit}", token=token)
+        if status == 200 and unit["presence"] == "ready" and len(unit["modules"]) >= 6:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"unit {lab.unit} not ready within {timeout:g} s (see {lab.log})")
+
+
 @contextlib.contextmanager
 def web_lab(tmp: Path, broker_port: int, script: bool = True, unit: str = UNIT) -> Iterator[WebLab]:
     bench_dir = tmp / "bench"
@@ -105,7 +117,9 @@ def web_lab(tmp: Path, broker_port: int, script: bool = True, unit: str = UNIT) 
         try:
             url = f"http://127.0.0.1:{port}/"
             wait_http(url, hub, log)
-            yield WebLab(url, unit, tmp / "hub" / "data", bench_dir, hub, log)
+            lab = WebLab(url, unit, tmp / "hub" / "data", bench_dir, hub, log)
+            wait_unit_ready(lab)
+            yield lab
         finally:
             stop(hub)
 
