@@ -297,7 +297,8 @@ class SessionJob:
             return  # still changing
         prev = self.files.get(rel)
         if prev is not None and prev.md5 == md5 and prev.state in ("done", "pending") and prev.generation:
-            await self._landed(p, s, md5, StoredObject("", prev.generation, md5, {}), upload=False)
+            await self._landed(p, s, md5, StoredObject("", prev.generation, md5, {}), upload=False,
+                               report=False)
             return  # touched, not changed: nothing to send
         if prev is None or prev.state != "uploading":  # md5 and generation stay what the bucket holds
             await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "uploading",
@@ -309,7 +310,7 @@ class SessionJob:
                 "path": rel}
         expected = (prev.generation if prev and prev.generation else 0)
         try:
-            stored = await self._put(s.path, name, md5, size, meta, expected)
+            stored, sent = await self._put(s.path, name, md5, size, meta, expected)
         except BucketUnreachable as e:
             self.ctx.gate.failed(str(e))
             return
@@ -334,37 +335,39 @@ class SessionJob:
         except UploadFailed as e:
             self._refused(p, str(e))
             return
-        if stored is None:
-            return
         self.ctx.gate.succeeded()
-        await self._landed(p, s, md5, stored, upload=stored.name != "")
+        await self._landed(p, s, md5, stored, upload=sent, report=True)
 
     async def _put(self, path: Path, name: str, md5: str, size: int, meta: dict[str, str],
-                   expected: int) -> StoredObject | None:
-        """Upload; on a generation conflict look at the object: ours already (a try that landed) or newer."""
+                   expected: int) -> tuple[StoredObject, bool]:
+        """Upload; on a generation conflict look at the object: ours already (a try that landed) or newer.
+
+        Returns the object and whether this call sent it (False: an earlier try had landed it).
+        """
         up = self.ctx.bucket.upload
         try:
-            result: StoredObject = await self.ctx.run(up, path, name, md5, size, meta, expected)
-            return result
+            return await self.ctx.run(up, path, name, md5, size, meta, expected), True
         except ObjectConflict:
             there = await self.ctx.run(self.ctx.bucket.get, name)
             if there is None:
                 raise
-            if there.md5 == md5:
-                # an earlier try landed: not sent again
-                return StoredObject("", there.generation, md5, there.metadata)
+            if there.md5 == md5:  # an earlier try landed (before a crash, or its answer was lost)
+                return there, False
             if there.metadata.get("session") == self.sid and there.metadata.get("unit") == self.session.unit:
                 # an earlier try of this session landed an older version: ours is newer, replace exactly that
-                result = await self.ctx.run(up, path, name, md5, size, meta, there.generation)
-                return result
+                return await self.ctx.run(up, path, name, md5, size, meta, there.generation), True
             raise
 
-    async def _landed(self, p: Pending, s: Seen, md5: str, stored: StoredObject, upload: bool) -> None:
-        """`s` is the file as it was hashed and sent; if a scan saw it change since, it stays pending."""
+    async def _landed(self, p: Pending, s: Seen, md5: str, stored: StoredObject, upload: bool,
+                      report: bool) -> None:
+        """`s` is the file as it was hashed and sent; if a scan saw it change since, it stays pending.
+
+        `upload`: this hub sent it now (counted); `report`: it is new in the bucket (an on_file row).
+        """
         rel = s.rel
         prev = self.files.get(rel)
         uploads = (prev.uploads if prev else 0) + (1 if upload else 0)
-        at = iso_ts(self.ctx.clock.now()) if upload else (prev.uploaded_at if prev else None)
+        at = iso_ts(self.ctx.clock.now()) if report else (prev.uploaded_at if prev else None)
         await self._store(FileState(rel, str(s.path), s.size, s.mtime_ns, "done", md5, stored.generation, at,
                                     None, uploads))
         if self.pending.get(rel) is p and p.seen == s:
@@ -373,9 +376,13 @@ class SessionJob:
         if upload:
             self.bytes_done += s.size
             self.recent.append((self.ctx.clock.monotonic(), s.size))
+        if report:
             name = object_name(self.ctx.prefix, self.session.unit, self.sid, rel)
-            self.ctx.on_file(self.sid, {"path": rel, "status": "uploaded", "size": s.size, "md5": md5,
-                                        "generation": stored.generation, "uploaded_at": at, "object": name})
+            row = {"path": rel, "status": "uploaded", "size": s.size, "md5": md5,
+                   "generation": stored.generation, "uploaded_at": at, "object": name}
+            if not upload:
+                row["note"] = "it had landed before the hub restarted; not sent again"
+            self.ctx.on_file(self.sid, row)
 
     def retry_failed(self) -> None:
         """Files refused for good (unreadable, a conflict, a permission) are tried once more."""

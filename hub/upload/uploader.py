@@ -10,7 +10,8 @@ is missing and the session log calls it again later.
 
 `on_progress(session_id, UploadProgress)` after each scan and each file;
 `on_file(session_id, row)` once per outcome, `row["status"]` one of
-`uploaded` (with `size`, `md5`, `generation`, `uploaded_at`, `object`),
+`uploaded` (with `size`, `md5`, `generation`, `uploaded_at`, `object`, and
+`note` when an upload cut by a restart had landed and was not sent again),
 `gone` (deleted or renamed before it went up), `error` (refused for good
 until it changes: `error` says why) or `skipped` (a symlink leading out, a
 name the bucket cannot hold...: `error` says why); `path` is the relative path.
