@@ -86,6 +86,8 @@ class WebServer:
         from hub.web.app import build_app
 
         sock = self._bind()
+        for unit in self.hub.plant.units if self.hub.plant is not None else ():
+            self.view.unit(unit)  # the script's units are on the page before they are first heard from
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(sock.close)
             await stack.enter_async_context(self.bridge)
