@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,15 @@ class TeeSink:
 
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
         self.inner.script_version(version, text, author, ts, diff)
+
+    def commands_ahead(self, items: Sequence[tuple[Effect, float]]) -> None:
+        """Commands about to be sent, recorded with one wait when the inner sink can (the recorder's)."""
+        many = getattr(self.inner, "commands_ahead", None)
+        if many is not None:
+            many(items)
+            return
+        for effect, ts in items:
+            self.effect(effect, ts, None)
 
 
 class ControllerHost:

@@ -42,6 +42,7 @@ class ControllerRunner:
         self.author = author
         self._wake = asyncio.Event()
         self._commands: set[asyncio.Task[None]] = set()
+        self._ahead: list[tuple[CommandEffect, float]] = []  # commands whose lines are not written yet
         self._dirty_since: float | None = None
         self._last_status: dict[str, Any] | None = None
         self.finished = asyncio.Event()
@@ -188,6 +189,7 @@ class ControllerRunner:
         ts = self.now()
         for effect in effects:
             if isinstance(effect, CommandEffect):
+                self._ahead.append((effect, ts))
                 task = asyncio.ensure_future(self._command(effect, ts))
                 self._commands.add(task)
                 task.add_done_callback(self._commands.discard)
@@ -202,7 +204,7 @@ class ControllerRunner:
         if self._save_before_send:
             self._save_before_send = False
             self._persist()
-        self._record(effect, ts, None)  # the command's line (the sink writes it ahead of the send)
+        self._record_ahead()  # the command's line, with those of the same steps (before any is sent)
         try:
             outcome = await self.plant.command(effect.unit, effect.module, effect.cmd, effect.args,
                                                command_id=effect.effect_id)
@@ -230,6 +232,22 @@ class ControllerRunner:
             log.info("controller state saved again")
         self.persist_error = None
         self._dirty_since = None
+
+    def _record_ahead(self) -> None:
+        """The lines of every command not yet recorded, written ahead of the first send: one wait for
+        the recorder's writer for all the commands of a burst, not one each ahead of the last one."""
+        ahead, self._ahead = self._ahead, []
+        if not ahead:
+            return
+        many = getattr(self.sink, "commands_ahead", None)
+        if many is None:
+            for effect, ts in ahead:
+                self._record(effect, ts, None)
+            return
+        try:
+            many(ahead)
+        except Exception:  # recording must never stop control
+            log.exception("recording the commands about to be sent failed")
 
     def _record(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
         try:

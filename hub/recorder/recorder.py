@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -54,6 +54,13 @@ class RunSink:
             # Write-ahead, as the controller's own state: after a kill -9 right after the send, the
             # command is in commands.jsonl although its unit ran it. Bounded, and skipped while the
             # disk refuses writes: recording must never hold control up for long.
+            self._recorder._wait_written(self._recorder.write_ahead_s)
+
+    def commands_ahead(self, items: Sequence[tuple[Effect, float]]) -> None:
+        """Commands about to be sent: each line written before this returns, one wait for them all."""
+        for effect, ts in items:
+            self._recorder._submit(EffectOp(self.run_id, effect, ts, None), urgent=True)
+        if items and self._recorder.write_ahead_s > 0:
             self._recorder._wait_written(self._recorder.write_ahead_s)
 
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:

@@ -84,3 +84,34 @@ async def test_fsync_failing_is_logged_and_recording_goes_on(tmp_path: Path, cap
         await rec.flush()
         assert rec.seqs("bench-1", "ph1") == [1, 2, 3, 4]
     assert "cannot fsync a run file" in str(getattr(caplog, "text", ""))
+
+
+class CountingFlushes(FileOps):
+    """Counts the writer's transactions that wrote commands.jsonl (one per wait for the writer)."""
+
+    def __init__(self) -> None:
+        self.command_writes = 0
+        self.paths: dict[int, str] = {}
+
+    def open_append(self, path: Path) -> int:
+        fd = super().open_append(path)
+        self.paths[fd] = path.name
+        return fd
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.paths.get(fd, "").startswith("commands."):
+            self.command_writes += 1
+        super().write(fd, data)
+
+
+async def test_the_commands_of_a_burst_are_written_ahead_together_before_any_is_sent(tmp_path: Path) -> None:
+    disk = CountingFlushes()
+    async with Recorder(tmp_path, SetClock(), files=disk) as rec:
+        rec.open_run("run-1", {}, {"bench-1": birth()})
+        await rec.flush()
+        burst = [(CommandEffect(f"e{i}", "bench-1", "aeration", "on" if i % 2 else "off", {}, "task:t"),
+                  T0.timestamp()) for i in range(10)]
+        rec.sink("run-1").commands_ahead(burst)
+        # No flush: every line is on disk when the call returns, written in one go.
+        assert command_ids(tmp_path / "runs" / "run-1") == [f"e{i}" for i in range(10)]
+        assert disk.command_writes == 1
