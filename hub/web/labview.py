@@ -94,8 +94,12 @@ class LabView:
         view = self.unit(unit)
         name = state.state.value
         if view.state != name:
-            # The first time (a retained message) the unit's own time says since when; later, now.
-            view.since = state.ts if view.state is None else iso_ts(self.clock.now())
+            # The first time (a retained message) the unit's own time says since when; later, now. A
+            # retained `lost` is the unit's will, stamped when it connected: its loss time is unknown.
+            if view.state is None:
+                view.since = None if name == "lost" else state.ts
+            else:
+                view.since = iso_ts(self.clock.now())
             view.state = name
         view.boot = state.boot
         self._changed(view)
@@ -119,7 +123,8 @@ class LabView:
             if switched:  # a pump or heater switched (not a timestamp beside it): marked on the charts
                 at = parse_ts(state.ts).timestamp()
                 self.notify({"type": "mark", "unit": unit, "module": module, "ts": at, "kind": "output",
-                             "label": f"{module} {name} {_onoff(value)}"})
+                             "label": f"{module} {_onoff(value)}" if name == "on"
+                             else f"{module} {name} {_onoff(value)}"})
 
     def on_points(self, unit: str, module: str, points: Iterable[tuple[float, dict[str, float]]],
                   hist: bool = False) -> None:

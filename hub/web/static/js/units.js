@@ -105,7 +105,8 @@ function card(unit) {
     el("span", { class: `pill ${online ? "online" : presence}` },
       online ? "online" : presence === "unknown" ? "not seen yet" : presence),
     unit.since ? el("span", { class: "since", title: unit.since, "data-ago": unit.since,
-      "data-prefix": `since ${clock(unit.since)} ({ago})` }, "") : null),
+      "data-prefix": `since ${clock(unit.since)} ({ago})` }, "")
+      : presence === "lost" ? el("span", { class: "since" }, "since before the hub started") : null),
   sessionLine(unit),
   el("table", {}, el("tbody", {}, rows)),
   actions);
