@@ -107,7 +107,7 @@ class SessionJob:
                     next_scan = self.ctx.clock.monotonic() + self.ctx.upload.scan_s
                 else:
                     await self.recheck_pending()
-                self.send_ready(final=False)
+                self.send_ready()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a loop that serves a session goes on; the next scan tries again
@@ -240,16 +240,16 @@ class SessionJob:
 
     # -- sending ---------------------------------------------------------------------------------------
 
-    def ready(self, final: bool) -> list[Pending]:
+    def ready(self) -> list[Pending]:
         now = self.ctx.clock.monotonic()
         return [p for p in self.pending.values() if p.seen.rel not in self.sending
                 and now - p.since >= self.ctx.upload.stable_s and now >= p.not_before]
 
-    def send_ready(self, final: bool) -> None:
+    def send_ready(self) -> None:
         """Start sending every ready file (at most `workers` at once); scans go on meanwhile."""
         if not self.ctx.gate.open():
             return
-        for p in self.ready(final):
+        for p in self.ready():
             task = asyncio.get_running_loop().create_task(self._send_one(p), name=f"upload {p.seen.rel}")
             self.sending[p.seen.rel] = task
             task.add_done_callback(functools.partial(self._sent, p.seen.rel))

@@ -156,7 +156,7 @@ class Uploader:
         job.retry_failed()  # each final transfer tries the files that failed once more
         await job.scan_once(final=True)
         while True:
-            job.send_ready(final=True)
+            job.send_ready()
             await job.drain()
             if not job.pending or not ctx.gate.open() or self.clock.monotonic() >= deadline:
                 return
