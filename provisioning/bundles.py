@@ -64,15 +64,61 @@ def unit_bundle(inventory: Inventory, unit: UnitEntry, password: str, out: Path)
     return UnitBundle(unit.id, out / unit.id, files)
 
 
-def write_unit_bundle(bundle: UnitBundle) -> None:
+Staged = list[tuple[Path, Path]]  # (temporary file, final name), renamed by `commit`
+
+
+def stage_unit_bundle(bundle: UnitBundle) -> Staged:
+    """Every file of the bundle written and synced beside its final name, not yet in place.
+
+    The slow and fallible part (a full disk) happens here, before the store is
+    saved; `commit` then only renames. On an error nothing is left staged.
+    """
     bundle.folder.mkdir(parents=True, exist_ok=True)
     os.chmod(bundle.folder, 0o700)  # user-data and network-config hold secrets
-    for name, text in bundle.files.items():
-        # user-data holds the MQTT password and network-config the Wi-Fi passphrase.
-        if name in ("user-data", "network-config"):
-            write_private(bundle.folder / name, text)
-        else:
-            write_public(bundle.folder / name, text)
+    staged: Staged = []
+    try:
+        for name, text in bundle.files.items():
+            final = bundle.folder / name
+            if final.is_dir():
+                raise IsADirectoryError(21, "a folder is in the way of a bundle file", str(final))
+            tmp = final.with_name(f".{name}.{os.getpid()}.staged")
+            # user-data holds the MQTT password and network-config the Wi-Fi passphrase.
+            mode = 0o600 if name in ("user-data", "network-config") else 0o644
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            staged.append((tmp, final))
+            try:
+                os.fchmod(fd, mode)
+                data = text.encode()
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except BaseException:
+        discard(staged)
+        raise
+    return staged
+
+
+def commit(staged: Staged) -> None:
+    """Put every staged file in place (renames only) and sync the folders."""
+    for tmp, final in staged:
+        os.replace(tmp, final)
+    for folder in {final.parent for _, final in staged}:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def discard(staged: Staged) -> None:
+    for tmp, _ in staged:
+        tmp.unlink(missing_ok=True)
+
+
+def write_unit_bundle(bundle: UnitBundle) -> None:
+    commit(stage_unit_bundle(bundle))
 
 
 def hub_installed(out: Path) -> bool:

@@ -151,7 +151,7 @@ def _refresh_broker(inventory: Inventory, store: CredentialStore, out: Path, err
 
 def _provision_units(args: argparse.Namespace, ids: list[str] | None, rotate: bool, out: Path,
                      stack: contextlib.ExitStack) -> int:
-    from provisioning.bundles import unit_bundle, write_unit_bundle
+    from provisioning.bundles import Staged, commit, discard, stage_unit_bundle, unit_bundle
 
     loaded = _load(args, out, stack, ids)
     if isinstance(loaded, int):
@@ -162,12 +162,21 @@ def _provision_units(args: argparse.Namespace, ids: list[str] | None, rotate: bo
     bundles = [unit_bundle(inventory, unit, passwords[unit.id], out) for unit in units]
     for bundle in bundles:
         bundle.folder.mkdir(parents=True, exist_ok=True)  # a file in the way: refused before any rotation
-    store.save()  # before any bundle: a card never carries a password the store lost
+    # Every bundle written beside its place first (a full disk fails here, with the store as it was),
+    # then the store (a card never carries a password the store lost), then renames only: a unit is
+    # never left with a rotated password and its old bundle.
     bar = Progress(len(bundles), sys.stderr) if ids is None else None
-    for bundle in bundles:
-        write_unit_bundle(bundle)
-        if bar is not None:
-            bar.step(bundle.unit)
+    staged: Staged = []
+    try:
+        for bundle in bundles:
+            staged += stage_unit_bundle(bundle)
+            if bar is not None:
+                bar.step(bundle.unit)
+        store.save()
+    except BaseException:
+        discard(staged)
+        raise
+    commit(staged)
     if bar is not None:
         bar.done()
     _refresh_broker(inventory, store, out, sys.stderr)
@@ -207,7 +216,7 @@ def run_hub(args: argparse.Namespace) -> int:
 
 def run_image(args: argparse.Namespace) -> int:
     def work(stack: contextlib.ExitStack) -> int:
-        from provisioning.bundles import unit_bundle, write_unit_bundle
+        from provisioning.bundles import Staged, commit, discard, stage_unit_bundle, unit_bundle
         from provisioning.image import boot_partition, write_image
 
         folder = args.dir if args.dir is not None else args.out.parent
@@ -219,17 +228,29 @@ def run_image(args: argparse.Namespace) -> int:
         unit = inventory.unit(args.unit)
         before = store.units.get(unit.id)
         bundle = unit_bundle(inventory, unit, store.unit(unit.id, rotate=True), folder)
-        store.save()
-        try:
-            part = write_image(args.base, args.out, bundle.boot_files())
-        except LabedgeError:
-            if before is not None:
-                store.units[unit.id] = before  # nothing was written: the unit keeps its password
-            else:
-                del store.units[unit.id]
+        staged: Staged = []
+        saved = False
+
+        def before_rename() -> None:
+            # The image is copied and filled (the long part) before anything is stored: a run killed,
+            # refused or out of disk until here leaves the store, the bundle and --out as they were.
+            nonlocal saved
+            staged.extend(stage_unit_bundle(bundle))
             store.save()
+            saved = True
+
+        try:
+            part = write_image(args.base, args.out, bundle.boot_files(), before_rename)
+        except BaseException:
+            discard(staged)
+            if saved:  # the image could not be put in place after all: the unit keeps its password
+                if before is not None:
+                    store.units[unit.id] = before
+                else:
+                    del store.units[unit.id]
+                store.save()
             raise
-        write_unit_bundle(bundle)
+        commit(staged)
         _refresh_broker(inventory, store, folder, sys.stderr)
         print(f"wrote {args.out}: {', '.join(bundle.boot_files())} on boot partition {part.number} "
               f"(byte {part.offset}); bundle in {bundle.folder}")

@@ -131,8 +131,13 @@ def free_bytes(image: Path, part: Partition) -> int:
     return int(match.group(1).replace(" ", ""))
 
 
-def write_image(base: Path, out: Path, files: dict[str, bytes]) -> Partition:
-    """`out` = `base` with `files` (name -> content) at the root of its boot partition."""
+def write_image(base: Path, out: Path, files: dict[str, bytes],
+                before_rename: Callable[[], None] | None = None) -> Partition:
+    """`out` = `base` with `files` (name -> content) at the root of its boot partition.
+
+    `before_rename` runs once the copy is complete and checked, just before it
+    takes the name `out`; when it raises, no image is written.
+    """
     if not base.is_file():
         raise ImageRefused(f"base image {base} does not exist")
     if out.exists() and out.resolve() == base.resolve():
@@ -160,6 +165,8 @@ def write_image(base: Path, out: Path, files: dict[str, bytes]) -> Partition:
         for name, data in files.items():
             if read_file(tmp, part, name) != data:
                 raise ImageRefused(f"{name} read back from the image differs from what was written")
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
