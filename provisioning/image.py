@@ -29,6 +29,7 @@ GPT_FAT_TYPES = {uuid.UUID("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"): "basic data"
                  uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b"): "EFI system"}
 # Directory entries and cluster rounding: room asked beyond the files' own bytes.
 SLACK_BYTES = 64 * 1024
+GPT_TABLE_MAX = 1 << 20
 
 
 class ImageRefused(LabedgeError):
@@ -70,6 +71,11 @@ def _gpt(read: ReadAt) -> list[Partition]:
     if header[:8] != b"EFI PART":
         raise ImageRefused("a protective MBR but no GPT header at sector 1")
     entries_lba, count, size = struct.unpack_from("<QII", header, 72)
+    # UEFI: entries of 128 x 2^n bytes, 128 of them on every disk tool's table (16 KiB). A header
+    # claiming more is damaged, or made to have gigabytes read into memory.
+    if size < 128 or size & (size - 1) or count * size > GPT_TABLE_MAX:
+        raise ImageRefused(f"damaged GPT: its header claims {count} entries of {size} bytes (expected "
+                           f"entries of 128 x 2^n bytes, {GPT_TABLE_MAX} bytes in all at most)")
     table = read(entries_lba * SECTOR, count * size)
     found = []
     for index in range(count):

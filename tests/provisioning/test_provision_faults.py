@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,31 @@ def test_nothing_is_stored_before_the_image_is_complete(tmp_path: Path,
     assert new.encode() in (tmp_path / "bench-a" / "user-data").read_bytes()
     part = image.boot_partition(out)
     assert new.encode() in image.read_file(out, part, "user-data")
+
+
+def test_a_gpt_header_claiming_a_huge_table_is_refused_without_reading_it(tmp_path: Path) -> None:
+    _need_tools()
+    base = make_image(tmp_path / "base.img", "gpt")
+    with base.open("r+b") as fh:  # the header's entry count (offset 80 of LBA 1): 4 billion entries
+        fh.seek(512 + 80)
+        fh.write((0xFFFFFFFF).to_bytes(4, "little"))
+    with pytest.raises(image.ImageRefused, match="damaged GPT: its header claims 4294967295 entries"):
+        image.boot_partition(base)
+
+
+def test_a_gpt_whose_fat_partition_is_not_the_first_is_found(tmp_path: Path) -> None:
+    _need_tools()
+    path = tmp_path / "base.img"
+    subprocess.run(["truncate", "-s", "40M", str(path)], check=True)
+    table = "label: gpt\n2048,8192,L\n10240,65536,U\n,,L\n"
+    subprocess.run([shutil.which("sfdisk") or "/usr/sbin/sfdisk", "-q", str(path)], input=table.encode(),
+                   check=True)
+    subprocess.run([shutil.which("mkfs.vfat") or "/usr/sbin/mkfs.vfat", "--offset", "10240", str(path),
+                    str(65536 // 2)], check=True, capture_output=True)
+    part = image.boot_partition(path)
+    assert (part.number, part.offset) == (2, 10240 * 512)
+    inventory = write_inventory(tmp_path)
+    out = tmp_path / "bench-a.img"
+    assert main(["provision", "image", str(path), "--unit", "bench-a", "--inventory", str(inventory),
+                 "--out", str(out)]) == 0
+    assert b"#cloud-config" in image.read_file(out, image.boot_partition(out), "user-data")
