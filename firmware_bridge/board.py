@@ -35,6 +35,8 @@ WATCHDOG_S = 2.0
 MAX_MS = 600_000
 CHANNEL = re.compile(r"^[A-Z][0-9]{1,2}$")
 MIN_SEND_MS = 20  # less of a limit than this left: not worth switching on again
+RESET_EVENTS = 3  # reset events within RESET_WINDOW_S before a boot loop is told once, then summed up
+RESET_WINDOW_S = 10.0
 
 
 def command_of(channel: str) -> str:
@@ -89,6 +91,9 @@ class Board:
         self.expired_listeners: list[Callable[[str], None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._epoch = 0  # one more at each reset or reconnect: an answer from before is no ack
+        self._resets: list[float] = []  # when the recent reset events were told
+        self._resets_untold = 0
         transport.on_hello = self._hello
         transport.on_frame = self._frame
         transport.on_link = self._link
@@ -217,23 +222,33 @@ class Board:
                 w.cancel()
 
     async def _send(self, wanted: Wanted) -> None:
-        version, value, now = wanted.version, wanted.value, self.clock.monotonic()
-        max_ms = self._max_ms(wanted, now)
+        version, value, epoch = wanted.version, wanted.value, self._epoch
         refresh = wanted.sent_version == version
+        sent_at, max_ms = self.clock.monotonic(), 1
+
+        def args() -> tuple[str, ...]:
+            # at each try: the board's time never outlasts what is left of the output's limit
+            nonlocal sent_at, max_ms
+            sent_at = self.clock.monotonic()
+            max_ms = self._max_ms(wanted, sent_at)
+            return wanted.channel, str(value), str(max_ms)
+
         try:
-            await self.transport.request(command_of(wanted.channel), wanted.channel, str(value), str(max_ms))
+            await self.transport.request_built(command_of(wanted.channel), args)
         except BoardRefused as exc:
             self.counters.refused += 1
-            if wanted.version == version:
+            if wanted.version == version and epoch == self._epoch:
                 wanted.error = exc
                 wanted.sent_version = version
                 wanted.acked.set()
             return
         self.counters.sent += 1
         self.counters.refreshes += refresh
+        if epoch != self._epoch:
+            return  # answered by the board before it reset (or before a reconnect): sent again
         if wanted.version == version:
             wanted.sent_version = version
-            wanted.next_refresh = now + max_ms / 3000
+            wanted.next_refresh = sent_at + max_ms / 3000
             wanted.acked.set()
 
     async def _flush(self) -> None:
@@ -242,7 +257,8 @@ class Board:
                 await self._send(wanted)
 
     # ---- what the link tells ------------------------------------------------------------------
-    def _resend_all(self, why: str) -> None:
+    def _resend_all(self, why: str, tell: bool = True) -> None:
+        self._epoch += 1
         now = self.clock.monotonic()
         again = []
         for wanted in self.outputs.values():
@@ -253,15 +269,29 @@ class Board:
                 again.append(wanted.channel)
             wanted.sent_version = -1
         self.counters.restored += len(again)
-        if again:
+        if again and tell:
             self._event("warning", "bridge_restore", f"{why}; outputs sent again: {', '.join(sorted(again))}")
         self._wake.set()
 
     def _hello(self, hello: Hello, connected: bool) -> None:
-        if connected:
-            self._event("warning", "board_reset",
-                        f"board on {self.transport.port} reset (new boot id {hello.boot_id})")
-            self._resend_all(f"board on {self.transport.port} reset")
+        if not connected:
+            return
+        # A board in a boot loop: the first resets are told, then one line per window with the count.
+        now = self.clock.monotonic()
+        self._resets = [t for t in self._resets if now - t < RESET_WINDOW_S]
+        if len(self._resets) >= RESET_EVENTS:
+            self._resets_untold += 1
+            self._resend_all("", tell=False)
+            return
+        more, self._resets_untold = self._resets_untold, 0
+        self._resets.append(now)
+        looping = (f"; {more} more resets not told before (a boot loop? check its power and wiring)"
+                   if more else "")
+        if len(self._resets) == RESET_EVENTS and not more:
+            looping = f"; {RESET_EVENTS} resets in {RESET_WINDOW_S:g} s: further ones are summed up"
+        self._event("warning", "board_reset",
+                    f"board on {self.transport.port} reset (new boot id {hello.boot_id}){looping}")
+        self._resend_all(f"board on {self.transport.port} reset")
 
     def _link(self, up: bool, problem: str) -> None:
         if up:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -24,6 +25,8 @@ import time
 from typing import Any
 
 ACTIONS = ("ping", "hello", "set", "pwm", "step", "read", "status")
+KIND_OF = {"set": "SET", "pwm": "PWM", "step": "STEP"}
+USE = {"SET": "set {ch} on|off", "PWM": "pwm {ch} DUTY (0..255)", "STEP": "step {ch} RATE (-2000..2000)"}
 
 
 def add_bridge_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +56,14 @@ def _output_value(action: str, args: list[str]) -> tuple[str, int]:
     if len(args) != 2:
         raise UsageProblem(f"{action} needs CHANNEL VALUE, e.g. "
                            + {"set": "set D2 on", "pwm": "pwm D3 128", "step": "step S1 -500"}[action])
+    from firmware_bridge.board import CHANNEL, DIGITAL, PWM, STEPPER, command_of
+
     channel, text = args[0].upper(), args[1].lower()
+    if CHANNEL.match(channel) and channel in (*DIGITAL, *PWM, *STEPPER) \
+            and command_of(channel) != KIND_OF[action]:
+        # the channel decides the frame: `set D3 on` would send PWM D3 1 (duty 1/255), not "on"
+        raise UsageProblem(f"{action} {channel}: {channel} is not a {action} output; use "
+                           + USE[command_of(channel)].format(ch=channel))
     if action == "set" and text in ("on", "off", "1", "0"):
         return channel, 1 if text in ("on", "1") else 0
     try:
@@ -78,10 +88,16 @@ async def _run(args: argparse.Namespace) -> int:
     import logging
 
     from firmware_bridge.board import Board
-    from firmware_bridge.transport import BoardNotConnected, BoardRefused, Transport
+    from firmware_bridge.transport import HELLO_WAIT_S, BoardNotConnected, BoardRefused, Transport
     from lecis.clock import SystemClock
     from lecis.errors import SettingInvalid
 
+    if args.timeout is None or not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise UsageProblem(f"--timeout {args.timeout}: give a number of seconds above 0")
+    if args.hold_s is not None and (not math.isfinite(args.hold_s) or args.hold_s <= 0):
+        raise UsageProblem(f"--for {args.hold_s}: give a number of seconds above 0")
+    if args.baudrate <= 0:
+        raise UsageProblem(f"--baudrate {args.baudrate}: give the board's line speed, e.g. 115200")
     if args.action in ("set", "pwm", "step"):
         channel, value = _output_value(args.action, args.args)
     elif args.action == "read" and len(args.args) != 1:
@@ -92,7 +108,9 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     if not getattr(args, "verbose", False):  # the problems are printed once, below
         logging.getLogger("labedge.bridge").setLevel(logging.ERROR)
-    transport = Transport(args.port, baudrate=args.baudrate, max_backoff_s=0.5)
+    # a board that already runs sends no HELLO: give up waiting for one in time for the PING
+    transport = Transport(args.port, baudrate=args.baudrate, max_backoff_s=0.5,
+                          hello_wait_s=min(HELLO_WAIT_S, args.timeout / 2))
     board = Board(transport, SystemClock())
     async with board:
         try:

@@ -74,6 +74,17 @@ async def _open_pyserial(**kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.S
     return reader, writer
 
 
+def _open_problem(port: str, exc: Exception) -> str:
+    """What to tell when the port does not open: in use, not a serial port, or missing."""
+    text = str(exc)
+    if "exclusively lock" in text or "Resource temporarily unavailable" in text:
+        return (f"{port}: the port is in use by another program (a unit, or `labedge bridge` by hand); "
+                "stop that one first")
+    if "Inappropriate ioctl" in text or "Is a directory" in text:
+        return f"{port}: is not a serial port ({text})"
+    return f"{port}: cannot open the port ({text}); is the board plugged in?"
+
+
 class Transport:
     """One board on one port. `async with Transport(...)` runs the link in the background."""
 
@@ -164,11 +175,12 @@ class Transport:
             try:
                 reader, writer = await self._open(url=self.port, baudrate=self.baudrate)
             except (OSError, ValueError) as exc:  # serial.SerialException is an OSError
-                self._set_problem(f"{self.port}: cannot open the port ({exc}); is the board plugged in?")
+                self._set_problem(_open_problem(self.port, exc))
                 await self.clock.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
             self._writer = writer
+            self._set_problem(f"{self.port}: opened; no answer from the board yet")
             self.parser = frames.Parser()
             self._hello_seen.clear()
             reading = asyncio.get_running_loop().create_task(self._read(reader))
@@ -217,19 +229,22 @@ class Transport:
         """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._hello_seen.wait(), self.hello_wait_s)
+        # the last HELLO heard decides (a reflashed board boots, so its new HELLO comes in this wait)
         if self.hello is not None and self.hello.protocol != PROTOCOL_VERSION:
-            self._set_problem(f"{self.port}: the board speaks protocol {self.hello.protocol} (firmware "
-                              f"{self.hello.firmware}); this unit speaks {PROTOCOL_VERSION}: "
-                              "update one of them")
+            self._set_problem(self._wrong_protocol(self.hello))
             return False
         try:
-            await self._exchange("PING", ())
+            await self._exchange("PING", lambda: ())
         except (BoardNotConnected, BoardRefused):
             if not reading.done():  # else the port went away, and the problem says so already
                 self._set_problem(f"{self.port}: no answer to PING; is this a labedge board "
                                   f"at {self.baudrate} baud?")
             return False
         return True
+
+    def _wrong_protocol(self, hello: Hello) -> str:
+        return (f"{self.port}: the board speaks protocol {hello.protocol} (firmware {hello.firmware}); "
+                f"this unit speaks {PROTOCOL_VERSION}: update one of them")
 
     def _set_problem(self, problem: str) -> None:
         if problem != self.problem:
@@ -269,12 +284,18 @@ class Transport:
         if isinstance(frame, Hello):
             self.counters.hellos += 1
             new = self.hello is None or frame.boot_id != self.hello.boot_id
-            if new and self.hello is not None:
+            if new and (self.hello is not None or self._connected.is_set()):  # a HELLO mid-link: a boot
                 self.counters.resets += 1
-                log.warning("%s: board reset (boot id %s -> %s)", self.port, self.hello.boot_id,
-                            frame.boot_id)
+                log.warning("%s: board reset (boot id %s -> %s)", self.port,
+                            self.hello.boot_id if self.hello else "unknown", frame.boot_id)
             self.hello = frame
             self._hello_seen.set()
+            if frame.protocol != PROTOCOL_VERSION:
+                # reflashed with another protocol: drive nothing more; the handshake refuses it
+                self._set_problem(self._wrong_protocol(frame))
+                if self._connected.is_set():
+                    self._lost.set()
+                return
             if self.on_hello is not None and new:
                 self.on_hello(frame, self._connected.is_set())
         elif isinstance(frame, (Ok, Err)):
@@ -293,7 +314,16 @@ class Transport:
         """Send one request and return its OK; BoardRefused on ERR, BoardNotConnected when lost."""
         if not self._connected.is_set():
             raise BoardNotConnected(self.problem)
-        return await self._exchange(command, args)
+        return await self._exchange(command, lambda: args)
+
+    async def request_built(self, command: str, build: Callable[[], tuple[str, ...]]) -> Ok:
+        """As `request`, with the arguments built at each try (under the link's lock, just before
+        writing): an output's `max_ms` then counts from when the frame leaves, not from when it was
+        queued behind another exchange or first sent. The seq stays the same, so the board executes
+        at most one of the tries (PROTOCOL.md)."""
+        if not self._connected.is_set():
+            raise BoardNotConnected(self.problem)
+        return await self._exchange(command, build)
 
     def retransmit_timeout(self) -> float:
         """Seconds to wait before sending again: srtt + 4 rttvar (as TCP) and at least 2 srtt,
@@ -309,7 +339,7 @@ class Transport:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
             self._srtt = 0.875 * self._srtt + 0.125 * rtt
 
-    async def _send_until_answered(self, wire: bytes, future: asyncio.Future[Ok | Err],
+    async def _send_until_answered(self, wire_of: Callable[[], bytes], future: asyncio.Future[Ok | Err],
                                    command: str) -> Ok | Err:
         """The same frame again after each timeout (which grows 1.5x a try, up to timeout_s), until
         answered; lost after `tries` tries that together waited at least tries x timeout_s."""
@@ -325,7 +355,7 @@ class Transport:
                 self.counters.retransmits += 1
             sent = loop.time()
             try:
-                writer.write(wire)
+                writer.write(wire_of())
             except Exception as exc:  # a transport already closed under us: the port is gone
                 raise BoardNotConnected(f"{self.port}: cannot write to the port ({exc})") from None
             await asyncio.wait((future,), timeout=wait)
@@ -341,16 +371,23 @@ class Transport:
                 self._lost.set()
                 raise BoardNotConnected(self.problem)
 
-    async def _exchange(self, command: str, args: tuple[str, ...]) -> Ok:
+    async def _exchange(self, command: str, build: Callable[[], tuple[str, ...]]) -> Ok:
         async with self._lock:
             self._seq = self._seq % frames.MAX_SEQ + 1
-            wire = frames.encode(Request(self._seq, command, args))
+            seq, args = self._seq, build()
+            frames.encode(Request(seq, command, args))  # a FrameError before anything is sent
+
+            def wire_of() -> bytes:
+                nonlocal args
+                args = build()
+                return frames.encode(Request(seq, command, args))
+
             loop = asyncio.get_running_loop()
             future: asyncio.Future[Ok | Err] = loop.create_future()
             self._waiting = (self._seq, future)
             self.counters.requests += 1
             try:
-                answer = await self._send_until_answered(wire, future, command)
+                answer = await self._send_until_answered(wire_of, future, command)
             finally:
                 if self._waiting is not None and self._waiting[1] is future:
                     self._waiting = None

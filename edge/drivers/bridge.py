@@ -29,9 +29,6 @@ from lecis.driver_specs import BridgeSettings, PumpSettings, settings_of
 from lecis.driver_specs.bridge import is_variable
 from lecis.errors import CommandFailed, CommandInvalid, CommandRejected, CommandUnknown
 
-FIRMWARE_MARGIN = 1.05  # the board's cut comes just after the unit's own: it is the backstop
-FIRMWARE_MARGIN_S = 0.05
-
 
 class BoardChannel:
     """What GpioOutput drives: on(), off(), value (0..1), close(), mapped to the board's frames."""
@@ -45,7 +42,10 @@ class BoardChannel:
     def _limit_s(self) -> float | None:
         if self.output is None:
             return None
-        return self.output.budget() * FIRMWARE_MARGIN + FIRMWARE_MARGIN_S
+        # Exactly what is left of max_on_s, no margin: a unit that dies now must not leave the output
+        # on past its limit. The board counts max_ms from when each try leaves (Board._send), so its
+        # cut comes at the limit (at most 2 ms after); the unit's own cut comes at the same moment.
+        return self.output.budget()
 
     def _raw(self, speed: float) -> int:
         kind = command_of(self.channel)
