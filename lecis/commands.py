@@ -80,7 +80,7 @@ def _first_unencodable(obj: dict[str, Any]) -> tuple[str | None, str] | None:
                 if not encodable(name):
                     return "args", "an argument name"
                 if _holds_unencodable(arg):
-                    return name, f"argument {name!r}"
+                    return name if name.strip() else "args", f"argument {name!r}"
         elif _holds_unencodable(value):
             return key, f"field {key!r}"
     return None

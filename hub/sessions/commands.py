@@ -47,7 +47,9 @@ class SessionCommands:
         extra = sorted(set(args) - set(_ALLOWED[name]))
         if extra:
             first = extra[0][:40]
-            raise invalid(f"{name} takes only {', '.join(_ALLOWED[name])}, got {first!r}", first)
+            # `param` names the argument; one named "" (or only spaces) is named by where it is: args
+            raise invalid(f"{name} takes only {', '.join(_ALLOWED[name])}, got {first!r}",
+                          first if first.strip() else "args")
         service = self.service
         if name == "session.list":
             unit = None if args.get("unit") is None else check_unit(args["unit"], self._known())
