@@ -203,6 +203,14 @@ def run_hub(args: argparse.Namespace) -> int:
             return loaded
         inventory, store = loaded
         install = args.install_dir or inventory.fleet.config_dir
+        from provisioning.inventory import PATH
+
+        # Both go into supervisor's ini (where % interpolates) and mosquitto.conf: nothing to quote.
+        for option, value in (("--install-dir", install), ("--mosquitto", args.mosquitto)):
+            if not PATH.match(value):
+                print(f"labedge provision: {option} {value!r}: expected an absolute path of letters, digits, "
+                      ". _ + - and /; nothing was written", file=sys.stderr)
+                return 2
         retired = write_hub(inventory, store, args.out, install, args.mosquitto)
         for unit in retired:
             print(f"unit {unit} is no longer in the inventory: its broker account was removed",

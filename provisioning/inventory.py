@@ -165,6 +165,10 @@ def _fleet(f: Fields) -> FleetSettings:
             if not isinstance(key, str) or not SSH_KEY.match(key.strip()):
                 f.problem(p + ("ssh_authorized_keys", index), "expected an SSH public key line such as "
                           "'ssh-ed25519 AAAA... name' (the .pub file, never the private key)")
+            elif not key.strip().isprintable():  # an escaped control character or lone surrogate
+                f.problem(p + ("ssh_authorized_keys", index), "the key's comment holds a control character "
+                          "or a lone surrogate (\\x.., \\u.. escapes): it would break authorized_keys; "
+                          "copy the line from the .pub file as it is")
             else:
                 found.append(key.strip())
     d = FleetSettings()
@@ -232,7 +236,8 @@ def _networks(f: Fields) -> dict[str, Wifi]:
         if f.mapping(p, WIFI_KEYS, required=True, what="a mapping with ssid, password, country") is None:
             continue
         ssid = f.string(p + ("ssid",), None, required=True, expected="the network's SSID")
-        if ssid is not None and (len(ssid.encode()) > 32 or not ssid.isprintable()):
+        # isprintable first: a lone surrogate (an escaped \ud800) is not printable and cannot be encoded.
+        if ssid is not None and (not ssid.isprintable() or len(ssid.encode()) > 32):
             f.problem(p + ("ssid",), "an SSID is at most 32 bytes of printable text")
             ssid = None
         password = f.string(p + ("password",), None, required=True, nullable=True,
