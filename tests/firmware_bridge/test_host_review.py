@@ -136,3 +136,22 @@ async def test_a_bridged_output_s_firmware_time_is_what_is_left_of_max_on_s(reco
         assert sets and all(int(b.split()[-1]) <= 1500 for b in sets), sets
         channel.off()
         await board.confirm(board.outputs["D2"], 2)
+
+
+async def test_unplugged_mid_frame_then_back_the_half_frame_is_forgotten(recording: Recording) -> None:
+    links: list[bool] = []
+    t = Transport(recording.port, hello_wait_s=0.3, initial_backoff_s=0.05,
+                  on_link=lambda up, why: links.append(up))
+    async with t:
+        await t.wait_connected(5)
+        recording._write(b"$9 OK 12")  # half an answer, then the cable goes
+        recording.unplug()
+        await wait_for(lambda: not t.connected, 2)
+        assert "went away" in t.problem or "closed" in t.problem or "cannot open" in t.problem, t.problem
+        recording.plug()
+        await t.wait_connected(5)
+        recording.analog["A1"] = 321
+        ok = await t.request("READ", "A1")
+        assert ok.values == ("A1", "321")
+        assert links == [True, False, True]
+        assert t.counters.stale_answers == 0

@@ -13,7 +13,7 @@ from typing import Protocol
 import pytest
 
 from firmware_bridge.fakeboard import FakeBoard
-from firmware_bridge.frames import Err, Hello, Ok, crc16, encode_body
+from firmware_bridge.frames import Ain, Err, Expired, Hello, Ok, crc16, encode_body
 from tests.firmware_bridge.simrig import BoardPort, SimRig, require_rig, start_rig
 from tests.firmware_bridge.test_firmware_frames import AT_REST, BAD_REQUESTS
 
@@ -287,3 +287,21 @@ def test_a_flood_of_noise_while_a_request_is_outstanding(target: Target, port: B
     counted = stats(port, 3)
     assert counted["duplicates"] == 1 and counted["rx_overflow"] == 0
     assert port.request("4 SET D7 0 100") == Ok(4)
+
+
+def test_watchdog_expiry_status_and_period_frames(target: Target, port: BoardPort) -> None:
+    assert port.request("1 SET D8 1 150") == Ok(1)
+    item = port.request("2 STATUS D8")
+    assert isinstance(item, Ok) and item.values[0].startswith("D8=1/")
+    assert 0 < int(item.values[0].split("/")[1]) <= 151
+    port.expect(Expired, timeout=2.0, channel="D8")
+    assert port.request("3 STATUS D8") == Ok(3, ("D8=0/0",))
+    assert target.levels()["D8"] == 0
+    assert port.request("4 PERIOD A3 50") == Ok(4)
+    port.expect(Ain, timeout=1.0, channel="A3")
+    port.expect(Ain, timeout=1.0, channel="A3")
+    assert port.request("5 PERIOD A3 0") == Ok(5)
+    port.collect(0.05)
+    assert not [f for f in port.collect(0.2) if isinstance(f, Ain)]
+    answer = port.request("6 STATUS")
+    assert isinstance(answer, Ok) and answer.values == AT_REST
