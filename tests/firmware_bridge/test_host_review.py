@@ -155,3 +155,13 @@ async def test_unplugged_mid_frame_then_back_the_half_frame_is_forgotten(recordi
         assert ok.values == ("A1", "321")
         assert links == [True, False, True]
         assert t.counters.stale_answers == 0
+
+
+async def test_a_second_process_on_the_same_port_is_refused_by_name(recording: Recording) -> None:
+    async with Transport(recording.port, hello_wait_s=0.3) as first:
+        await first.wait_connected(5)
+        async with Transport(recording.port, hello_wait_s=0.3) as second:  # as a second unit would
+            with pytest.raises(Exception, match="in use by another program"):
+                await second.wait_connected(1.0)
+            assert second.counters.connects == 0
+        assert (await first.request("PING")).values
