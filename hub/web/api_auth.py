@@ -15,17 +15,17 @@ def _secure(ctx: Ctx, request: Request) -> bool:
 
 
 @router.post("/login", responses=errors(401, 422, 429))
-def login(ctx: Ctx, request: Request, response: Response, body: LoginBody) -> LoginOut:
+async def login(ctx: Ctx, request: Request, response: Response, body: LoginBody) -> LoginOut:
     """A session: an HttpOnly SameSite=Strict cookie for the page, and `token` for scripts (Bearer)."""
     client = request.client.host if request.client else "unknown"
-    who = ctx.auth.login(client, body.username, body.password)
+    who = await ctx.auth.login(client, body.username, body.password)
     response.set_cookie(COOKIE, who.token, httponly=True, samesite="strict", secure=_secure(ctx, request),
                         path="/")
     return LoginOut(user=who.user, role=who.role, csrf_token=who.csrf, token=who.token)
 
 
 @router.post("/logout", status_code=204, responses=errors(401, 403))
-def logout(ctx: Ctx, who: Viewer) -> Response:
+async def logout(ctx: Ctx, who: Viewer) -> Response:
     ctx.auth.logout(who.token)
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
@@ -33,6 +33,6 @@ def logout(ctx: Ctx, who: Viewer) -> Response:
 
 
 @router.get("/me", responses=errors(401))
-def me(who: Viewer) -> Me:
+async def me(who: Viewer) -> Me:
     """Who is signed in, and the CSRF token the page sends with each state-changing call."""
     return Me(user=who.user, role=who.role, csrf_token=who.csrf)

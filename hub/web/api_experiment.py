@@ -14,13 +14,13 @@ router = APIRouter(prefix="/api/experiment", tags=["experiment"])
 
 
 @router.get("", responses=errors(401))
-def state(ctx: Ctx, who: Viewer) -> dict[str, Any]:
+async def state(ctx: Ctx, who: Viewer) -> dict[str, Any]:
     """The experiment's state (as on lab/hub/experiment/state): run, version, next tasks, loops, guards."""
     return {"hub": ctx.hub.config.hub, "has_script": ctx.hub.controller is not None, **ctx.hub.status()}
 
 
 @router.get("/script", responses=errors(401, 409))
-def script(ctx: Ctx, who: Viewer) -> dict[str, Any]:
+async def script(ctx: Ctx, who: Viewer) -> dict[str, Any]:
     """The running version's text."""
     controller = ctx.actions.experiment()
     current = controller.script
@@ -30,7 +30,7 @@ def script(ctx: Ctx, who: Viewer) -> dict[str, Any]:
 
 
 @router.post("/validate", responses=errors(401, 403, 422))
-def validate(ctx: Ctx, who: Viewer, body: ScriptText) -> dict[str, Any]:
+async def validate(ctx: Ctx, who: Viewer, body: ScriptText) -> dict[str, Any]:
     """Every problem of a script text with its line and column; nothing is applied."""
     problems = ctx.actions.validate(body.text, body.source)
     return {"ok": not problems, "problems": problems}
@@ -43,13 +43,13 @@ async def replace(ctx: Ctx, who: Operator, body: ApplyBody) -> dict[str, Any]:
 
 
 @router.get("/versions", responses=errors(401, 409))
-def versions(ctx: Ctx, who: Viewer) -> dict[str, Any]:
+async def versions(ctx: Ctx, who: Viewer) -> dict[str, Any]:
     """Every version applied in this run: number, time, author and the unified diff from the one before."""
     return {"versions": ctx.actions.experiment().versions()}
 
 
 @router.get("/versions/{version}", responses=errors(401, 404, 409, 422))
-def version(ctx: Ctx, who: Viewer, version: Annotated[int, Path(ge=1, le=1_000_000)]) -> dict[str, Any]:
+async def version(ctx: Ctx, who: Viewer, version: Annotated[int, Path(ge=1, le=1_000_000)]) -> dict[str, Any]:
     controller = ctx.actions.experiment()
     known = [v for v in controller.versions() if v.get("version") == version]
     if not known:

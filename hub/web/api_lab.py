@@ -21,7 +21,7 @@ RECENT_WINDOWS_S = (600, 3600, 6 * 3600, 86400, 7 * 86400, 365 * 86400)
 
 
 @router.get("/units", responses=errors(401))
-def units(ctx: Ctx, who: Viewer) -> list[dict[str, Any]]:
+async def units(ctx: Ctx, who: Viewer) -> list[dict[str, Any]]:
     """Every unit the hub has heard of: presence and since when, modules with state, outputs,
     last readings and capabilities (readings with units and ranges, commands) from `$birth`."""
     lease = ctx.hub.plant.status() if ctx.hub.plant is not None else {}
@@ -29,7 +29,7 @@ def units(ctx: Ctx, who: Viewer) -> list[dict[str, Any]]:
 
 
 @router.get("/units/{unit}", responses=errors(401, 404, 422))
-def unit(ctx: Ctx, who: Viewer, unit: UnitPath) -> dict[str, Any]:
+async def unit(ctx: Ctx, who: Viewer, unit: UnitPath) -> dict[str, Any]:
     view = ctx.view.units.get(unit)
     if view is None:
         ctx.actions.known_unit(unit)

@@ -36,7 +36,7 @@ def shown(svc: Any, session: Any) -> dict[str, Any]:
 
 
 @router.get("", responses=errors(401, 409, 422))
-def sessions(ctx: Ctx, who: Viewer, unit: Annotated[str | None, Query(pattern=UNIT)] = None,
+async def sessions(ctx: Ctx, who: Viewer, unit: Annotated[str | None, Query(pattern=UNIT)] = None,
              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     """Newest first; `open` has each unit's open session (with upload progress)."""
     svc = service(ctx)
@@ -47,14 +47,14 @@ def sessions(ctx: Ctx, who: Viewer, unit: Annotated[str | None, Query(pattern=UN
 
 
 @router.get("/{session_id}", responses=errors(401, 404, 409, 422))
-def session(ctx: Ctx, who: Viewer, session_id: SessionId) -> dict[str, Any]:
+async def session(ctx: Ctx, who: Viewer, session_id: SessionId) -> dict[str, Any]:
     svc = service(ctx)
     found = _get(svc, session_id)
     return {**shown(svc, found), "events": svc.events(session_id)}
 
 
 @router.get("/{session_id}/progress", responses=errors(401, 404, 409, 422))
-def progress(ctx: Ctx, who: Viewer, session_id: SessionId) -> dict[str, Any]:
+async def progress(ctx: Ctx, who: Viewer, session_id: SessionId) -> dict[str, Any]:
     svc = service(ctx)
     _get(svc, session_id)
     return dict(svc.progress(session_id).to_json())

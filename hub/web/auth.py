@@ -10,6 +10,7 @@ memory only: a restarted hub asks everyone to sign in again.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -59,9 +60,30 @@ class Authenticator:
         self.idle_s = idle_s
         self._sessions: OrderedDict[str, Principal] = OrderedDict()
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
+        self._checking: set[str] = set()
 
-    def login(self, client: str, name: str, password: str) -> Principal:
+    async def login(self, client: str, name: str, password: str) -> Principal:
         """A new session, or ApiError 401 (no hint which part was wrong) / 429 while throttled."""
+        self._throttle(client)
+        if client in self._checking:  # one check at a time per client: parallel tries cannot outrun the wait
+            raise ApiError(429, None, "a sign-in from this address is being checked; try again in 1 s",
+                           retry_after=1.0)
+        self._checking.add(client)
+        try:
+            user = self.users.get(name)
+            ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+            return self._signed_in(client, user if ok else None)
+        finally:
+            self._checking.discard(client)
+
+    def login_sync(self, client: str, name: str, password: str) -> Principal:
+        """`login` in the caller's thread (for tests and tools outside the loop)."""
+        self._throttle(client)
+        user = self.users.get(name)
+        ok = verify_password(user.password_hash if user else None, password)
+        return self._signed_in(client, user if ok else None)
+
+    def _throttle(self, client: str) -> None:
         now = self.clock.monotonic()
         failures = self._failures.get(client)
         if failures is not None:
@@ -69,8 +91,10 @@ class Authenticator:
             if wait > 0:
                 raise ApiError(429, None, f"too many failed sign-ins from this address; try again in "
                                           f"{wait:.0f} s", retry_after=wait)
-        user = self.users.get(name)
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+
+    def _signed_in(self, client: str, user: User | None) -> Principal:
+        now = self.clock.monotonic()
+        if user is None:
             failures = self._failures.pop(client, None) or _Failures()
             failures.count += 1
             failures.last = now

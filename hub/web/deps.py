@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the web context, who is signed in, CSRF on state-changing calls, roles."""
+"""FastAPI dependencies: the web context, who is signed in, CSRF on state-changing calls, roles.
+
+Every dependency and every route that reads the hub's objects is `async`: it runs on the hub's own
+loop, never in FastAPI's thread pool beside the link that changes those objects.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ class WebContext:
         return self.hub.sessions
 
 
-def context(request: Request) -> WebContext:
+async def context(request: Request) -> WebContext:
     ctx: WebContext = request.app.state.ctx
     return ctx
 
@@ -60,7 +64,7 @@ def principal_of(ctx: WebContext, bearer: str | None, cookie: str | None) -> Pri
     return found
 
 
-def signed_in(ctx: Ctx, request: Request,
+async def signed_in(ctx: Ctx, request: Request,
               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
               cookie: Annotated[str | None, Depends(_cookie)]) -> Principal:
     found = principal_of(ctx, bearer.credentials if bearer else None, cookie)
@@ -77,7 +81,7 @@ def signed_in(ctx: Ctx, request: Request,
 Viewer = Annotated[Principal, Depends(signed_in)]
 
 
-def operator(who: Viewer) -> Principal:
+async def operator(who: Viewer) -> Principal:
     if not who.operator:
         raise ApiError(403, None, f"user {who.user} is a viewer; this needs an operator")
     return who
