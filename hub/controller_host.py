@@ -69,12 +69,15 @@ class TeeSink:
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
         self.inner.script_version(version, text, author, ts, diff)
 
-    def commands_ahead(self, items: Sequence[tuple[Effect, float]]) -> None:
+    def commands_ahead(self, items: Sequence[tuple[Effect, float]],
+                       meanwhile: Callable[[], None] | None = None) -> None:
         """Commands about to be sent, recorded with one wait when the inner sink can (the recorder's)."""
         many = getattr(self.inner, "commands_ahead", None)
         if many is not None:
-            many(items)
+            many(items, meanwhile)
             return
+        if meanwhile is not None:
+            meanwhile()
         for effect, ts in items:
             self.effect(effect, ts, None)
 

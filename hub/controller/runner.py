@@ -201,10 +201,10 @@ class ControllerRunner:
     _save_before_send = False
 
     async def _command(self, effect: CommandEffect, ts: float) -> None:
-        if self._save_before_send:
-            self._save_before_send = False
-            self._persist()
-        self._record_ahead()  # the command's line, with those of the same steps (before any is sent)
+        save, self._save_before_send = self._save_before_send, False
+        # The state and the command's line (with those of the same steps), both before any is sent:
+        # the state is saved while the recorder's writer writes the lines.
+        self._record_ahead(self._persist if save else None)
         try:
             outcome = await self.plant.command(effect.unit, effect.module, effect.cmd, effect.args,
                                                command_id=effect.effect_id)
@@ -233,21 +233,32 @@ class ControllerRunner:
         self.persist_error = None
         self._dirty_since = None
 
-    def _record_ahead(self) -> None:
+    def _record_ahead(self, meanwhile: Callable[[], None] | None = None) -> None:
         """The lines of every command not yet recorded, written ahead of the first send: one wait for
-        the recorder's writer for all the commands of a burst, not one each ahead of the last one."""
+        the recorder's writer for all the commands of a burst, not one each ahead of the last one.
+        `meanwhile` (the state's save) runs while the writer writes them, and runs in any case."""
         ahead, self._ahead = self._ahead, []
-        if not ahead:
-            return
         many = getattr(self.sink, "commands_ahead", None)
-        if many is None:
+        if not ahead or many is None:
+            if meanwhile is not None:
+                meanwhile()
             for effect, ts in ahead:
                 self._record(effect, ts, None)
             return
+        ran = False
+
+        def save() -> None:
+            nonlocal ran
+            ran = True
+            assert meanwhile is not None
+            meanwhile()
+
         try:
-            many(ahead)
+            many(ahead, save if meanwhile is not None else None)
         except Exception:  # recording must never stop control
             log.exception("recording the commands about to be sent failed")
+        if meanwhile is not None and not ran:
+            meanwhile()
 
     def _record(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
         try:
