@@ -120,6 +120,7 @@ class Transport:
         self.parser = frames.Parser()
         self.hello: Hello | None = None
         self.problem = f"{port}: not opened yet"
+        self._open_failing = True  # the problem says why the port does not open (or that it never did)
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -176,11 +177,14 @@ class Transport:
                 reader, writer = await self._open(url=self.port, baudrate=self.baudrate)
             except (OSError, ValueError) as exc:  # serial.SerialException is an OSError
                 self._set_problem(_open_problem(self.port, exc))
+                self._open_failing = True
                 await self.clock.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
             self._writer = writer
-            self._set_problem(f"{self.port}: opened; no answer from the board yet")
+            if self._open_failing:  # a reason from an earlier handshake (protocol, silence) stays
+                self.problem = f"{self.port}: opened; no answer from the board yet"
+                self._open_failing = False
             self.parser = frames.Parser()
             self._hello_seen.clear()
             reading = asyncio.get_running_loop().create_task(self._read(reader))
