@@ -165,3 +165,38 @@ async def test_a_second_process_on_the_same_port_is_refused_by_name(recording: R
                 await second.wait_connected(1.0)
             assert second.counters.connects == 0
         assert (await first.request("PING")).values
+
+
+class DeafToD4(Recording):
+    """Misses the first copies of `SET D4 1` (noise on the line): the host retransmits them."""
+
+    deaf = 0
+
+    def _request(self, body: str) -> None:
+        if " SET D4 1 " in body and self.deaf > 0:
+            self.deaf -= 1
+            return
+        super()._request(body)
+
+
+async def test_an_estop_reaches_the_board_right_after_a_retransmitted_request(tmp_path: Path) -> None:
+    fake = DeafToD4(link=tmp_path / "ttyDEAF")
+    fake.heard = []
+    fake.plug()
+    try:
+        async with Board(Transport(fake.port, hello_wait_s=0.3), SystemClock()) as board:
+            await board.transport.wait_connected(5)
+            await board.confirm(board.want("D2", 1, None), 2)
+            fake.deaf = 4
+            d4 = board.want("D4", 1, None)
+            await wait_for(lambda: fake.deaf < 4, 1)  # the D4 request is out and being retransmitted
+            off = board.want("D2", 0, None)  # ESTOP
+            await board.confirm(off, 2)
+            await board.confirm(d4, 2)
+            assert fake.levels["D2"] == 0
+            after = fake.heard[fake.heard.index(next(b for b in fake.heard if " SET D4 1 " in b)):]
+            first_off = next(i for i, b in enumerate(after) if " SET D2 0 " in b)
+            assert all(" SET D4 1 " in b for b in after[:first_off]), after  # nothing else before it
+            assert board.transport.counters.retransmits >= 4
+    finally:
+        await fake.close()
