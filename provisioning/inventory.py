@@ -148,7 +148,9 @@ def load_inventory(path: Path) -> Inventory:
     if not problems:
         problems = [p for unit in units for p in _unit_accepted(unit, fleet, hub, doc)]
     if problems:
-        raise InventoryInvalid(sorted(problems, key=lambda p: (p.file != doc.source, p.file, p.line or 0)))
+        # A DCD file that several units name has its problems found once per unit: list each once.
+        unique = list({str(p): p for p in problems}.values())
+        raise InventoryInvalid(sorted(unique, key=lambda p: (p.file != doc.source, p.file, p.line or 0)))
     return Inventory(doc.source, fleet, hub, tuple(units))
 
 

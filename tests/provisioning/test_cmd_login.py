@@ -1,4 +1,4 @@
-"""`labedge cmd --config hub.yaml` logs in to the locked-down broker as the hub, the one account that commands."""
+"""`labedge cmd --config hub.yaml` logs in to the locked-down broker as the hub, the account that commands."""
 
 from __future__ import annotations
 

@@ -42,3 +42,12 @@ def test_hub_paths_that_would_inject_into_supervisor_or_mosquitto_files_are_refu
         err = capsys.readouterr().err
         assert f"labedge provision: {option} {hostile!r}: expected an absolute path" in err
         assert not (out / "labedge-hub.conf").exists() and not (out / "passwd").exists()
+
+
+def test_a_broken_dcd_file_named_by_two_units_is_reported_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = inventory_text(tmp_path)  # both units name dcd/ph1.yaml
+    (tmp_path / "dcd" / "ph1.yaml").write_text("module: ph1\ndriver: ezo\nprobe: ph\nport: \x7f\n")
+    err = _refused(tmp_path, text, capsys)
+    assert err.count("character U+007F is not allowed") == 1, err
+    assert "labedge provision: 1 problem(s)" in err
