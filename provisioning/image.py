@@ -148,6 +148,9 @@ def write_image(base: Path, out: Path, files: dict[str, bytes],
         raise ImageRefused(f"base image {base} does not exist")
     if out.exists() and out.resolve() == base.resolve():
         raise ImageRefused(f"the output {out} is the base image; choose another file name")
+    if out.is_dir():
+        raise ImageRefused(f"the output {out} is a folder; give the name of the image file to write, "
+                           f"e.g. {out}/unit.img")
     part = boot_partition(base)
     needed = sum(len(data) for data in files.values()) + SLACK_BYTES
     free = free_bytes(base, part)

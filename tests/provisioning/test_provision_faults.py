@@ -122,3 +122,16 @@ def test_a_gpt_whose_fat_partition_is_not_the_first_is_found(tmp_path: Path) -> 
     assert main(["provision", "image", str(path), "--unit", "bench-a", "--inventory", str(inventory),
                  "--out", str(out)]) == 0
     assert b"#cloud-config" in image.read_file(out, image.boot_partition(out), "user-data")
+
+
+def test_an_out_that_is_a_folder_is_refused_before_anything_is_stored(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _need_tools()
+    inventory, password, user_data = _provisioned(tmp_path)
+    base = make_image(tmp_path / "base.img")
+    (tmp_path / "cards").mkdir()
+    assert main(["provision", "image", str(base), "--unit", "bench-a", "--inventory", str(inventory),
+                 "--out", str(tmp_path / "cards"), "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "the output" in err and "is a folder; give the name of the image file" in err
+    _unchanged(tmp_path, password, user_data)
