@@ -198,6 +198,10 @@ def lab_banner(args: argparse.Namespace, lab_dir: Path) -> str:
             f"bucket: gs://{LAB_BUCKET} on http://127.0.0.1:{args.bucket_port} (objects under "
             f"{lab_dir}/bucket)\n"
             f"status: labedge lab status --dir {args.dir}\n"
+            f"buttons: labedge lab button bench-1 stop|start --dir {args.dir} (stop --hold: the unit's "
+            f"ESTOP)\n"
+            f"commands: labedge cmd bench-2/feed_pump run seconds=5 --config {lab_dir}/hub/hub.yaml "
+            f"(bench-1 is the experiment's)\n"
             f"stop: Ctrl-C here; every output goes off, then every process stops")
 
 

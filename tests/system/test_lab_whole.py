@@ -128,7 +128,10 @@ def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_p
         assert final is not None and final["state"] == "disconnected", final
         state = last("lab/bench-2/feed_pump/state")
         assert state is not None and state["outputs"]["on"] is False, state  # type: ignore[index]
-        assert "labedge lab: stopped" in log.read_text()
+        output = log.read_text()
+        assert f"dashboard: http://127.0.0.1:{web}/" in output and "login: demo / labedge-demo" in output
+        assert f"buttons: labedge lab button bench-1 stop|start --dir {lab_dir}" in output
+        assert "labedge lab: stopped" in output
     finally:
         if watcher is not None:
             watcher.close()
