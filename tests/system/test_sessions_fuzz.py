@@ -131,10 +131,17 @@ class Run:
     async def call(self, cmd: str, args: Any) -> dict[str, Any]:
         assert self.handler is not None
         cid = str(uuid.uuid4())
+        seen = len(self.replies)
         self.handler.feed(dumps({"id": cid, "cmd": cmd, "args": args}))
         while self.handler._tasks:
             await asyncio.gather(*list(self.handler._tasks))
         finals = [r for r in self.replies if r.get("id") == cid and r["status"] != "accepted"]
+        if not finals:  # NaN or Infinity anywhere: not JSON, so not even the id is read (docs/protocol.md)
+            finals = [r for r in self.replies[seen:] if r.get("id") is None]
+            assert finals and finals[0]["status"] == "rejected", finals
+            error = finals[0]["error"]
+            assert error["kind"] == "validation" and "JSON" in error["message"], finals
+            finals[0]["error"]["param"] = finals[0]["error"].get("param") or "args"
         assert len(finals) == 1, finals
         return finals[0]
 
