@@ -106,13 +106,11 @@ class SessionService:
         self.log = SessionLog(self.log_path)  # SessionLogCorrupt: refused, the file untouched
         for session in self.log.all():
             if session.state is SessionState.OPEN:
-                self._event(session, SessionEventKind.RECOVERED,
-                            "the hub restarted; the session stays open and its uploads resume")
+                self._recovered(session, "the hub restarted; the session stays open and its uploads resume")
                 self._begin(session)
                 log.info("session %s of %s recovered: still open", session.id, session.unit)
             elif session.state is SessionState.CLOSING:
-                self._event(session, SessionEventKind.RECOVERED,
-                            "the hub restarted during the final transfer; it runs again")
+                self._recovered(session, "the hub restarted during the final transfer; it runs again")
                 self._close_recorded(session)
                 self._final(session)
                 log.info("session %s of %s recovered: the final transfer runs again", session.id,
@@ -120,6 +118,15 @@ class SessionService:
         for session in self.latest_per_unit():
             self._changed(session)
         return self
+
+    def _recovered(self, session: Session, message: str) -> None:
+        """The RECOVERED event; a disk too full for it does not keep the hub from starting (the session's
+        state is already stored; the event is its note), it is said in the hub's log instead."""
+        try:
+            self._event(session, SessionEventKind.RECOVERED, message)
+        except OSError as exc:
+            log.error("session %s of %s: the RECOVERED event could not be stored (%s); the session is "
+                      "recovered all the same", session.id, session.unit, exc)
 
     async def __aexit__(self, *exc: object) -> None:
         self._closed = True
@@ -280,7 +287,10 @@ class SessionService:
         except Exception as exc:
             log.exception("session %s: its uploads could not begin", session.id)
             why = f"uploads could not begin: {type(exc).__name__}: {exc}"
-            self._event(session, SessionEventKind.ERROR, why)
+            try:  # the session is stored and open: a full disk here must not make its start look failed
+                self._event(session, SessionEventKind.ERROR, why)
+            except OSError as write_exc:
+                log.error("session %s: its ERROR event could not be stored (%s)", session.id, write_exc)
 
     # ---- the final transfer -------------------------------------------------------------------
     def _close_recorded(self, session: Session) -> None:

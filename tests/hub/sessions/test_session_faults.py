@@ -270,3 +270,26 @@ async def test_after_the_log_was_moved_aside_stale_retained_sessions_are_cleared
             publisher.unit_seen("bench-2")  # births come again after reconnects: cleared once is enough
             await asyncio.sleep(0.05)
             assert publisher.published == count
+
+
+async def test_a_restart_on_a_full_disk_still_recovers_the_open_session(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.sessions.storage import SafeJSONStorage
+    from tests.hub.sessions.test_service import FakeUploads
+
+    async with service(tmp_path) as sessions:
+        kept = await sessions.start("bench-1", source=CLI)
+    before = (tmp_path / LOG_NAME).read_bytes()
+
+    def full_disk(self: SafeJSONStorage) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SafeJSONStorage, "_flush", full_disk)
+    uploads = FakeUploads()
+    async with service(tmp_path, uploads) as sessions:  # starts: the RECOVERED note waits for room
+        assert sessions.current("bench-1") == kept and uploads.begun == [kept.id]
+        assert (tmp_path / LOG_NAME).read_bytes() == before
+        monkeypatch.undo()
+        await sessions.start("bench-2", source=CLI)  # room again: the next write takes the note along
+    async with service(tmp_path) as sessions:
+        assert [e["kind"] for e in sessions.events(kept.id)][:2] == ["START", "RECOVERED"]
