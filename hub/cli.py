@@ -39,8 +39,8 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
                     "(each reason on one line), 3 when another hub runs with the same hub id.")
     run.add_argument("--config", required=True, type=Path, metavar="HUB_YAML", help="path of the hub.yaml")
     run.add_argument("--check", action="store_true",
-                     help="check hub.yaml and its script, print each problem, and exit (0 fine, 2 problems); "
-                          "nothing is started")
+                     help="check hub.yaml, its script and the session log, print each problem, and exit "
+                          "(0 fine, 2 problems); nothing is started")
     run.set_defaults(handler=run_hub)
     from hub.simulate.cli import add_simulate_parser
     from hub.web.users_cli import add_user_parser
