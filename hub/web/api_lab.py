@@ -24,12 +24,14 @@ RECENT_WINDOWS_S = (600, 3600, 6 * 3600, 86400, 7 * 86400, 365 * 86400)
 async def units(ctx: Ctx, who: Viewer) -> list[dict[str, Any]]:
     """Every unit the hub has heard of: presence and since when, modules with state, outputs,
     last readings and capabilities (readings with units and ranges, commands) from `$birth`."""
+    await ctx.fill_last_readings()
     lease = ctx.hub.plant.status() if ctx.hub.plant is not None else {}
     return [{**u, "lease": bool(lease.get(u["unit"], {}).get("lease"))} for u in ctx.view.snapshot()]
 
 
 @router.get("/units/{unit}", responses=errors(401, 404, 422))
 async def unit(ctx: Ctx, who: Viewer, unit: UnitPath) -> dict[str, Any]:
+    await ctx.fill_last_readings()
     view = ctx.view.units.get(unit)
     if view is None:
         ctx.actions.known_unit(unit)
@@ -60,6 +62,13 @@ async def estop_unit(ctx: Ctx, who: Viewer, unit: UnitPath) -> dict[str, Any]:
 async def estop_all(ctx: Ctx, who: Viewer) -> dict[str, Any]:
     """ESTOP of every unit the hub knows, at once: every signed-in user may."""
     return {"units": await ctx.actions.estop(None, who.user)}
+
+
+@router.get("/processes", responses=errors(401))
+async def processes(ctx: Ctx, who: Viewer) -> dict[str, Any]:
+    """The processes of the supervisord the hub runs under (state, pid, uptime), read over its XML-RPC;
+    `supervisor` null and a `message` when the hub was not started by one."""
+    return await ctx.processes.status()
 
 
 @router.get("/events", responses=errors(401, 422))

@@ -10,6 +10,7 @@ from hub.sessions.model import SessionRefused, SessionSource
 from hub.web.deps import Ctx, Operator, Viewer, WebContext
 from hub.web.errors import ApiError
 from hub.web.models import UNIT, SessionStart, errors
+from lecis.errors import CommandRejected, ErrorKind
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="a session id")]
@@ -20,6 +21,14 @@ def service(ctx: WebContext) -> Any:
     if found is None:
         raise ApiError(409, None, "this hub runs no session log")
     return found
+
+
+def refused(exc: CommandRejected) -> ApiError:
+    """A check of the session log failed: 422 naming the field (404 for a unit it does not know)."""
+    field = exc.param or "body"
+    if field == "unit" and "not known" in exc.message:
+        return ApiError(404, "unit", exc.message)
+    return ApiError(409 if exc.kind is ErrorKind.STATE else 422, field, exc.message)
 
 
 def _get(svc: Any, session_id: str) -> Any:
@@ -70,6 +79,8 @@ async def start(ctx: Ctx, who: Operator, body: SessionStart) -> dict[str, Any]:
                                   experiment=body.experiment)
     except SessionRefused as exc:
         raise ApiError(409, "unit", str(exc)) from None
+    except CommandRejected as exc:  # the log's own checks (unit, experiment): a 4xx naming the field
+        raise refused(exc) from None
     return shown(svc, started)
 
 
@@ -82,4 +93,6 @@ async def stop(ctx: Ctx, who: Operator, session_id: SessionId) -> dict[str, Any]
         stopped = await svc.stop(found.unit, source=SessionSource.API, session_id=session_id, user=who.user)
     except SessionRefused as exc:
         raise ApiError(409, "session_id", str(exc)) from None
+    except CommandRejected as exc:
+        raise refused(exc) from None
     return shown(svc, stopped)

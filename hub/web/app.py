@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.web import api_auth, api_experiment, api_lab, api_sessions, ws
 from hub.web.deps import WebContext
@@ -19,6 +20,7 @@ from hub.web.errors import ApiError, error_field, validation_message
 log = logging.getLogger("labedge.hub.web")
 
 STATIC = Path(__file__).resolve().parent / "static"
+TOO_LARGE = "labedge.body_too_large"
 MAX_BODY_BYTES = 1_100_000  # a 200,000-character script as JSON, and then some
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -48,6 +50,9 @@ def build_app(ctx: WebContext) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.scope.get(TOO_LARGE):
+            return JSONResponse(ApiError(413, "body", f"the request body is over {MAX_BODY_BYTES} bytes")
+                                .body(), status_code=413, headers={"Connection": "close"})
         if exc.status_code == 400:  # Starlette's own: a body it cannot even decode (not UTF-8 JSON)
             why = "the request body cannot be read as JSON (not UTF-8, or nested too deep)"
             return JSONResponse(ApiError(422, "body", why).body(), status_code=422)
@@ -81,7 +86,52 @@ def build_app(ctx: WebContext) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+class BodyLimit:
+    """A body over `limit` bytes is refused with 413 however it is sent: a Content-Length is checked by
+    `guard`, a chunked body (no length) is counted here as it arrives and never read past the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    scope[TOO_LARGE] = True  # FastAPI turns a failed body read into 400: told apart there
+                    raise _TooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLarge:
+            if started:
+                raise
+            body = ApiError(413, "body", f"the request body is over {self.limit} bytes").body()
+            await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -6,7 +6,9 @@ loop, never in FastAPI's thread pool beside the link that changes those objects.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +17,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from hub.web.auth import Authenticator, Principal
 from hub.web.errors import ApiError
+from hub.web.processes import Processes
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from hub.web.labview import LabView
     from hub.web.live import LiveBridge
 
+log = logging.getLogger("labedge.hub.web")
 COOKIE = "labedge_session"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -38,10 +42,32 @@ class WebContext:
     bridge: LiveBridge
     actions: LabActions
     cookie_secure: bool | None
+    processes: Processes
 
     def sessions(self) -> Any:
         """The hub's session log (hub.sessions.service.SessionService), or None on a hub without one."""
         return self.hub.sessions
+
+    async def fill_last_readings(self) -> set[str]:
+        """Modules with no reading since the hub started get the recorder's newest one (once each), so a
+        restarted hub's cards show their last values before new data arrives."""
+        wanted = self.view.unfilled()
+        if not wanted:
+            return set()
+        self.view.looked_up.update(wanted)
+        recorder = self.hub.recorder
+
+        def read() -> list[tuple[str, str, Any]]:
+            out = []
+            for unit, module in wanted:
+                try:
+                    out.append((unit, module, recorder.latest(unit, module)))
+                except Exception:
+                    log.exception("the recorder's last reading of %s/%s could not be read", unit, module)
+            return out
+
+        return {unit for unit, module, latest in await asyncio.to_thread(read)
+                if self.view.fill_latest(unit, module, latest)}
 
 
 async def context(request: Request) -> WebContext:

@@ -50,9 +50,13 @@ class UnitView:
             view = self.modules[name] = ModuleView()
         return view
 
+    def module_names(self) -> list[str]:
+        described = self.birth.modules if self.birth is not None else {}
+        return sorted(set(described) | set(self.modules))
+
     def to_json(self) -> dict[str, Any]:
         described = self.birth.modules if self.birth is not None else {}
-        names = sorted(set(described) | set(self.modules))
+        names = self.module_names()
         modules = []
         for name in names:
             view = self.modules.get(name) or ModuleView()
@@ -76,6 +80,7 @@ class LabView:
         self.clock = clock
         self.units: dict[str, UnitView] = {}
         self.notify = notify or (lambda message: None)
+        self.looked_up: set[tuple[str, str]] = set()  # modules whose last reading was asked of the recorder
 
     def unit(self, name: str) -> UnitView:
         view = self.units.get(name)
@@ -137,6 +142,25 @@ class LabView:
             out.append([round(ts, 3), values])
         if out:
             self.notify({"type": "points", "unit": unit, "module": module, "points": out, "hist": hist})
+
+    def unfilled(self) -> list[tuple[str, str]]:
+        """Modules with no last reading that the recorder was not asked about yet (each once)."""
+        return [(unit, module) for unit, view in self.units.items() for module in view.module_names()
+                if (unit, module) not in self.looked_up
+                and (module not in view.modules or view.modules[module].last_ts is None)]
+
+    def fill_latest(self, unit: str, module: str, latest: dict[str, Any] | None) -> bool:
+        """The recorder's newest reading of a module (after a restart), unless one came meanwhile; True
+        when the module's card changed."""
+        self.looked_up.add((unit, module))
+        if latest is None or not latest.get("values"):
+            return False
+        mod = self.unit(unit).module(module)
+        if mod.last_ts is not None:
+            return False
+        mod.last_ts = float(latest["ts"])
+        mod.last = {**dict(latest["values"]), **mod.last}
+        return True
 
     def on_event(self, unit: str, module: str, event: Event) -> None:
         self.notify({"type": "event", "event": {"unit": unit, "module": module, "ts": event.ts,

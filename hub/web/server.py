@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 from collections.abc import Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -24,6 +25,7 @@ from hub.web.auth import Authenticator
 from hub.web.deps import WebContext
 from hub.web.labview import LabView
 from hub.web.live import LiveBridge
+from hub.web.processes import Processes, server_url
 from hub.web.settings import WebConfig
 from hub.web.tee import HandlerTee
 from lecis.errors import LabedgeError
@@ -54,9 +56,12 @@ class WebServer:
         self.bridge = LiveBridge()
         self.view = LabView(hub.clock, self.bridge.publish)
         self.actions = LabActions(hub, self.view)
-        self.auth = Authenticator(config.users, hub.clock, self.web.session_idle_s)
+        source = Path(config.source)
+        self.auth = Authenticator(config.users, hub.clock, self.web.session_idle_s,
+                                  source if source.is_file() else None)
         self.tee = HandlerTee(hub.handlers, self.view, self.actions.feed_reply)
-        self.ctx = WebContext(hub, self.auth, self.view, self.bridge, self.actions, self.web.cookie_secure)
+        self.ctx = WebContext(hub, self.auth, self.view, self.bridge, self.actions, self.web.cookie_secure,
+                              Processes(server_url(self.web.supervisor)))
         self.port = self.web.port
         self._server: _Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -145,6 +150,8 @@ class WebServer:
                 if sessions is not None and sessions is not watched:
                     self.watch_sessions(sessions)
                     watched = sessions
+                for unit in await self.ctx.fill_last_readings():  # units heard of since: their last values
+                    self.view.notify({"type": "unit", "unit": self.view.units[unit].to_json()})
                 if not self.bridge.clients:
                     since = self.hub.clock.now().timestamp()
                     continue

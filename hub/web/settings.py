@@ -16,7 +16,7 @@ from typing import Literal
 
 from lecis.yaml_loader import MISSING, Fields
 
-WEB_KEYS = ("host", "port", "cookie_secure", "session_idle_s")
+WEB_KEYS = ("host", "port", "cookie_secure", "session_idle_s", "supervisor")
 USER_KEYS = ("role", "password_hash")
 ROLES = ("viewer", "operator")
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
@@ -40,6 +40,8 @@ class WebConfig:
     port: int = 8080
     cookie_secure: bool | None = None  # None: Secure when the request came over https (or a TLS proxy)
     session_idle_s: float = 12 * 3600.0
+    # The supervisord whose processes the page lists: a URL, False (never), None (SUPERVISOR_SERVER_URL).
+    supervisor: str | bool | None = None
 
 
 def read_web(f: Fields) -> WebConfig | None:
@@ -51,7 +53,18 @@ def read_web(f: Fields) -> WebConfig | None:
     if f.value(("web", "cookie_secure")) not in (MISSING, None):
         secure = f.boolean(("web", "cookie_secure"), False)
     idle = f.number(("web", "session_idle_s"), 12 * 3600.0, minimum=60, maximum=30 * 86400)
-    return WebConfig(host, port, secure, idle)
+    supervisor: str | bool | None = None
+    raw = f.value(("web", "supervisor"))
+    if raw is False:
+        supervisor = False
+    elif raw not in (MISSING, None):
+        supervisor = f.string(("web", "supervisor"), None,
+                              expected="unix:///PATH/supervisor.sock, http://HOST:PORT, or false")
+        if supervisor is not None and not supervisor.startswith(("unix:///", "http://", "https://")):
+            f.problem(("web", "supervisor"), f"{supervisor!r} is not a supervisord address: "
+                      "unix:///var/run/supervisor.sock or http://HOST:PORT (or false: show no processes)")
+            supervisor = None
+    return WebConfig(host, port, secure, idle, supervisor)
 
 
 def read_users(f: Fields) -> tuple[User, ...]:

@@ -54,6 +54,7 @@ async def live(ws: WebSocket) -> None:
     if who is None:  # accepted first so that the page reads the code and shows the sign-in
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="sign in first")
         return
+    await ctx.fill_last_readings()
     peer = f"{who.user}@{ws.client.host if ws.client else '?'}"
     client = ctx.bridge.connect(peer)
     client.offer(json.dumps(hello(ctx), default=str))

@@ -8,6 +8,7 @@ import { initCommands } from "./commands.js";
 import { initSessions } from "./sessions.js";
 import { initExperiment, enterExperiment } from "./experiment.js";
 import { initEvents, enterEvents, leaveEvents } from "./events.js";
+import { initProcesses } from "./processes.js";
 
 const $ = (id) => document.getElementById(id);
 let noticeTimer = null;
@@ -79,6 +80,7 @@ async function start() {
   initSessions($("sessions"));
   initExperiment(notice, operator);
   initEvents(notice);
+  initProcesses($("processes-panel"));
   $("range-live").addEventListener("click", () => range("live"));
   $("range-session").addEventListener("click", () => range("session"));
   on("select", (unit) => select(unit));
