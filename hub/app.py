@@ -223,7 +223,7 @@ class Hub:
             if action == "start":
                 await self.sessions.start(unit, source=source, experiment=experiment, pressed_at=pressed_at)
             else:
-                await self.sessions.stop(unit, source=source)
+                await self.sessions.stop(unit, source=source, pressed_at=pressed_at)
         except (SessionRefused, LabedgeError, OSError) as exc:  # refused, invalid, or not storable (disk)
             log.warning("session %s from the %s of %s refused: %s", action, source.value, unit, exc)
             if source is SessionSource.BUTTON:

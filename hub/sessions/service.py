@@ -238,7 +238,9 @@ class SessionService:
             return session
 
     async def stop(self, unit: str, *, source: SessionSource, session_id: str | None = None,
-                   user: str | None = None) -> Session:
+                   user: str | None = None, pressed_at: str | None = None) -> Session:
+        """`pressed_at`: as for `start`; the session's `ended_at` when not in the future nor before its start
+        (so that a stop and a start pressed while the hub was down keep their order and times)."""
         unit = check_unit(unit, None)
         user = check_text(user, "user", MAX_USER_CHARS)
         async with self._lock:
@@ -254,31 +256,43 @@ class SessionService:
                 raise SessionRefused(f"session {session_id} is not the open session of unit {unit}; the open "
                                      f"one is {open_one.id} (started {open_one.started_at})", open_one)
             closing = dataclasses.replace(open_one, state=SessionState.CLOSING,
-                                          ended_at=_not_before(self._now(), open_one.started_at),
+                                          ended_at=self._pressed(pressed_at, open_one.started_at, unit)
+                                          or _not_before(self._now(), open_one.started_at),
                                           ended_by=source, reason="the final transfer runs")
             by = f" by {user}" if user else ""
             self._save(closing, SessionEventKind.END, f"stopped from the {source.value}{by}",
-                       {"source": source.value, "user": user})
+                       {"source": source.value, "user": user,
+                        **({"pressed_at": pressed_at, "accepted_at": self._now()} if pressed_at else {})})
             log.info("session %s of %s stopped (%s); the final transfer runs", closing.id, unit, source.value)
             self._close_recorded(closing)
             self._final(closing)
             return closing
 
     def _started_at(self, unit: str, pressed_at: str | None) -> str:
-        now = self.clock.now()
         previous = self.latest(unit)
         floor = None if previous is None else previous.ended_at or previous.started_at
-        if pressed_at is not None:
-            try:
-                pressed = parse_ts(pressed_at)
-                if now - PRESS_MAX_AGE <= pressed <= now and (floor is None or parse_ts(floor) <= pressed):
-                    return iso_ts(pressed)
-            except (ValueError, OverflowError, TypeError):
-                pass
-            log.info("unit %s: press time %r not plausible (future, too old, or before the unit's previous "
-                     "session ended); the session starts now", unit, pressed_at)
+        pressed = self._pressed(pressed_at, floor, unit)
+        if pressed is not None:
+            return pressed
         # A clock set back must not start a session before the unit's previous one ended.
-        return iso_ts(now) if floor is None else _not_before(iso_ts(now), floor)
+        now = self._now()
+        return now if floor is None else _not_before(now, floor)
+
+    def _pressed(self, pressed_at: str | None, floor: str | None, unit: str) -> str | None:
+        """A button's own press time when plausible: not in the future, not older than PRESS_MAX_AGE, not
+        before `floor` (the unit's previous session's end, or this session's start); else None."""
+        if pressed_at is None:
+            return None
+        now = self.clock.now()
+        try:
+            pressed = parse_ts(pressed_at)
+            if now - PRESS_MAX_AGE <= pressed <= now and (floor is None or parse_ts(floor) <= pressed):
+                return iso_ts(pressed)
+        except (ValueError, OverflowError, TypeError):
+            pass
+        log.info("unit %s: press time %r not plausible (in the future, too old, or before %s); the hub's "
+                 "time is used", unit, pressed_at, floor)
+        return None
 
     def _begin(self, session: Session) -> None:
         """The session's uploads; one that cannot begin is logged (ERROR), the session stays open."""

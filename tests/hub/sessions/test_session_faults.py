@@ -129,6 +129,22 @@ async def test_a_queued_press_starts_the_session_at_its_own_time_when_plausible(
         assert other.started_at == iso_ts(NOON - timedelta(days=2)), "a press queued over a weekend"
 
 
+async def test_a_stop_and_a_start_pressed_while_the_hub_was_down_keep_their_times(tmp_path: Path) -> None:
+    clock = ManualClock(NOON)
+    async with manual(tmp_path, clock) as sessions:
+        first = await sessions.start("bench-1", source=BUTTON)
+        clock.advance(3600)  # the hub is down from here; the presses wait at the broker
+        stop_at, start_at = iso_ts(NOON + timedelta(minutes=20)), iso_ts(NOON + timedelta(minutes=21))
+        stopped = await sessions.stop("bench-1", source=BUTTON, pressed_at=stop_at)
+        second = await sessions.start("bench-1", source=BUTTON, pressed_at=start_at)
+        assert (stopped.ended_at, second.started_at) == (stop_at, start_at)
+        assert sessions.events(first.id)[1]["data"]["pressed_at"] == stop_at
+        with pytest.raises(SessionRefused):
+            await sessions.stop("bench-2", source=BUTTON, pressed_at=stop_at)
+        late = await sessions.stop("bench-1", source=BUTTON, pressed_at=iso_ts(NOON))  # before its start
+        assert late.ended_at == iso_ts(clock.now())
+
+
 async def test_a_clock_set_back_never_makes_an_older_session_the_newest(tmp_path: Path) -> None:
     clock = ManualClock(NOON)
     async with manual(tmp_path, clock) as sessions:
