@@ -17,6 +17,8 @@ router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind and was dropped
 MAX_CLIENT_MESSAGE = 4096
+MAX_CLIENTS = 128  # open streams in all: each may hold up to live.MAX_BYTES waiting, so they are bounded
+MAX_PER_USER = 32  # one user (a leaked token, a script in a loop) cannot take every place
 
 
 def same_origin(ws: WebSocket) -> bool:
@@ -56,6 +58,12 @@ async def live(ws: WebSocket) -> None:
         return
     await ctx.fill_last_readings()
     peer = f"{who.user}@{ws.client.host if ws.client else '?'}"
+    mine = sum(1 for c in ctx.bridge.clients if c.name.split("@")[0] == who.user)
+    if len(ctx.bridge.clients) >= MAX_CLIENTS or mine >= MAX_PER_USER:
+        why = (f"user {who.user} has {mine} live streams open already (at most {MAX_PER_USER})"
+               if mine >= MAX_PER_USER else f"the hub serves {MAX_CLIENTS} live streams already")
+        await ws.close(code=CLOSE_TOO_SLOW, reason=f"{why}; close another page and reload")
+        return
     client = ctx.bridge.connect(peer)
     client.offer(json.dumps(hello(ctx), default=str))
     sender = asyncio.create_task(_send(ws, client))

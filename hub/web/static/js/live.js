@@ -20,11 +20,11 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/api/live`);
   socket.onopen = () => {
-    retry = 500;
     onStatus("live");
     select(store.selected);
   };
   socket.onmessage = (event) => {
+    retry = 500; // the hub sends a first frame only to a stream it keeps: a refused one backs off
     let messages;
     try { messages = JSON.parse(event.data); } catch (e) { return; }
     for (const message of messages) handle(message);
@@ -32,7 +32,7 @@ function connect() {
   socket.onclose = (event) => {
     socket = null;
     if (event.code === 4401) { onStatus("signed out"); onSignedOut(); return; }
-    onStatus(event.code === 1013 ? "too slow: reconnecting" : "reconnecting");
+    onStatus(event.code === 1013 ? `${event.reason || "too slow"}: reconnecting` : "reconnecting");
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 10000);
   };
