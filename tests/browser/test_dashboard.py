@@ -5,6 +5,7 @@ The ESTOP test runs last in this file: it stops every module of the lab.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tests.browser.rig import ARTIFACTS, PASSWORD, USER, WebLab
@@ -39,6 +40,9 @@ def test_signed_in_the_lab_unit_is_online_within_5_s(page: Any, lab: WebLab) -> 
     modules = page.eval_on_selector_all(f"{card} tr[data-module]", "rows => rows.map(r => r.dataset.module)")
     assert set(modules) >= {"ph1", "do1", "temp1", "aeration", "heater", "base_pump"}
     page.wait_for_function(f"[...document.querySelectorAll(\"{card} .lecis\")].every(n => n.dataset.lecis)")
+    if "SUPERVISOR_SERVER_URL" not in os.environ:  # the rig's hub runs outside supervisord: the panel says so
+        page.wait_for_selector("#processes-panel[data-supervisor='no']", timeout=PATIENT)
+        assert "not started by supervisord" in page.text_content("#processes-panel")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_function("document.querySelector('[data-chart=ph1]')?.dataset.points > 5",
                            timeout=PATIENT)
