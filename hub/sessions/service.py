@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -115,9 +116,37 @@ class SessionService:
                 self._final(session)
                 log.info("session %s of %s recovered: the final transfer runs again", session.id,
                          session.unit)
+        self._reconcile_recorder()
         for session in self.latest_per_unit():
             self._changed(session)
         return self
+
+    def _reconcile_recorder(self) -> None:
+        """The recorder's session files as the log says. A start is opened in the recorder just before its
+        START is stored: killed in between, the recorder would continue files of a session the log never
+        had (closed here); and an open session whose files were never opened gets them (an open of open
+        files only refreshes them)."""
+        if self.recorder is None:
+            return
+        known = {s.id: s for s in self._log().all()}
+        folder = self.data_dir / "sessions"
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if entry.name in known or not _recorder_open(entry):
+                continue
+            log.warning("recorder files %s belong to no session in the log (a start cut short); closed",
+                        entry)
+            try:
+                self.recorder.close_session(entry.name)
+            except LabedgeError as exc:
+                log.warning("recorder files %s could not be closed: %s", entry, exc)
+        for session in known.values():
+            if session.state is SessionState.OPEN:
+                meta = {"experiment": session.experiment, "user": session.user,
+                        "started_by": session.started_by.value}
+                try:
+                    self.recorder.open_session(session.id, session.unit, meta)
+                except (LabedgeError, OSError) as exc:
+                    log.warning("session %s: the recorder could not reopen its files: %s", session.id, exc)
 
     def _recovered(self, session: Session, message: str) -> None:
         """The RECOVERED event; a disk too full for it does not keep the hub from starting (the session's
@@ -460,3 +489,12 @@ class SessionService:
 def _not_before(moment: str, floor: str) -> str:
     """`moment`, or `floor` when the clock went back behind it (both iso_ts strings: they sort as times)."""
     return moment if moment >= floor else floor
+
+
+def _recorder_open(folder: Path) -> bool:
+    """Whether the recorder's files in `folder` are of a session it has not ended (its run.json says)."""
+    try:
+        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("ended_at") is None

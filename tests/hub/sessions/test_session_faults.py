@@ -309,3 +309,23 @@ async def test_a_restart_on_a_full_disk_still_recovers_the_open_session(
         await sessions.start("bench-2", source=CLI)  # room again: the next write takes the note along
     async with service(tmp_path) as sessions:
         assert [e["kind"] for e in sessions.events(kept.id)][:2] == ["START", "RECOVERED"]
+
+
+async def test_recorder_files_of_a_start_cut_short_are_closed_open_ones_reopened(tmp_path: Path) -> None:
+    async with service(tmp_path) as sessions:
+        kept = await sessions.start("bench-1", source=CLI)
+        ended = await sessions.start("bench-2", source=CLI)
+        await sessions.stop("bench-2", source=CLI)
+    folder = tmp_path / "sessions"
+    orphan = folder / "0b4c3c9e-8a51-4c2e-9a0e-5b1f0c7d2a11"  # opened in the recorder, then kill -9
+    for path, ended_at in ((orphan, None), (folder / ended.id, "2026-03-01T12:00:01.000Z"),
+                           (folder / "6f1d0d3a-1111-4aaa-8bbb-0123456789ab", "2026-03-01T12:00:01.000Z")):
+        path.mkdir(parents=True)
+        (path / "run.json").write_text(json.dumps({"id": path.name, "ended_at": ended_at}))
+    (folder / "not-a-run").mkdir()
+    recorder = FakeRecorder()
+    async with service(tmp_path, recorder=recorder):
+        assert ("close", orphan.name) in recorder.calls, "the orphan's files are ended"
+        assert ("open", kept.id, "bench-1") in recorder.calls, "the open session's files are (re)opened"
+        closes = [c for c in recorder.calls if c[0] == "close" and c[1] != ended.id]  # ended: maybe closing
+        assert closes == [("close", orphan.name)], "ended files and other folders are left alone"
