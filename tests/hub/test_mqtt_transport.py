@@ -134,7 +134,7 @@ async def test_the_broker_going_away_ends_messages_and_fails_waiting_publishes(
 
 
 async def test_no_broker_is_an_mqtt_error_naming_the_cause() -> None:
-    with pytest.raises(aiomqtt.MqttError, match="refused|Connection"):
+    with pytest.raises(aiomqtt.MqttError, match=r"refused|Connection"):
         async with PahoTransport("127.0.0.1", free_port(), on_message=lambda t, p: None):
             pass
 
