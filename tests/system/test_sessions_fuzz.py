@@ -8,7 +8,8 @@ refusals of kind `state` naming the open session, hostile arguments refused
 as `validation` naming their `param` with nothing stored, and after each
 restart the same open sessions (with a RECOVERED event).
 
-`LABEDGE_HUB_FUZZ_EXAMPLES` (default 25) sets how many runs; each run is at
+`LABEDGE_HUB_FUZZ_EXAMPLES` (default 25) sets how many runs (a soak: `LABEDGE_HUB_FUZZ_EXAMPLES=1000
+pytest --timeout=0 tests/system/test_sessions_fuzz.py`); each run is at
 most 30 steps, so the default stays around ten seconds.
 """
 
