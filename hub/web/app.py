@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.web import api_auth, api_experiment, api_lab, api_sessions, ws
 from hub.web.deps import WebContext
 from hub.web.errors import ApiError, error_field, validation_message
+from hub.web.errors import SafeJSONResponse as JSONResponse
 
 log = logging.getLogger("labedge.hub.web")
 
@@ -28,7 +29,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def build_app(ctx: WebContext) -> FastAPI:
     app = FastAPI(title="labedge hub", version="1", openapi_url="/api/openapi.json", docs_url=None,
-                  redoc_url=None, description="The hub's HTTP API (docs/dashboard.md). Sign in with "
+                  redoc_url=None, default_response_class=JSONResponse,
+                  description="The hub's HTTP API (docs/dashboard.md). Sign in with "
                   "POST /api/login; send the token as `Authorization: Bearer TOKEN`.")
     app.state.ctx = ctx
     for module in (api_auth, api_lab, api_experiment, api_sessions, ws):

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
+
+from starlette.responses import JSONResponse
 
 from lecis.errors import LabedgeError
 
@@ -29,6 +32,17 @@ class ApiError(LabedgeError):
     def body(self) -> dict[str, Any]:
         return {"error": {"status": self.status, "field": self.field, "message": self.message},
                 **self.extra}
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that can always be sent: a lone surrogate a client sent (echoed in an error naming its field)
+    is escaped as \\udXXX instead of failing the UTF-8 encoding with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
 def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
