@@ -33,6 +33,8 @@ FREE_FAILURES = 3  # wrong passwords from one client before each further try mus
 MAX_DELAY_S = 60.0
 MAX_CLIENTS = 10_000  # failure records kept (oldest forgotten first)
 MAX_SESSIONS = 1_000
+MAX_CHECKS = 2  # password checks at once (argon2: 64 MiB and tens of ms each), whatever the addresses
+MAX_WAITING = 16  # sign-ins waiting for a check; beyond, 429 at once instead of a queue without end
 
 
 @dataclass
@@ -86,6 +88,8 @@ class Authenticator:
         self._sessions: OrderedDict[str, Principal] = OrderedDict()
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
         self._checking: set[str] = set()
+        self._checks = asyncio.Semaphore(MAX_CHECKS)  # the thread pool stays free for the recorder's reads
+        self._waiting = 0
 
     def _stat(self) -> tuple[int, int, int] | None:
         if self.users_file is None:
@@ -116,12 +120,17 @@ class Authenticator:
         if client in self._checking:  # one check at a time per client: parallel tries cannot outrun the wait
             raise ApiError(429, None, "a sign-in from this address is being checked; try again in 1 s",
                            retry_after=1.0)
+        if self._waiting >= MAX_WAITING:
+            raise ApiError(429, None, "the hub is checking many sign-ins; try again in 1 s", retry_after=1.0)
         self._checking.add(client)
+        self._waiting += 1
         try:
             user = self.users.get(name)
-            ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+            async with self._checks:
+                ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
             return self._signed_in(client, user if ok else None)
         finally:
+            self._waiting -= 1
             self._checking.discard(client)
 
     def login_sync(self, client: str, name: str, password: str) -> Principal:

@@ -207,3 +207,37 @@ async def test_a_removed_user_or_a_changed_password_ends_the_session(web_hub: Hu
     assert signed.status_code == 200
     refused = await client.post("/api/login", json={"username": VIEWER, "password": "pw-1"})
     assert refused.status_code == 401
+
+
+async def test_a_sign_in_flood_from_many_addresses_checks_two_passwords_at_a_time(
+        web_hub: Hub, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """X-Forwarded-For is trusted from loopback (a TLS proxy there): each try looks like a new address,
+    so the per-address wait never starts; the checks at once stay bounded and the API goes on answering."""
+    import threading
+
+    from hub.web import auth as auth_module
+
+    auth_headers = await bearer(client)
+    running = {"now": 0, "most": 0}
+    lock = threading.Lock()
+    real = auth_module.verify_password
+
+    def counted(digest: str | None, password: str) -> bool:
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        try:
+            return real(digest, password)
+        finally:
+            with lock:
+                running["now"] -= 1
+
+    monkeypatch.setattr(auth_module, "verify_password", counted)
+    tries = [client.post("/api/login", json={"username": OPERATOR, "password": f"guess {i}"},
+                         headers={"X-Forwarded-For": f"10.0.{i // 250}.{i % 250}"}) for i in range(60)]
+    answers = await asyncio.gather(*tries)
+    codes = sorted({a.status_code for a in answers})
+    assert set(codes) <= {401, 429} and 429 in codes, codes
+    assert running["most"] <= auth_module.MAX_CHECKS, running
+    assert all("Retry-After" in a.headers for a in answers if a.status_code == 429)
+    assert (await client.get("/api/events", headers=auth_headers)).status_code == 200
