@@ -186,5 +186,15 @@ class Authenticator:
         self._sessions.move_to_end(token)
         return principal
 
+    def still_valid(self, token: str) -> bool:
+        """Whether `token` still signs someone in, without counting as a use (for open live streams)."""
+        self.refresh()
+        principal = self._sessions.get(token)
+        if principal is None:
+            return False
+        user = self.users.get(principal.user)
+        return user is not None and self.clock.monotonic() - principal.last_seen <= self.idle_s and \
+            (not principal.password_hash or user.password_hash == principal.password_hash)
+
     def logout(self, token: str) -> None:
         self._sessions.pop(token, None)

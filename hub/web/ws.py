@@ -17,6 +17,7 @@ router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind and was dropped
 MAX_CLIENT_MESSAGE = 4096
+SIGN_IN_CHECK_S = 1.0  # an open stream ends this soon after its sign-in does
 MAX_CLIENTS = 128  # open streams in all: each may hold up to live.MAX_BYTES waiting, so they are bounded
 MAX_PER_USER = 32  # one user (a leaked token, a script in a loop) cannot take every place
 
@@ -69,16 +70,26 @@ async def live(ws: WebSocket) -> None:
     sender = asyncio.create_task(_send(ws, client))
     receiver = asyncio.create_task(_receive(ws, client))
     dropped = asyncio.create_task(client.gone.wait())
+    signed_out = asyncio.create_task(_until_signed_out(ctx, who.token))
+    tasks = (sender, receiver, dropped, signed_out)
     try:
-        await asyncio.wait([sender, receiver, dropped], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         ctx.bridge.disconnect(client)
-        for task in (sender, receiver, dropped):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(sender, receiver, dropped, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        code = CLOSE_TOO_SLOW if client.dropped else CLOSE_UNAUTHORIZED if signed_out.done() and not \
+            signed_out.cancelled() else 1000
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await ws.close(code=CLOSE_TOO_SLOW if client.dropped else 1000)
+                await ws.close(code=code, reason="signed out" if code == CLOSE_UNAUTHORIZED else "")
+
+
+async def _until_signed_out(ctx: WebContext, token: str) -> None:
+    """Returns once the stream's sign-in ended (signed out, expired, the user removed or re-passworded)."""
+    while ctx.auth.still_valid(token):
+        await asyncio.sleep(SIGN_IN_CHECK_S)
 
 
 async def _send(ws: WebSocket, client: LiveClient) -> None:

@@ -95,3 +95,26 @@ async def test_no_session_or_a_signed_out_one_gets_no_stream(web_hub: Hub, clien
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_an_open_stream_ends_when_its_sign_in_does(web_hub: Hub, client: httpx.AsyncClient) -> None:
+    from pathlib import Path
+
+    me = await signed_in(client)
+    viewer = await signed_in(client, VIEWER)
+    streams = []
+    for token in (me["token"], viewer["token"]):
+        ws = await websockets.connect(live_url(web_hub),
+                                      additional_headers={"Authorization": f"Bearer {token}"})
+        await ws.recv()
+        streams.append(ws)
+    await client.post("/api/logout", headers={"Authorization": f"Bearer {me['token']}"})
+    path = Path(web_hub.config.source)  # and the viewer is removed from hub.yaml
+    path.write_text("\n".join(line for line in path.read_text().splitlines()
+                              if not line.strip().startswith(f"{VIEWER}:")) + "\n")
+    for ws in streams:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(15):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
