@@ -9,6 +9,7 @@ passed to `notify` as a small JSON-ready dict for the live stream.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,13 @@ from lecis.clock import Clock, iso_ts, parse_ts
 from lecis.wire import Birth, Event, ModuleState, UnitState
 
 Notify = Callable[[dict[str, Any]], None]
+log = logging.getLogger("labedge.hub.web")
+
+# What one unit (a broken or hostile one: it may publish anything under its own topics) can make the view
+# hold; beyond, its messages are left out of the view (the recorder still has them) with one warning.
+MAX_UNITS = 500
+MAX_MODULES = 64
+MAX_READINGS = 64  # reading names kept as a module's last values
 
 
 @dataclass
@@ -81,6 +89,23 @@ class LabView:
         self.units: dict[str, UnitView] = {}
         self.notify = notify or (lambda message: None)
         self.looked_up: set[tuple[str, str]] = set()  # modules whose last reading was asked of the recorder
+        self._warned: set[str] = set()
+
+    def room(self, unit: str, module: str | None = None) -> bool:
+        """Whether the view may hold this unit (and module); a warning the first time it may not."""
+        view = self.units.get(unit)
+        if view is None and len(self.units) >= MAX_UNITS:
+            why = f"the dashboard shows at most {MAX_UNITS} units; {unit} and later ones are left out"
+        elif module is not None and view is not None and module not in view.modules and \
+                len(view.modules) >= MAX_MODULES:
+            why = f"unit {unit} has more than {MAX_MODULES} modules; the dashboard leaves out {module} and on"
+        else:
+            return True
+        key = unit if view is None else f"{unit}/"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(why)
+        return False
 
     def unit(self, name: str) -> UnitView:
         view = self.units.get(name)
@@ -96,6 +121,8 @@ class LabView:
 
     # ---- from the link ------------------------------------------------------------------------
     def on_unit_state(self, unit: str, state: UnitState) -> None:
+        if not self.room(unit):
+            return
         view = self.unit(unit)
         name = state.state.value
         if view.state != name:
@@ -110,11 +137,15 @@ class LabView:
         self._changed(view)
 
     def on_birth(self, unit: str, birth: Birth) -> None:
+        if not self.room(unit):
+            return
         view = self.unit(unit)
         view.birth = birth
         self._changed(view)
 
     def on_module_state(self, unit: str, module: str, state: ModuleState) -> None:
+        if not self.room(unit, module):
+            return
         view = self.unit(unit)
         mod = view.module(module)
         before = dict(mod.outputs)
@@ -133,12 +164,16 @@ class LabView:
 
     def on_points(self, unit: str, module: str, points: Iterable[tuple[float, dict[str, float]]],
                   hist: bool = False) -> None:
+        if not self.room(unit, module):
+            return
         mod = self.unit(unit).module(module)
         out = []
         for ts, values in points:
             if mod.last_ts is None or ts >= mod.last_ts:
                 mod.last_ts = ts
                 mod.last.update(values)
+                if len(mod.last) > MAX_READINGS:  # a module inventing names: the first ones stay
+                    mod.last = dict(list(mod.last.items())[:MAX_READINGS])
             out.append([round(ts, 3), values])
         if out:
             self.notify({"type": "points", "unit": unit, "module": module, "points": out, "hist": hist})
