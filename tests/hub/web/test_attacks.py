@@ -125,6 +125,10 @@ async def test_a_10_mb_body_is_refused_with_or_without_a_length(web_hub: Hub,
     ("/api/sessions/%E2%80%AE", "session_id"),
     ("/api/experiment/versions/1%00", "version"), ("/api/experiment/versions/%D9%A3", "version"),
     ("/static/..%2F..%2Fapp.py", None), ("/static/../app.py", None), ("/static/%00", None),
+    ("/api/units/%ED%A0%80", "unit"), ("/api/sessions/%ED%A0%80", "session_id"),
+    ("/api/events?code=%ED%A0%80&limit=0", "limit"), ("/api/events?unit=%ED%A0%80", "unit"),
+    ("/api/history?unit=u&module=m&reading=%ED%A0%80&start=1&end=1e300", "end"),
+    ("/api/events?since=1e400", "since"), ("/api/sessions?limit=99999999999999999999999", "limit"),
 ])
 async def test_odd_path_parameters_are_a_4xx_and_reach_no_file(client: httpx.AsyncClient, path: str,
                                                                field: str | None) -> None:
@@ -241,3 +245,15 @@ async def test_a_sign_in_flood_from_many_addresses_checks_two_passwords_at_a_tim
     assert running["most"] <= auth_module.MAX_CHECKS, running
     assert all("Retry-After" in a.headers for a in answers if a.status_code == 429)
     assert (await client.get("/api/events", headers=auth_headers)).status_code == 200
+
+
+@pytest.mark.parametrize("query", [
+    "/api/events?code=%ED%A0%80", "/api/events?module=%00", "/api/events?code=%F0%9F%92%A5%E2%80%AE",
+    "/api/history?unit=u&module=m&reading=%ED%A0%80&start=1&end=2",
+    "/api/history?unit=u&module=m&reading=%00%27%22;--&start=1&end=2",
+    "/api/history?unit=u&module=m&reading=r&start=0&end=1e11&points=5000",
+])
+async def test_odd_query_text_reaches_the_recorder_safely(client: httpx.AsyncClient, query: str) -> None:
+    auth = await bearer(client)
+    response = await client.get(query, headers=auth)
+    assert response.status_code == 200, (query, response.text[:300])
