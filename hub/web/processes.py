@@ -10,11 +10,17 @@ hub started by hand has neither and the page says so. Answers are cached for
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import re
+import socket
 import time
+import xmlrpc.client
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
+
+from provisioning.supervisor_status import ProcessInfo
 
 ENV = "SUPERVISOR_SERVER_URL"
 CACHE_S = 2.0
@@ -60,17 +66,53 @@ class Processes:
             return answer
 
     def _read(self) -> dict[str, Any]:
-        from provisioning.supervisor_status import SupervisorUnreachable, process_info
-
         assert self.url is not None
         try:
-            rows = process_info(self.url, timeout=TIMEOUT_S)
-        except SupervisorUnreachable as exc:
-            return {"supervisor": self.url, "processes": [], "message": str(exc)}
-        except Exception as exc:
+            rows = read_processes(self.url, TIMEOUT_S)
+        except (OSError, xmlrpc.client.ProtocolError) as exc:
+            return {"supervisor": self.url, "processes": [],
+                    "message": f"no supervisord answers at {self.url} ({exc}); is it running?"}
+        except Exception as exc:  # a garbled answer: the panel says so, the hub goes on
             return {"supervisor": self.url, "processes": [],
                     "message": f"supervisord at {self.url} gave an answer that cannot be read ({exc!r})"}
         return {"supervisor": self.url, "message": None,
                 "processes": [{"name": r.name, "state": r.state, "pid": r.pid or None,
                                "uptime_s": uptime_s(r.description) if r.state == "RUNNING" else None,
                                "description": r.description} for r in rows]}
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+def read_processes(url: str, timeout: float) -> list[ProcessInfo]:
+    """supervisord's getAllProcessInfo, each socket with its own timeout.
+
+    Not provisioning.supervisor_status.process_info: it sets the process-wide default socket timeout
+    for the call, which in the hub (other threads, the MQTT client) would leak into their sockets.
+    """
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, url)
+    if url.startswith("unix://"):
+        path = url[len("unix://"):]
+        transport._get_connection = lambda: _UnixConnection(path, timeout)
+    else:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        transport._get_connection = lambda: http.client.HTTPConnection(host, port, timeout=timeout)
+    proxy: Any = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    rows: list[dict[str, Any]] = proxy.supervisor.getAllProcessInfo()
+    out = []
+    for row in rows:
+        name = row["name"] if row["group"] == row["name"] else f"{row['group']}:{row['name']}"
+        out.append(ProcessInfo(name, str(row["statename"]), str(row["description"]), int(row["pid"])))
+    return out

@@ -60,7 +60,7 @@ def read_web(f: Fields) -> WebConfig | None:
     elif raw not in (MISSING, None):
         supervisor = f.string(("web", "supervisor"), None,
                               expected="unix:///PATH/supervisor.sock, http://HOST:PORT, or false")
-        if supervisor is not None and not supervisor.startswith(("unix:///", "http://", "https://")):
+        if supervisor is not None and not supervisor.startswith(("unix:///", "http://")):
             f.problem(("web", "supervisor"), f"{supervisor!r} is not a supervisord address: "
                       "unix:///var/run/supervisor.sock or http://HOST:PORT (or false: show no processes)")
             supervisor = None

@@ -82,3 +82,20 @@ async def test_without_supervisord_the_answer_says_so(mosquitto: MosquittoProces
         body = await processes(hub)
     assert body["supervisor"] == f"unix://{gone}" and body["processes"] == []
     assert "no supervisord answers" in str(body["message"])
+
+
+async def test_a_supervisord_that_never_answers_costs_a_bounded_wait(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from hub.web import processes as module
+
+    monkeypatch.setattr(module, "TIMEOUT_S", 0.5)
+    path = tmp_path / "mute.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as mute:
+        mute.bind(str(path))
+        mute.listen(4)  # accepts connections, never answers
+        before = socket.getdefaulttimeout()
+        body = await module.Processes(f"unix://{path}").status()
+        assert socket.getdefaulttimeout() == before  # nothing process-wide was changed for the call
+    assert body["processes"] == [] and "timed out" in str(body["message"])
