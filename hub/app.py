@@ -18,11 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.config import HubConfig
+from hub.controller.effects import Reading
 from hub.controller_host import ControllerHost
 from hub.experiment_topics import ExperimentTopics
 from hub.hub_commands import HubCommands
 from hub.link import HubLink, LinkHandlers
 from hub.mqtt_plant import MqttPlant
+from hub.recorder.intake import DataRecord, decode_bytes
 from hub.script.errors import ScriptError
 from hub.script.model import Script
 from hub.sessions.model import SessionRefused, SessionSource, SessionUploads
@@ -286,16 +288,12 @@ class Hub:
     def _on_data(self, unit: str, module: str, data: Data, payload: dict[str, Any], at: float) -> None:
         self.recorder.ingest(unit, module, "data", payload, at)
         if self.controller is not None:
-            from hub.controller.effects import Reading
-
             for reading in data.readings:
                 ts = parse_ts(reading.ts).timestamp()
                 self.controller.reading(Reading(unit, module, ts, reading.values, data.seq))
 
     def _on_data_bytes(self, unit: str, module: str, payload: bytes, at: float) -> None:
         """A data message decoded once for the recorder and the controller (the recorder's fast path)."""
-        from hub.recorder.intake import DataRecord, decode_bytes
-
         record = decode_bytes(unit, module, "data", payload, at)
         if not isinstance(record, DataRecord):  # the codec names what is wrong; the link counts it
             value = from_bytes(payload)
@@ -303,8 +301,6 @@ class Hub:
             return
         self.recorder.ingest_record(record)
         if self.controller is not None:
-            from hub.controller.effects import Reading
-
             for point in record.points:
                 self.controller.reading(Reading(unit, module, point.ts, point.values, record.seq))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,12 +30,33 @@ from hub.script.loader import parse_script
 from hub.script.model import Script
 from hub.script.units import capabilities_for
 from lecis.clock import Clock, iso_ts
-from lecis.errors import CommandRejected, ErrorKind
+from lecis.errors import CommandRejected, ErrorKind, LabedgeError
 from lecis.wire import Birth
 
 log = logging.getLogger("labedge.hub.controller")
 
 MAX_QUEUED = 100_000  # inputs waiting for the runner; beyond, readings are recorded but not acted on
+DEFERRED_SAVE_ENV = "LABEDGE_HUB_DEFERRED_SAVE_S"
+
+
+class DeferredSaveInvalid(LabedgeError):
+    """The environment's deferred-save delay is not a number of seconds."""
+
+
+def deferred_save_s(environ: Mapping[str, str]) -> float | None:
+    """How long the saves that are not write-ahead (answers, derived values) may wait, when the
+    environment says (a diagnostic: the crash tests hold them to kill the hub before one); else None."""
+    text = environ.get(DEFERRED_SAVE_ENV)
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 86400.0:
+        raise DeferredSaveInvalid(f"environment variable {DEFERRED_SAVE_ENV}={text!r}: expected seconds "
+                                  "from 0 to 86400 (unset it for the defaults)")
+    return value
 
 
 def new_run_id(script: Script, at: datetime) -> str:
@@ -130,10 +152,12 @@ class ControllerHost:
                                              "script": script.source}, self.capabilities,
                                started_at=None if saved is None else float(saved["started_at"]))
         sink = TeeSink(self.recorder.sink(self.run_id), self._publish_log, self._session)
+        delay = deferred_save_s(os.environ)
+        saves = {} if delay is None else {"outcome_save_s": delay, "persist_interval_s": delay}
         self.runner = ControllerRunner.open(script, run_id=self.run_id, plant=self.plant, clock=self.clock,
                                             sink=sink, store=self.store, parse_version=self._parse_stored,
                                             on_status=lambda status: self.on_change(),
-                                            author=f"hub {self.config.hub} ({script.source})")
+                                            author=f"hub {self.config.hub} ({script.source})", **saves)
         self._tasks.append(asyncio.create_task(self._main(), name="controller"))
         return self
 

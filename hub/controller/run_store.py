@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +85,17 @@ class RunStore:
         return data
 
     def save_state(self, run_id: str, started_at: float, snapshot: dict[str, Any]) -> None:
-        self._ensure()
+        self.write_state(self.state_bytes(run_id, started_at, snapshot))
+
+    @staticmethod
+    def state_bytes(run_id: str, started_at: float, snapshot: dict[str, Any]) -> bytes:
+        """The state file's content (serialised by the caller, so the snapshot is read where it lives)."""
         body = {"format": STATE_FORMAT, "run_id": run_id, "started_at": started_at, "snapshot": snapshot}
-        write_atomic(self.state_path, json.dumps(body, separators=(",", ":")).encode())
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def write_state(self, data: bytes) -> None:
+        self._ensure()
+        write_atomic(self.state_path, data)
 
     def clear_state(self, archive_as: str) -> Path | None:
         """Move a finished run's state aside (state.ARCHIVE.json) so the next start begins a new run."""
@@ -135,3 +145,85 @@ class RunStore:
             except json.JSONDecodeError:
                 out.append({"torn": line, "line": n})
         return out
+
+
+class StateSaver:
+    """Writes the store's state file, now (the caller waits) or on a thread of its own (it does not).
+
+    Never two writes at once (one lock around every write), and never an older state over a newer
+    one: every state carries a generation (given in order by the one caller, the runner's loop), a
+    write whose generation is not above the last written one is dropped, and of the states handed to
+    the thread while it writes only the latest is written. The runner uses `now` for write-ahead
+    saves (a command is in the file before it is sent) and `later` for the rest, e.g. a command's
+    answer: the units keep their replies, so a command whose answer did not reach the file before a
+    crash is re-sent with its id on resume and answered again, not carried out again.
+    """
+
+    def __init__(self, store: RunStore, on_done: Callable[[int, OSError | None], None] | None = None) -> None:
+        self.store = store
+        self.on_done = on_done  # called on the writer's thread after each background write
+        self._lock = threading.Lock()  # held for each write
+        self._cond = threading.Condition()
+        self._pending: tuple[int, bytes] | None = None
+        self._written = 0  # generation of the state in the file (or being replaced by a newer one)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def now(self, generation: int, data: bytes) -> None:
+        """Write at once, after a background write in progress; an older pending one is then dropped."""
+        with self._lock:
+            self._write(generation, data)
+        with self._cond:
+            if self._pending is not None and self._pending[0] <= generation:
+                self._pending = None
+
+    def later(self, generation: int, data: bytes) -> None:
+        """Hand a state to the writer's thread; a state not yet taken is replaced (the latest wins)."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the state saver is closed")
+            if self._pending is None or self._pending[0] < generation:
+                self._pending = (generation, data)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="controller-state", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    @property
+    def idle(self) -> bool:
+        with self._cond:
+            return self._pending is None
+
+    def close(self) -> None:
+        """Write what is pending, then stop the thread (waits for it)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _write(self, generation: int, data: bytes) -> bool:
+        if generation <= self._written:
+            return False
+        self.store.write_state(data)  # OSError to the caller; _written stays, the next write retries
+        self._written = generation
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                generation, data = self._pending
+                self._pending = None
+            error: OSError | None = None
+            with self._lock:
+                try:
+                    self._write(generation, data)
+                except OSError as exc:
+                    error = exc
+            if self.on_done is not None:
+                self.on_done(generation, error)

@@ -7,9 +7,15 @@ concurrently (one task each) and their outcomes come back to the engine.
 
 Persistence is write-ahead: the snapshot is saved (RunStore, atomic) before
 the effects of a step are carried out, so a command that went out is always
-in the saved state with its id. A step whose only effects are derived signal
-values (and a PID's integral moving) is saved at most `persist_interval_s`
-later, to keep fsyncs off the path of every reading.
+in the saved state with its id. Other saves are not waited for: they go to a
+thread of their own (StateSaver: one write at a time, the latest state wins).
+A command's answer is saved `outcome_save_s` later (0: the loop's next turn),
+once for all the answers that came meanwhile: until then a crash leaves the
+command in flight in the file, and the resume re-sends it with its id, which
+the unit answers from its kept reply instead of carrying it out again. A step
+whose only effects are derived signal values (and a PID's integral moving) is
+saved at most `persist_interval_s` later, to keep fsyncs off the path of every
+reading.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from hub.controller.effects import CommandEffect, DerivedEffect, Effect, Outcome, Plant, Reading, Sink
 from hub.controller.engine import Engine
-from hub.controller.run_store import RunStateInUse, RunStore
+from hub.controller.run_store import RunStateInUse, RunStore, StateSaver
 from hub.script.model import Script
 from lecis.clock import Clock
 
@@ -31,7 +37,7 @@ log = logging.getLogger(__name__)
 class ControllerRunner:
     def __init__(self, engine: Engine, *, plant: Plant, clock: Clock, sink: Sink, store: RunStore,
                  on_status: Callable[[dict[str, Any]], None] | None = None, persist_interval_s: float = 1.0,
-                 author: str = "hub") -> None:
+                 outcome_save_s: float = 0.0, author: str = "hub") -> None:
         self.engine = engine
         self.plant = plant
         self.clock = clock
@@ -39,6 +45,7 @@ class ControllerRunner:
         self.store = store
         self.on_status = on_status
         self.persist_interval_s = persist_interval_s
+        self.outcome_save_s = outcome_save_s
         self.author = author
         self._wake = asyncio.Event()
         self._commands: set[asyncio.Task[None]] = set()
@@ -47,6 +54,11 @@ class ControllerRunner:
         self._last_status: dict[str, Any] | None = None
         self.finished = asyncio.Event()
         self.persist_error: str | None = None  # set while the state cannot be saved
+        self._saver = StateSaver(store, on_done=self._saved_elsewhere)
+        self._generation = 0  # of the last state handed to the saver
+        self._saved_generation = 0  # of the last state known written
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._save_due: asyncio.Handle | asyncio.Task[None] | None = None  # an answer's save to come
 
     @classmethod
     def open(cls, script: Script, *, run_id: str, plant: Plant, clock: Clock, sink: Sink, store: RunStore,
@@ -147,6 +159,13 @@ class ControllerRunner:
             self.finished.set()
             for task in list(self._commands):
                 task.cancel()
+            self.close()
+
+    def close(self) -> None:
+        """Save what is not saved yet (answers, derived values) and stop the saver's thread."""
+        if self._save_due is not None or self._dirty_since is not None:
+            self._persist()
+        self._saver.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -165,7 +184,7 @@ class ControllerRunner:
             for f in pending:
                 f.cancel()
         if self._dirty_since is not None and self.now() >= self._dirty_since + self.persist_interval_s:
-            self._persist()
+            self._save_elsewhere()
 
     async def _drain(self) -> None:
         while self._commands:
@@ -173,15 +192,17 @@ class ControllerRunner:
 
     # --- effects ---------------------------------------------------------------------
 
-    async def _handle(self, effects: list[Effect], force: bool = False) -> None:
+    async def _handle(self, effects: list[Effect], force: bool = False, answer: bool = False) -> None:
         commands = [e for e in effects if isinstance(e, CommandEffect)]
-        durable = force or any(not isinstance(e, DerivedEffect) for e in effects)
+        durable = force or answer or any(not isinstance(e, DerivedEffect) for e in effects)
         if commands and not force:
             # Write-ahead, once for every step taken before the loop's next turn: the first command
             # task to run saves the state (with every command id of those steps) before it sends.
             # Readings that arrive together (a burst of units crossing a threshold at once) so cost
             # one save, not one each ahead of the last unit's command.
             self._save_before_send = True
+        elif answer:
+            self._save_soon()  # not write-ahead: the unit keeps its reply (see the module's docstring)
         elif durable:
             self._persist()  # write-ahead: a command is in the saved state before it goes out
         elif self._dirty_since is None:
@@ -215,19 +236,84 @@ class ControllerRunner:
                         exc)
             outcome = Outcome("failed", {"kind": "execution", "message": f"{type(exc).__name__}: {exc}"})
         self._record(effect, self.now(), outcome)
-        await self._handle(self.engine.on_outcome(effect.effect_id, outcome, self.now()), force=True)
+        await self._handle(self.engine.on_outcome(effect.effect_id, outcome, self.now()), answer=True)
+
+    def _state(self) -> tuple[int, bytes]:
+        self._generation += 1
+        return self._generation, self.store.state_bytes(self.engine.run_id, self.engine.started_at,
+                                                        self.engine.snapshot())
+
+    def _save_soon(self) -> None:
+        """The state saved on the saver's thread `outcome_save_s` from now, once for all answers till then."""
+        if self._save_due is not None:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        if self.outcome_save_s <= 0:
+            self._save_due = loop.call_soon(self._save_elsewhere)
+            return
+
+        async def later() -> None:
+            await self.clock.sleep(self.outcome_save_s)
+            self._save_due = None
+            self._save_elsewhere()
+
+        self._save_due = asyncio.ensure_future(later())
+
+    def _cancel_save_due(self) -> None:
+        due, self._save_due = self._save_due, None
+        if due is not None and due is not asyncio.current_task():
+            due.cancel()
+
+    def _save_elsewhere(self) -> None:
+        """The current state to the saver's thread (not waited for); a failure comes back to `_saved`."""
+        self._cancel_save_due()
+        self._loop = asyncio.get_running_loop()
+        self._dirty_since = None
+        generation, data = self._state()
+        self._saver.later(generation, data)
+
+    def _saved_elsewhere(self, generation: int, error: OSError | None) -> None:
+        """On the saver's thread: the outcome of a background save, taken back to the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._saved, generation, error)
+        except RuntimeError:  # the loop has closed (the hub is gone): nothing left to tell
+            pass
+
+    def _saved(self, generation: int, error: OSError | None) -> None:
+        if generation <= self._saved_generation:
+            return  # a newer state was written meanwhile
+        if error is not None:
+            self._save_failed(error)
+            return
+        self._saved_generation = generation
+        if generation == self._generation and self.persist_error is not None:
+            log.info("controller state saved again")
+            self.persist_error = None  # (`_dirty_since` was cleared when this state was handed over)
 
     def _persist(self) -> None:
+        """Save now (write-ahead: the caller carries out the step's effects once this returns)."""
+        self._cancel_save_due()
+        generation, data = self._state()
         try:
-            self.store.save_state(self.engine.run_id, self.engine.started_at, self.engine.snapshot())
+            self._saver.now(generation, data)
         except OSError as exc:
             # Control goes on without the disk (a full disk must not stop the pH loop); the next step
             # retries, and the status says the saved state is behind.
-            if self.persist_error is None:
-                log.error("saving the controller state failed (%s); control continues, retrying", exc)
-            self.persist_error = f"{type(exc).__name__}: {exc}"
-            self._dirty_since = self.now()
+            self._save_failed(exc)
             return
+        self._saved_generation = generation
+        self._save_ok()
+
+    def _save_failed(self, exc: OSError) -> None:
+        if self.persist_error is None:
+            log.error("saving the controller state failed (%s); control continues, retrying", exc)
+        self.persist_error = f"{type(exc).__name__}: {exc}"
+        self._dirty_since = self.now()
+
+    def _save_ok(self) -> None:
         if self.persist_error is not None:
             log.info("controller state saved again")
         self.persist_error = None
