@@ -29,10 +29,10 @@ async def script(ctx: Ctx, who: Viewer) -> dict[str, Any]:
             "experiment": current.experiment, "units": sorted(current.units)}
 
 
-@router.post("/validate", responses=errors(401, 403, 422))
+@router.post("/validate", responses=errors(401, 403, 422, 429))
 async def validate(ctx: Ctx, who: Viewer, body: ScriptText) -> dict[str, Any]:
     """Every problem of a script text with its line and column; nothing is applied."""
-    problems = ctx.actions.validate(body.text, body.source)
+    problems = await ctx.actions.validate(body.text, body.source)
     return {"ok": not problems, "problems": problems}
 
 

@@ -257,3 +257,39 @@ async def test_odd_query_text_reaches_the_recorder_safely(client: httpx.AsyncCli
     auth = await bearer(client)
     response = await client.get(query, headers=auth)
     assert response.status_code == 200, (query, response.text[:300])
+
+
+async def test_script_checks_run_beside_the_loop_one_at_a_time(web_hub: Hub, client: httpx.AsyncClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A viewer may check scripts; each parse of a big one takes a good part of a second, so it must not
+    run on the loop the link and the controller share, nor many at once."""
+    import threading
+
+    from hub.web import actions
+
+    auth = await bearer(client, VIEWER)
+    loop_thread = threading.get_ident()
+    threads: set[int] = set()
+    running = {"now": 0, "most": 0}
+    lock = threading.Lock()
+    real = actions._problems
+
+    def watched(text: str, source: str, capabilities: dict[str, Any]) -> list[dict[str, Any]]:
+        with lock:
+            threads.add(threading.get_ident())
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        try:
+            return real(text, source, capabilities)
+        finally:
+            with lock:
+                running["now"] -= 1
+
+    monkeypatch.setattr(actions, "_problems", watched)
+    text = "".join(f"k{i}: {i}\n" for i in range(20_000))[:200_000]
+    tries = [client.post("/api/experiment/validate", json={"text": text}, headers=auth) for _ in range(12)]
+    answers = await asyncio.gather(*tries)
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {200, 429} and 429 in codes and 200 in codes, codes
+    assert all(a.json()["ok"] is False for a in answers if a.status_code == 200)
+    assert threads and loop_thread not in threads and running["most"] == 1, (threads, running)
