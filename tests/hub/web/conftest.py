@@ -15,12 +15,15 @@ from hub.web.passwords import hash_password
 from provisioning.broker import MosquittoProcess
 
 OPERATOR, VIEWER, PASSWORD = "ada", "tom", "pw-1"
+TOPIC_ROOT = "webtest"
 
 
 def hub_yaml(tmp: Path, port: int, extra: str = "") -> Path:
     digest = hash_password(PASSWORD)
     path = tmp / "hub.yaml"
+    # A topic root of its own: the session's broker holds other tests' retained units (the browser lab's).
     path.write_text(f"hub: hub-web\nbroker: {{host: 127.0.0.1, port: {port}, keepalive_s: 2}}\n"
+                    f"topic_root: {TOPIC_ROOT}\n"
                     f"data_dir: {tmp / 'data'}\nweb: {{port: 0}}\nusers:\n"
                     f"  {OPERATOR}: {{role: operator, password_hash: '{digest}'}}\n"
                     f"  {VIEWER}: {{role: viewer, password_hash: '{digest}'}}\n{extra}")
