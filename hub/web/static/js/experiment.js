@@ -117,6 +117,7 @@ async function validate() {
     $("validation").className = `pill ${result.ok ? "ok" : "bad"}`;
   } catch (e) {
     if (mine === seq) { $("validation").textContent = e.message; $("validation").className = "pill bad"; }
+    if (mine === seq && e.status === 429) { clearTimeout(timer); timer = setTimeout(validate, 1000); } // busy: again
   }
 }
 
