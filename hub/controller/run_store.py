@@ -178,10 +178,14 @@ class StateSaver:
                 self._pending = None
 
     def later(self, generation: int, data: bytes) -> None:
-        """Hand a state to the writer's thread; a state not yet taken is replaced (the latest wins)."""
+        """Hand a state to the writer's thread; a state not yet taken is replaced (the latest wins).
+        After `close` (the run has ended, an input came late) it is written at once instead."""
         with self._cond:
-            if self._closed:
-                raise RuntimeError("the state saver is closed")
+            closed = self._closed
+        if closed:
+            self.now(generation, data)
+            return
+        with self._cond:
             if self._pending is None or self._pending[0] < generation:
                 self._pending = (generation, data)
             if self._thread is None:
