@@ -112,5 +112,5 @@ def run_user_add(args: argparse.Namespace) -> int:
     finally:
         candidate.unlink(missing_ok=True)
     write_atomic(args.config, out.getvalue().encode())
-    print(f"{args.config}: user {args.name} ({args.role}) written; restart the hub to use it")
+    print(f"{args.config}: user {args.name} ({args.role}) written; a running hub reads it at once")
     return EXIT_OK
