@@ -114,14 +114,20 @@ def run_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0) -> None:
-    """A unit checks its serial ports at start; start each once the simulators made its ports."""
+def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0,
+                                supervisord: subprocess.Popen[bytes] | None = None) -> bool:
+    """A unit checks its serial ports at start; start each once the simulators made its ports.
+
+    False when `supervisord` ended meanwhile (a config it refused: nothing to wait for).
+    """
     from labedge.lab_files import UNIT_PORTS
 
     supervisorctl = shutil.which("supervisorctl") or str(Path(sys.executable).with_name("supervisorctl"))
     waiting = dict(UNIT_PORTS)
     deadline = time.monotonic() + timeout
     while waiting:
+        if supervisord is not None and supervisord.poll() is not None:
+            return False
         ready = [name for name, links in waiting.items()
                  if all((lab_dir / link).exists() for link in links) or time.monotonic() > deadline]
         for name in ready:
@@ -129,6 +135,7 @@ def start_unit_when_ports_exist(lab_dir: Path, conf: Path, timeout: float = 20.0
                            stdout=subprocess.DEVNULL)
             del waiting[name]
         time.sleep(0.1)
+    return True
 
 
 async def _wait_hub_and_unit(port: int, unit: str, timeout: float) -> bool:
@@ -251,7 +258,13 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
             return 2
     from edge.button_socket import MAX_PATH
     from labedge.lab_button import button_socket_path
+    from labedge.lab_files import unsafe_lab_path
 
+    if unsafe_lab_path(lab_dir):
+        print(f"labedge lab: the folder {str(lab_dir)!r} holds a quote, a backslash, a control character "
+              "or a space before # or ;, which supervisor's config cannot carry; use another --dir",
+              file=sys.stderr)
+        return 2
     if len(os.fsencode(button_socket_path(lab_dir, "bench-1"))) > MAX_PATH:
         print(f"labedge lab: the folder {lab_dir} is too deep for the units' button sockets (unix socket "
               f"paths are at most {MAX_PATH} bytes); use a shorter --dir", file=sys.stderr)
@@ -271,7 +284,10 @@ def _run_locked_lab(args: argparse.Namespace, lab_dir: Path) -> int:
     proc = subprocess.Popen([supervisord, "-n", "-c", str(conf)])
     watcher: subprocess.Popen[bytes] | None = None
     try:
-        start_unit_when_ports_exist(lab_dir, conf)
+        if not start_unit_when_ports_exist(lab_dir, conf, supervisord=proc):
+            print(f"labedge lab: supervisord stopped at once (exit status {proc.returncode}); see its "
+                  f"message above and {lab_dir}/logs/supervisord.log", file=sys.stderr)
+            return 1
         open_lab_session(lab_dir, labedge, args.port)
         print(lab_banner(args, lab_dir), flush=True)
         if args.no_watch:

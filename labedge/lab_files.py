@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +42,7 @@ startretries=20
 stopsignal=TERM
 stopwaitsecs=10
 redirect_stderr=true
-stdout_logfile={dir}/logs/{name}.log
+stdout_logfile={logdir}/logs/{name}.log
 environment={environment}
 """
 
@@ -147,6 +149,30 @@ status_led: {{pin: 13}}
 """
 
 
+def _ini(text: object, expansions: int = 1) -> str:
+    """A value for supervisor's ini, which expands %(name)s: a literal % doubled per expansion
+    (a [program:x]'s stdout_logfile is expanded twice)."""
+    return str(text).replace("%", "%" * 2 ** expansions)
+
+
+def _cmd(*args: object) -> str:
+    """A supervisor command line (split like a shell's): each argument quoted, then made ini-safe."""
+    return shlex.join(str(arg) for arg in args)
+
+
+def _y(path: object) -> str:
+    """A path as a YAML scalar (JSON strings are YAML): spaces, # and : stay part of it."""
+    return json.dumps(str(path))
+
+
+def unsafe_lab_path(path: Path) -> bool:
+    """What supervisor's config cannot carry: quotes and backslashes (environment values), control
+    characters, and a # or ; after a space (an ini comment, which nothing escapes)."""
+    text = str(path)
+    return (any(c in text for c in '"\\') or not text.isprintable()
+            or any(f"{space}{mark}" in text for space in " \t" for mark in "#;"))
+
+
 def write_lab_files(lab_dir: Path, port: int, labedge: str, web_port: int = 8080,
                     bucket_port: int = 9023) -> Path:
     """Write everything under `lab_dir` and return the supervisord config path."""
@@ -160,20 +186,22 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str, web_port: int = 8080
     env = 'PYTHONUNBUFFERED="1",GPIOZERO_PIN_FACTORY="mock",GPIOZERO_MOCK_PIN_CLASS="mockpwmpin"'
 
     def program(name: str, command: str, priority: int, autostart: bool = True, extra_env: str = "") -> str:
-        return PROGRAM.format(name=name, command=command, dir=lab_dir, priority=priority,
-                              environment=env + extra_env, autostart=str(autostart).lower())
+        return PROGRAM.format(name=name, command=_ini(command), dir=_ini(lab_dir), logdir=_ini(lab_dir, 2),
+                              priority=priority,
+                              environment=_ini(env + extra_env), autostart=str(autostart).lower())
 
-    text = SUPERVISOR_HEAD.format(dir=lab_dir)
-    text += program("broker", f"{labedge} broker --port {port} --dir {lab_dir}/broker", 10)
+    text = SUPERVISOR_HEAD.format(dir=_ini(lab_dir))
+    text += program("broker", _cmd(labedge, "broker", "--port", port, "--dir", lab_dir / "broker"), 10)
     # The bucket: gcp-storage-emulator keeps its objects under DIR/bucket/.cloudstorage.
     emulator = Path(sys.executable).with_name("gcp-storage-emulator")
-    text += program("bucket", f"{emulator} start --host 127.0.0.1 --port {bucket_port} --default-bucket "
-                              f"{LAB_BUCKET} --quiet", 12, extra_env=f',STORAGE_BASE="{lab_dir}/bucket"')
+    text += program("bucket", _cmd(emulator, "start", "--host", "127.0.0.1", "--port", bucket_port,
+                                   "--default-bucket", LAB_BUCKET, "--quiet"), 12,
+                    extra_env=f',STORAGE_BASE="{lab_dir}/bucket"')
     (lab_dir / "hub" / "hub.yaml").write_text(
-        HUB.format(port=port, data_dir=lab_dir / "hub" / "data", script=SCRIPT)
+        HUB.format(port=port, data_dir=_y(lab_dir / "hub" / "data"), script=_y(SCRIPT))
         + HUB_WEB.format(web_port=web_port, user=DEMO_USER, password_hash=hash_password(DEMO_PASSWORD),
                          bucket=LAB_BUCKET))
-    text += program("hub", f"{labedge} hub run --config {lab_dir}/hub/hub.yaml", 15,
+    text += program("hub", _cmd(labedge, "hub", "run", "--config", lab_dir / "hub" / "hub.yaml"), 15,
                     extra_env=f',STORAGE_EMULATOR_HOST="http://127.0.0.1:{bucket_port}"')
     text += _bench2(lab_dir, port, labedge, program)
     modules = []
@@ -181,23 +209,25 @@ def write_lab_files(lab_dir: Path, port: int, labedge: str, web_port: int = 8080
         link = lab_dir / "dev" / module
         extra = "temperature_source: temp1\n" if probe in ("ph", "do") else ""
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(
-            DCD.format(module=module, probe=probe, port=link, extra=extra))
+            DCD.format(module=module, probe=probe, port=_y(link), extra=extra))
         modules.append(f"dcd/{module}.yaml")
     for module, dcd in EQUIPMENT.items():
         (lab_dir / "bench-1" / "dcd" / f"{module}.yaml").write_text(dcd)
         modules.append(f"dcd/{module}.yaml")
-    (lab_dir / "bench-1" / "dcd" / "feed_pump.yaml").write_text(BOARD_PUMP.format(port=lab_dir / BOARD_LINK))
+    (lab_dir / "bench-1" / "dcd" / "feed_pump.yaml").write_text(
+        BOARD_PUMP.format(port=_y(lab_dir / BOARD_LINK)))
     modules.append("dcd/feed_pump.yaml")
-    board = f"{sys.executable} -m firmware_bridge.emulated --link {lab_dir / BOARD_LINK}"
+    board = _cmd(sys.executable, "-m", "firmware_bridge.emulated", "--link", lab_dir / BOARD_LINK)
     text += program("board", board, 20)
     (lab_dir / "bench-1" / "unit.yaml").write_text(
-        UNIT.format(port=port, data_dir=lab_dir / "bench-1" / "data", modules=", ".join(modules)))
+        UNIT.format(port=port, data_dir=_y(lab_dir / "bench-1" / "data"), modules=", ".join(modules)))
     # One respirometry vessel behind bench-1's EZO circuits (on the DCDs' ports), following its
     # aeration, base pump and heater: the hub's script acts on something that answers.
-    text += program("sim-vessel", f"{labedge} sim vessel --unit-config {lab_dir}/bench-1/unit.yaml", 20)
+    vessel = _cmd(labedge, "sim", "vessel", "--unit-config", lab_dir / "bench-1" / "unit.yaml")
+    text += program("sim-vessel", vessel, 20)
     # Started by `labedge lab` once the simulators' ports exist, so its first start succeeds.
-    unit = (f"{labedge} edge run --config {lab_dir}/bench-1/unit.yaml --pin-factory mock "
-            f"--button-socket {button_socket_path(lab_dir, 'bench-1')}")
+    unit = _cmd(labedge, "edge", "run", "--config", lab_dir / "bench-1" / "unit.yaml", "--pin-factory",
+                "mock", "--button-socket", button_socket_path(lab_dir, "bench-1"))
     text += program("unit-bench-1", unit, 30, autostart=False)
     conf = lab_dir / "supervisord.conf"
     conf.write_text(text)
@@ -210,17 +240,18 @@ def _bench2(lab_dir: Path, port: int, labedge: str, program: Callable[..., str])
     for module, probe in BENCH2_INSTRUMENTS:
         extra = "temperature_source: temp1\n" if probe == "ph" else ""
         (lab_dir / "bench-2" / "dcd" / f"{module}.yaml").write_text(
-            DCD.format(module=module, probe=probe, port=lab_dir / "dev" / "bench-2" / module, extra=extra))
+            DCD.format(module=module, probe=probe, port=_y(lab_dir / "dev" / "bench-2" / module),
+                       extra=extra))
         modules.append(f"dcd/{module}.yaml")
     (lab_dir / "bench-2" / "dcd" / "feed_pump.yaml").write_text(
-        BOARD_PUMP.format(port=lab_dir / BENCH2_BOARD_LINK))
+        BOARD_PUMP.format(port=_y(lab_dir / BENCH2_BOARD_LINK)))
     modules.append("dcd/feed_pump.yaml")
     (lab_dir / "bench-2" / "unit.yaml").write_text(
-        UNIT2.format(port=port, data_dir=lab_dir / "bench-2" / "data", modules=", ".join(modules)))
-    vessel = f"{labedge} sim vessel --unit-config {lab_dir}/bench-2/unit.yaml --seed 2"
+        UNIT2.format(port=port, data_dir=_y(lab_dir / "bench-2" / "data"), modules=", ".join(modules)))
+    vessel = _cmd(labedge, "sim", "vessel", "--unit-config", lab_dir / "bench-2" / "unit.yaml", "--seed", 2)
     text = program("sim-vessel-2", vessel, 20)
-    board = f"{sys.executable} -m firmware_bridge.emulated --link {lab_dir / BENCH2_BOARD_LINK}"
+    board = _cmd(sys.executable, "-m", "firmware_bridge.emulated", "--link", lab_dir / BENCH2_BOARD_LINK)
     text += program("board-2", board, 20)
-    unit = (f"{labedge} edge run --config {lab_dir}/bench-2/unit.yaml --pin-factory mock "
-            f"--button-socket {button_socket_path(lab_dir, 'bench-2')}")
+    unit = _cmd(labedge, "edge", "run", "--config", lab_dir / "bench-2" / "unit.yaml", "--pin-factory",
+                "mock", "--button-socket", button_socket_path(lab_dir, "bench-2"))
     return text + program("unit-bench-2", unit, 30, autostart=False)
