@@ -28,7 +28,9 @@ def test_the_api_survives_schemathesis(mosquitto: MosquittoProcess, tmp_path: Pa
                    "--exclude-path", "/api/logout", "--exclude-path", "/api/login",
                    "--request-timeout", "20", "--suppress-health-check", "all", "--no-color"]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
-        run = subprocess.run(command, capture_output=True, text=True, timeout=BUDGET_S * 3 + 60, env=env)
+        # cwd: schemathesis keeps a cache folder where it runs; not in the working tree.
+        run = subprocess.run(command, capture_output=True, text=True, timeout=BUDGET_S * 3 + 60, env=env,
+                             cwd=tmp_path)
         (report / "output.txt").write_text(run.stdout + run.stderr)
         hub_log = lab.log.read_text()
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
