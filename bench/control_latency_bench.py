@@ -4,7 +4,11 @@ Run: `.venv/bin/python -m bench.control_latency_bench [--units 10] [--modules 5]
 Everything in one run, against one private Mosquitto on loopback:
 
 1. the broker's own round trip (publish, receive the echo), idle;
-2. light fake units in a process of their own (one MQTT session per unit): each
+2. light fake units in processes of their own (`--unit-processes`, 2 by default:
+   units 0-4 in one, 5-9 in the other; one MQTT session per unit). A real unit is
+   a machine of its own; ten fakes on one loop took ~3.5 ms of the p50 before the
+   hub saw a reading (each publish queued behind the other units' on the same
+   loop), so they are spread over two. Each
    publishes contract-shaped `lab/U/M/data` with `seq` for every module at
    `--rate` Hz, retained `$birth`, module states and `$state`, and answers
    `lease.acquire`/`renew`/`release` and its output's commands with `done`.
@@ -16,8 +20,8 @@ Everything in one run, against one private Mosquitto on loopback:
 
 The unit stamps (CLOCK_MONOTONIC) the reading that crosses a threshold just
 before it publishes it, and the matching command when its message arrives;
-both stamps are taken in the units' process. While the hub runs, the units'
-process also times the broker's round trip on a session of its own (the same
+both stamps are taken in that unit's process. While the hub runs, the first
+units' process also times the broker's round trip on a session of its own (the same
 loop, the same load), so the ratio compares like with like.
 """
 
@@ -266,7 +270,7 @@ async def units_main(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     topics = Topics()
     units = []
-    for i in range(args.units):
+    for i in range(args.first, args.first + args.units):
         name = unit_name(i)
         dcds = sorted((folder / name / "dcd").glob("*.yaml"))
         modules = {p.stem: BirthModule.from_dcd(load_dcd(p)) for p in dcds}
@@ -277,9 +281,9 @@ async def units_main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    pings = asyncio.create_task(ping_loop(args.port, stop, 20.0))
+    pings = asyncio.create_task(ping_loop(args.port, stop, 20.0)) if args.first == 0 else None
     await asyncio.gather(*(u.run(stop, args.warmup) for u in units))
-    rtt = await pings
+    rtt = await pings if pings is not None else []
     out = {
         "rtt": rtt,
         "units": {u.name: {"crossings": [[c.cmd, c.published, c.arrived] for c in u.crossings],
@@ -337,12 +341,34 @@ def end(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
             proc.wait()
 
 
-def cpu_seconds(hub: subprocess.Popen[bytes], fake: subprocess.Popen[bytes]) -> dict[str, float]:
-    out = {}
-    for name, proc in (("hub", hub), ("units", fake)):
+def cpu_seconds(hub: subprocess.Popen[bytes], fakes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    out = {"hub": 0.0, "units": 0.0}
+    for name, proc in [("hub", hub), *(("units", fake) for fake in fakes)]:
         times = psutil.Process(proc.pid).cpu_times()
-        out[name] = times.user + times.system
+        out[name] += times.user + times.system
     return out
+
+
+def split(units: int, processes: int) -> list[tuple[int, int]]:
+    """(first unit, count) of each fake units' process: as even as can be, none empty."""
+    processes = max(1, min(processes, units))
+    base, rest = divmod(units, processes)
+    out, first = [], 0
+    for n in range(processes):
+        count = base + (1 if n < rest else 0)
+        out.append((first, count))
+        first += count
+    return out
+
+
+def merged(outs: list[Path]) -> dict[str, Any]:
+    """The results of every units' process as one (the broker round trip is the first's)."""
+    results: dict[str, Any] = {"rtt": [], "units": {}}
+    for path in outs:
+        part = json.loads(path.read_text())
+        results["rtt"] += part["rtt"]
+        results["units"].update(part["units"])
+    return results
 
 
 def cpu_share(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
@@ -378,9 +404,9 @@ def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namesp
     loaded_rtt = results["rtt"]
     p99 = percentile(latencies, 0.99)
     table(f"Control latency over loopback Mosquitto: {args.units} units x {args.modules} modules at "
-          f"{args.rate:g} Hz, hub and units in processes of their own", [
+          f"{args.rate:g} Hz, the hub in a process of its own, the units in {args.unit_processes}", [
               ("broker round trip, idle (publish -> own echo)", summary_ms(idle_rtt)),
-              ("broker round trip, during the run (units' process)", summary_ms(loaded_rtt)),
+              ("broker round trip, during the run (first units' process)", summary_ms(loaded_rtt)),
               ("reading published -> command arrived at the unit", summary_ms(latencies)),
               ("p99 / broker p99, idle / during the run",
                f"{p99 / percentile(idle_rtt, 0.99):6.2f}x / {p99 / percentile(loaded_rtt, 0.99):6.2f}x  "
@@ -389,7 +415,7 @@ def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namesp
               ("commands matching no crossing", f"{extra}"),
               ("readings published", f"{readings:,} ({rate:,.0f}/s)"),
               ("units whose lease the hub never took", ", ".join(unleased) or "none"),
-              ("CPU of one core: hub / fake units", f"{cpu.get('hub', float('nan')):.0f} % / "
+              ("CPU of one core: hub / fake units (all)", f"{cpu.get('hub', float('nan')):.0f} % / "
                                                     f"{cpu.get('units', float('nan')):.0f} %"),
           ])
 
@@ -404,18 +430,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after the lease before measuring")
     parser.add_argument("--half-cycle", type=int, default=5,
                         help="readings of the controlled module at one level before it steps to the other")
+    parser.add_argument("--unit-processes", type=int, default=2,
+                        help="processes the fake units are spread over (each real unit is a machine)")
     parser.add_argument("--keep", help="keep the files (configs, logs, hub data) in this folder")
     parser.add_argument("--profile", action="store_true", help="run the hub under cProfile (KEEP/hub.prof)")
     parser.add_argument("--role", choices=["bench", "units"], default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "units":
         asyncio.run(units_main(args))
         return
     if not 1 <= args.modules <= len(INSTRUMENTS):
         parser.error(f"--modules must be 1..{len(INSTRUMENTS)}")
+    if args.units < 1 or args.unit_processes < 1:
+        parser.error("--units and --unit-processes must be at least 1")
+    args.unit_processes = min(args.unit_processes, args.units)
     with tempfile.TemporaryDirectory() as name, MosquittoProcess() as broker:
         folder = Path(args.keep) if args.keep else Path(name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -425,11 +457,15 @@ def main() -> None:
         script = write_script(folder, units)
         hub_config = write_hub_config(folder, broker.port, script)
         idle_rtt = asyncio.run(broker_round_trips(broker.port, 1000))
-        out = folder / "units.json"
-        fake = spawn(["-m", "bench.control_latency_bench", "--role", "units", "--port", str(broker.port),
-                      "--folder", str(folder), "--out", str(out), "--units", str(args.units),
-                      "--rate", str(args.rate), "--warmup", str(args.warmup),
-                      "--half-cycle", str(args.half_cycle)], folder / "units.log")
+        outs, fakes = [], []
+        for n, (first, count) in enumerate(split(args.units, args.unit_processes)):
+            out = folder / f"units-{n}.json"
+            outs.append(out)
+            fakes.append(spawn(["-m", "bench.control_latency_bench", "--role", "units",
+                                "--port", str(broker.port), "--folder", str(folder), "--out", str(out),
+                                "--first", str(first), "--units", str(count), "--rate", str(args.rate),
+                                "--warmup", str(args.warmup), "--half-cycle", str(args.half_cycle)],
+                               folder / f"units-{n}.log"))
         hub_args = ["-m", "labedge", "hub", "run", "--config", str(hub_config)]
         if args.profile:  # python -m pstats FOLDER/hub.prof
             hub_args = ["-m", "cProfile", "-o", str(folder / "hub.prof"), *hub_args]
@@ -440,21 +476,26 @@ def main() -> None:
             measure_from = time.monotonic() + args.warmup + 5
             while time.monotonic() < deadline:
                 if not cpu and time.monotonic() >= measure_from:
-                    cpu = {"start": time.monotonic(), **cpu_seconds(hub, fake)}
+                    cpu = {"start": time.monotonic(), **cpu_seconds(hub, fakes)}
                 if hub.poll() is not None:
                     raise SystemExit(f"the hub exited with {hub.returncode}: "
                                      f"{(folder / 'hub.log').read_text()[-3000:]}")
-                if fake.poll() is not None:
-                    raise SystemExit(f"the fake units exited: {(folder / 'units.log').read_text()[-3000:]}")
+                for n, fake in enumerate(fakes):
+                    if fake.poll() is not None:
+                        raise SystemExit(f"fake units' process {n} exited: "
+                                         f"{(folder / f'units-{n}.log').read_text()[-3000:]}")
                 time.sleep(0.2)
             if cpu:
-                cpu = cpu_share(cpu, cpu_seconds(hub, fake))
+                cpu = cpu_share(cpu, cpu_seconds(hub, fakes))
         finally:
-            end(fake)
+            for fake in fakes:
+                end(fake)
             end(hub, 120.0 if args.profile else 20.0)
-        if not out.exists():
-            raise SystemExit(f"the fake units wrote no results: {(folder / 'units.log').read_text()[-3000:]}")
-        report(json.loads(out.read_text()), idle_rtt, args, cpu)
+        for n, out in enumerate(outs):
+            if not out.exists():
+                raise SystemExit(f"fake units' process {n} wrote no results: "
+                                 f"{(folder / f'units-{n}.log').read_text()[-3000:]}")
+        report(merged(outs), idle_rtt, args, cpu)
 
 
 if __name__ == "__main__":
