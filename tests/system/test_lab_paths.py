@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,15 @@ from provisioning.broker import find_mosquitto, free_port, wait_listening
 from tests.provisioning.broker_clients import Client
 
 
-def test_the_lab_runs_in_a_folder_with_spaces_percent_and_hash(tmp_path: Path) -> None:
+def test_the_lab_runs_in_a_folder_with_spaces_percent_and_hash(tmp_path: Path,
+                                                               request: pytest.FixtureRequest) -> None:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed; run `make test`, which installs it")
-    lab_dir = tmp_path / "my 5%(x)s c#1: '"  # short: the units' socket paths must stay under 108 bytes
+    # Under a short folder of its own: the units' socket paths must stay under 108 bytes, and pytest's
+    # tmp_path can be deep (a worker's folder under xdist).
+    short = Path(tempfile.mkdtemp(prefix="lab-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(short, ignore_errors=True))
+    lab_dir = short / "my 5%(x)s c#1: '"
     port = free_port()
     args = [sys.executable, "-m", "labedge", "lab", "--dir", str(lab_dir), "--port", str(port), "--web-port",
             str(free_port()), "--bucket-port", str(free_port()), "--no-watch"]
