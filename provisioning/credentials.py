@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lecis.atomic_file import write_atomic
 from lecis.errors import ConfigError, LabedgeError
 from lecis.yaml_loader import Fields, load_yaml
 
@@ -56,20 +56,7 @@ def mosquitto_verify(password: str, hashed: str) -> bool:
 
 def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, mode 0600 from the first byte; old or new survives a crash."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an older tmp file may have had another mode
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, text.encode(), mode=0o600)
 
 
 @dataclass

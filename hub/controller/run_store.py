@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lecis.atomic_file import fsync_dir, write_atomic
 from lecis.errors import LabedgeError
 
 STATE_FORMAT = 1
@@ -31,25 +32,6 @@ class RunStateCorrupt(LabedgeError):
 
 class RunStateInUse(LabedgeError):
     """The saved state is of another run that has not ended; it is not replaced by a new run."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`: the old content or the new survives a crash, never a mix."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 class RunStore:
@@ -103,7 +85,7 @@ class RunStore:
             return None
         target = self.dir / f"state.{archive_as}.json"
         os.replace(self.state_path, target)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return target
 
     # --- versions --------------------------------------------------------------

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tinydb.storages import Storage
 
+from lecis.atomic_file import write_atomic
 from lecis.errors import LabedgeError
 
 TMP_SUFFIX = ".tmp"
@@ -37,14 +37,6 @@ class SessionLogCorrupt(LabedgeError):
             f"{path}: the session log cannot be read ({why}). The hub does not start, so that nothing "
             f"in it is lost. Restore the file from a backup, or move it aside (mv {path} {path}.damaged) "
             f"{lost}")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_document(value: Any) -> str | None:
@@ -126,17 +118,7 @@ class SafeJSONStorage(Storage):
 
     def _flush(self) -> None:
         # ASCII with escapes: a lone surrogate in a string can still be written and read back.
-        payload = json.dumps(self._cache, separators=(",", ":")).encode("ascii")
-        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self._tmp, self.path)
-        _fsync_dir(self.path.parent)
+        write_atomic(self.path, json.dumps(self._cache, separators=(",", ":")).encode("ascii"), mode=0o640)
         self._dirty = False
         self.writes += 1
 

@@ -93,8 +93,8 @@ def run_user_add(args: argparse.Namespace) -> int:
         print(f"labedge hub user add: a password needs at least {MIN_PASSWORD} characters; nothing was "
               "written", file=sys.stderr)
         return EXIT_REFUSED
-    from hub.controller.run_store import write_atomic
     from hub.web.passwords import hash_password
+    from lecis.atomic_file import write_atomic
 
     users[args.name] = {"role": args.role, "password_hash": hash_password(password)}
     out = io.StringIO()

@@ -21,7 +21,6 @@ from hub.sessions.storage import SafeJSONStorage, SessionLogCorrupt
 # the temporary file written, `synced` with the temporary file complete and fsynced but not yet renamed.
 WRITER = r"""
 import os, sys, time
-import hub.sessions.storage as storage_module
 from hub.sessions.storage import SafeJSONStorage
 
 path, start, stop_at = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -45,8 +44,8 @@ def fsync(fd):
     if stop_at == "synced" and writes > 2 and not os.path.isdir(f"/proc/self/fd/{fd}"):
         pause("synced")
 
-storage_module.os.write = write
-storage_module.os.fsync = fsync
+os.write = write  # the os module every writer shares (lecis.atomic_file's too)
+os.fsync = fsync
 storage = SafeJSONStorage(path)
 pad = "x" * 1_000_000
 n = start
