@@ -40,7 +40,7 @@ typecheck:
 	$(VENV)/bin/mypy
 
 pytest:
-	$(VENV)/bin/pytest -q -n 2
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 bench: deps
 	$(PY) -m bench.outbox_bench
