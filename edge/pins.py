@@ -49,8 +49,10 @@ def make_pin_factory(kind: str | None, workdir: Path | None = None) -> Factory |
 
     lgpio leaves a notification pipe (`.lgd-nfy0`) in its working directory,
     the current one unless LG_WD says otherwise; `workdir` (the unit's data
-    folder) is used when LG_WD is unset. Raises PinFactoryUnavailable when
-    lgpio cannot open the pins here.
+    folder) is used when LG_WD is unset. lgpio also makes that folder the
+    process's working directory (it names its later pipes relative to it), so
+    the unit opens everything by absolute path (configs are resolved on load).
+    Raises PinFactoryUnavailable when lgpio cannot open the pins here.
     """
     if kind is None:
         return None

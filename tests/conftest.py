@@ -20,6 +20,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped test on CI counts as a failure: {report.longrepr}"
 
 
+@pytest.fixture(autouse=True)
+def _working_folder_kept() -> Iterator[None]:
+    """A test that leaves the process in another working folder (or deletes it) fails, naming itself:
+    tests after it in the same worker would read relative paths from the wrong place."""
+    before = os.getcwd()
+    yield
+    try:
+        after = os.getcwd()
+    except FileNotFoundError:
+        after = "(a folder that no longer exists)"
+    if after != before:
+        os.chdir(before)
+        pytest.fail(f"the test changed the working folder from {before} to {after}")
+
+
 @pytest.fixture(scope="session")
 def mosquitto() -> Iterator[MosquittoProcess]:
     if find_mosquitto() is None:

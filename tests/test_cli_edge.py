@@ -192,5 +192,6 @@ def test_pin_factory_choice_and_units_that_need_pins(tmp_path: Path, monkeypatch
     (tmp_path / "i" / "unit.yaml").write_text("unit: i1\ndata_dir: d\nmodules: [dcd/ph1.yaml]\n")
     assert not uses_pins(load_unit_config(tmp_path / "i" / "unit.yaml", check_ports=False))
     monkeypatch.setenv("LG_WD", str(tmp_path))  # lgpio's pipe in tmp_path; the variable restored after
+    monkeypatch.chdir(tmp_path)  # lgpio also moves the process into LG_WD: the folder restored after
     with pytest.raises(PinFactoryUnavailable, match="run with --pin-factory mock"):
         make_pin_factory("lgpio", tmp_path / "elsewhere")

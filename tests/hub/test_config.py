@@ -68,5 +68,5 @@ def test_files_need_not_exist_when_checked_elsewhere(tmp_path: Path) -> None:
 
 
 def test_the_example_is_valid() -> None:
-    config = load_hub_config(Path("examples/hub.yaml"), check_files=False)
+    config = load_hub_config(Path(__file__).resolve().parents[2] / "examples" / "hub.yaml", check_files=False)
     assert config.hub == "hub-1"
