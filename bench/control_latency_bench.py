@@ -12,6 +12,9 @@ Everything in one run, against one private Mosquitto on loopback:
    publishes contract-shaped `lab/U/M/data` with `seq` for every module at
    `--rate` Hz, retained `$birth`, module states and `$state`, and answers
    `lease.acquire`/`renew`/`release` and its output's commands with `done`.
+   Each unit ticks at its own phase of the period (`--phases`): real units start
+   sampling when each boots, so by default the phases are random (seeded);
+   `aligned` makes all fifty readings of a tick arrive at once, the worst case.
    Module `ph1` of each unit steps between 6.5 and 7.5 every `--half-cycle`
    readings;
 3. the real hub (`labedge hub run`, in a process of its own) running a
@@ -30,7 +33,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -86,6 +91,19 @@ def unit_name(i: int) -> str:
     return f"lat-{i:02d}"
 
 
+def unit_phase(phases: str, index: int, units: int, seed: int) -> float:
+    """Where unit `index`'s ticks fall in the period: the same in every units' process.
+
+    `random`: independent units (each real unit starts sampling when it boots), seeded;
+    `aligned`: every unit ticks at the same instant, the worst case for the hub;
+    `spread`: evenly spaced."""
+    if phases == "aligned":
+        return 0.0
+    if phases == "spread":
+        return index / max(units, 1)
+    return random.Random(f"{seed}:{index}").random()
+
+
 def write_unit_files(folder: Path, unit: str, modules: int, port: int) -> Path:
     """A unit config with `modules` instrument DCDs and the output: what the script names for `unit`."""
     dcd = folder / unit / "dcd"
@@ -122,6 +140,7 @@ class FakeUnit:
     port: int
     rate: float
     half_cycle: int
+    phase: float = 0.0  # where in the period this unit's ticks fall (0..1), on a grid all processes share
     session: MqttSession | None = None
     seq: dict[str, int] = field(default_factory=dict)
     crossings: list[Crossing] = field(default_factory=list)
@@ -218,7 +237,9 @@ class FakeUnit:
             await session.subscribe(self.topics.module_cmd_filter(self.name))
             await self.announce()
             period = 1.0 / self.rate
-            start = self.started = time.monotonic()
+            # CLOCK_MONOTONIC is one clock for every process: ticks on a shared grid, offset by the phase.
+            grid = time.monotonic() + 0.5
+            start = self.started = (math.floor(grid / period) + 1 + self.phase) * period
             n = 0
             previous = None
             while not stop.is_set():
@@ -276,7 +297,8 @@ async def units_main(args: argparse.Namespace) -> None:
         modules = {p.stem: BirthModule.from_dcd(load_dcd(p)) for p in dcds}
         birth = Birth(name, "bench", str(uuid.uuid4()), iso_ts(SystemClock().now()), modules,
                       {"lease": {"max_ttl_s": 300}})
-        units.append(FakeUnit(name, birth, topics, args.port, args.rate, args.half_cycle))
+        units.append(FakeUnit(name, birth, topics, args.port, args.rate, args.half_cycle,
+                              unit_phase(args.phases, i, args.total_units, args.seed)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -404,7 +426,8 @@ def report(results: dict[str, Any], idle_rtt: list[float], args: argparse.Namesp
     loaded_rtt = results["rtt"]
     p99 = percentile(latencies, 0.99)
     table(f"Control latency over loopback Mosquitto: {args.units} units x {args.modules} modules at "
-          f"{args.rate:g} Hz, the hub in a process of its own, the units in {args.unit_processes}", [
+          f"{args.rate:g} Hz, the hub in a process of its own, the units in {args.unit_processes}, "
+          f"phases {args.phases}" + (f" (seed {args.seed})" if args.phases == "random" else ""), [
               ("broker round trip, idle (publish -> own echo)", summary_ms(idle_rtt)),
               ("broker round trip, during the run (first units' process)", summary_ms(loaded_rtt)),
               ("reading published -> command arrived at the unit", summary_ms(latencies)),
@@ -432,6 +455,10 @@ def main() -> None:
                         help="readings of the controlled module at one level before it steps to the other")
     parser.add_argument("--unit-processes", type=int, default=2,
                         help="processes the fake units are spread over (each real unit is a machine)")
+    parser.add_argument("--phases", choices=["random", "aligned", "spread"], default="random",
+                        help="where each unit's ticks fall in the period: independent (random, seeded), "
+                             "all at the same instant (aligned: the worst case), or evenly spread")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random phases")
     parser.add_argument("--keep", help="keep the files (configs, logs, hub data) in this folder")
     parser.add_argument("--profile", action="store_true", help="run the hub under cProfile (KEEP/hub.prof)")
     parser.add_argument("--role", choices=["bench", "units"], default="bench", help=argparse.SUPPRESS)
@@ -439,6 +466,7 @@ def main() -> None:
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--total-units", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "units":
         asyncio.run(units_main(args))
@@ -464,7 +492,9 @@ def main() -> None:
             fakes.append(spawn(["-m", "bench.control_latency_bench", "--role", "units",
                                 "--port", str(broker.port), "--folder", str(folder), "--out", str(out),
                                 "--first", str(first), "--units", str(count), "--rate", str(args.rate),
-                                "--warmup", str(args.warmup), "--half-cycle", str(args.half_cycle)],
+                                "--warmup", str(args.warmup), "--half-cycle", str(args.half_cycle),
+                                "--phases", args.phases, "--seed", str(args.seed),
+                                "--total-units", str(args.units)],
                                folder / f"units-{n}.log"))
         hub_args = ["-m", "labedge", "hub", "run", "--config", str(hub_config)]
         if args.profile:  # python -m pstats FOLDER/hub.prof

@@ -91,15 +91,12 @@ class TeeSink:
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
         self.inner.script_version(version, text, author, ts, diff)
 
-    def commands_ahead(self, items: Sequence[tuple[Effect, float]],
-                       meanwhile: Callable[[], None] | None = None) -> None:
-        """Commands about to be sent, recorded with one wait when the inner sink can (the recorder's)."""
-        many = getattr(self.inner, "commands_ahead", None)
+    def commands_sending(self, items: Sequence[tuple[Effect, float]]) -> None:
+        """Commands about to be sent, queued together when the inner sink can (the recorder's)."""
+        many = getattr(self.inner, "commands_sending", None)
         if many is not None:
-            many(items, meanwhile)
+            many(items)
             return
-        if meanwhile is not None:
-            meanwhile()
         for effect, ts in items:
             self.effect(effect, ts, None)
 

@@ -163,6 +163,7 @@ class ControllerRunner:
 
     def close(self) -> None:
         """Save what is not saved yet (answers, derived values) and stop the saver's thread."""
+        self._record_sending()  # lines of commands sent in the last turn, if their callback did not run
         if self._save_due is not None or self._dirty_since is not None:
             self._persist()
         self._saver.close()
@@ -223,9 +224,9 @@ class ControllerRunner:
 
     async def _command(self, effect: CommandEffect, ts: float) -> None:
         save, self._save_before_send = self._save_before_send, False
-        # The state and the command's line (with those of the same steps), both before any is sent:
-        # the state is saved while the recorder's writer writes the lines.
-        self._record_ahead(self._persist if save else None)
+        if save:
+            self._persist()  # write-ahead: the state holds this command (and those of the same steps)
+        self._record_soon()
         try:
             outcome = await self.plant.command(effect.unit, effect.module, effect.cmd, effect.args,
                                                command_id=effect.effect_id)
@@ -319,32 +320,35 @@ class ControllerRunner:
         self.persist_error = None
         self._dirty_since = None
 
-    def _record_ahead(self, meanwhile: Callable[[], None] | None = None) -> None:
-        """The lines of every command not yet recorded, written ahead of the first send: one wait for
-        the recorder's writer for all the commands of a burst, not one each ahead of the last one.
-        `meanwhile` (the state's save) runs while the writer writes them, and runs in any case."""
+    def _record_soon(self) -> None:
+        """`_record_sending` once the commands of this loop turn are out: the other command tasks are
+        queued ahead of this callback. Woken earlier, the recorder's writer thread (the burst's
+        readings to write) would hold the GIL between one send and the next."""
+        if not self._records_due:
+            self._records_due = True
+            asyncio.get_running_loop().call_soon(self._record_sending)
+
+    _records_due = False
+
+    def _record_sending(self) -> None:
+        """The lines of every command not yet recorded, handed to the recorder's writer at once (one
+        wake for a burst) and not waited for: the saved state is the write-ahead. A hub killed before
+        the writer has written them finds those commands in flight in its state, re-sends them on
+        resume under the same ids (each unit answers from the reply it kept) and records them then.
+        Waiting for the writer too would put its work (the burst's readings first) ahead of the send."""
+        self._records_due = False
         ahead, self._ahead = self._ahead, []
-        many = getattr(self.sink, "commands_ahead", None)
-        if not ahead or many is None:
-            if meanwhile is not None:
-                meanwhile()
+        if not ahead:
+            return
+        many = getattr(self.sink, "commands_sending", None)
+        if many is None:
             for effect, ts in ahead:
                 self._record(effect, ts, None)
             return
-        ran = False
-
-        def save() -> None:
-            nonlocal ran
-            ran = True
-            assert meanwhile is not None
-            meanwhile()
-
         try:
-            many(ahead, save if meanwhile is not None else None)
+            many(ahead)
         except Exception:  # recording must never stop control
             log.exception("recording the commands about to be sent failed")
-        if meanwhile is not None and not ran:
-            meanwhile()
 
     def _record(self, effect: Effect, ts: float, outcome: Outcome | None) -> None:
         try:
@@ -359,6 +363,21 @@ class ControllerRunner:
             log.exception("recording script version %d failed", version)
 
     def _publish_status(self) -> None:
+        """Tell `on_status` of a changed status, checked once per loop turn: a burst of fifty readings
+        costs one status (all tasks, loops and timers) instead of fifty, and it is built after the
+        commands of that turn are queued, never ahead of them."""
+        if self.on_status is None or self._status_due:
+            return
+        self._status_due = True
+        try:
+            asyncio.get_running_loop().call_soon(self._check_status)
+        except RuntimeError:  # no loop (a step taken outside one): at once
+            self._check_status()
+
+    _status_due = False
+
+    def _check_status(self) -> None:
+        self._status_due = False
         if self.on_status is None:
             return
         status = self.engine.status(self.now())

@@ -56,19 +56,11 @@ class RunSink:
             # disk refuses writes: recording must never hold control up for long.
             self._recorder._wait_written(self._recorder.write_ahead_s)
 
-    def commands_ahead(self, items: Sequence[tuple[Effect, float]],
-                       meanwhile: Callable[[], None] | None = None) -> None:
-        """Commands about to be sent: each line written before this returns, one wait for them all.
-
-        `meanwhile` runs (in any case) while the writer writes them: the controller saves its state."""
-        try:
-            for effect, ts in items:
-                self._recorder._submit(EffectOp(self.run_id, effect, ts, None), urgent=True)
-        finally:
-            if meanwhile is not None:
-                meanwhile()
-        if items and self._recorder.write_ahead_s > 0:
-            self._recorder._wait_written(self._recorder.write_ahead_s)
+    def commands_sending(self, items: Sequence[tuple[Effect, float]]) -> None:
+        """Commands about to be sent, queued to be written at once (one wake of the writer for them
+        all), not waited for: the controller's saved state is their write-ahead (docs/recorder.md)."""
+        for effect, ts in items:
+            self._recorder._submit(EffectOp(self.run_id, effect, ts, None), urgent=True)
 
     def script_version(self, version: int, text: str, author: str, ts: float, diff: str) -> None:
         self._recorder._submit(VersionOp(self.run_id, version, text, author, ts, diff))

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hub.controller.effects import Outcome
+from hub.controller.effects import CommandEffect, Outcome
 from hub.controller.run_store import RunStore, StateSaver
 from hub.controller.runner import ControllerRunner
 from hub.script.model import Value
@@ -134,6 +134,55 @@ async def test_an_answer_not_yet_saved_is_re_sent_with_its_id_after_a_crash(tmp_
     second = asyncio.create_task(again.run())
     await settle()
     assert ids <= set(resent)  # asked again with the same ids (the units answer from their kept replies)
+    await again.stop()
+    await second
+
+
+class SlowWriter(FakeSink):
+    """The recorder's writer, busy: the lines of commands about to be sent are taken, written later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[str] = []
+
+    def commands_sending(self, items: list[tuple[Any, float]]) -> None:
+        self.queued += [effect.effect_id for effect, _ts in items]  # never written: a SIGKILL comes first
+
+
+async def test_commands_whose_lines_a_kill_lost_are_re_sent_and_recorded_on_resume(tmp_path: Path) -> None:
+    """The send does not wait for the recorder's lines: the saved state is the write-ahead."""
+    clock, sink = ManualClock(), SlowWriter()
+    store = CountingStore(tmp_path / "controller")
+    plant = SavedAtSend(store)  # sent, never answered: the kill comes first
+    runner = ControllerRunner.open(BURST, run_id="run-1", plant=plant, clock=clock, sink=sink, store=store)
+    running = asyncio.create_task(runner.run())
+    await clock.advance(10)
+    await settle()
+    assert plant.in_file_at_send == [True] * 10  # each command in the saved state before its send
+    assert len(sink.queued) == 10 and not [e for e in sink.effects if isinstance(e[0], CommandEffect)]
+    snapshot = store.state_path.read_bytes()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    store.state_path.write_bytes(snapshot)
+
+    resent: list[str | None] = []
+
+    class Answering(SavedAtSend):
+        async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
+                          command_id: str | None = None) -> Outcome:
+            resent.append(command_id)
+            return Outcome("done")
+
+    after = FakeSink()
+    again = ControllerRunner.open(BURST, run_id="run-1", plant=Answering(store), clock=clock, sink=after,
+                                  store=RunStore(tmp_path / "controller"))
+    second = asyncio.create_task(again.run())
+    await settle()
+    assert set(sink.queued) <= set(resent)  # the same ids again: each unit answers from its kept reply
+    commands = [(e, outcome) for e, _ts, outcome in after.effects if isinstance(e, CommandEffect)]
+    recorded = {e.effect_id for e, outcome in commands if outcome is None}
+    answered = {e.effect_id for e, outcome in commands if outcome is not None}
+    assert set(sink.queued) <= recorded and set(sink.queued) <= answered  # the record has them, answered
     await again.stop()
     await second
 

@@ -104,14 +104,34 @@ class CountingFlushes(FileOps):
         super().write(fd, data)
 
 
-async def test_the_commands_of_a_burst_are_written_ahead_together_before_any_is_sent(tmp_path: Path) -> None:
-    disk = CountingFlushes()
+class HeldCommandWrites(CountingFlushes):
+    """commands.jsonl's writes wait until the test lets them go (a writer busy with a burst's readings)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.paths.get(fd, "").startswith("commands."):
+            self.release.wait(30)
+        super().write(fd, data)
+
+
+async def test_the_commands_of_a_burst_are_queued_together_and_the_send_does_not_wait(tmp_path: Path) -> None:
+    disk = HeldCommandWrites()
     async with Recorder(tmp_path, SetClock(), files=disk) as rec:
         rec.open_run("run-1", {}, {"bench-1": birth()})
         await rec.flush()
         burst = [(CommandEffect(f"e{i}", "bench-1", "aeration", "on" if i % 2 else "off", {}, "task:t"),
                   T0.timestamp()) for i in range(10)]
-        rec.sink("run-1").commands_ahead(burst)
-        # No flush: every line is on disk when the call returns, written in one go.
+        started = time.monotonic()
+        rec.sink("run-1").commands_sending(burst)
+        # The writer is held: the call came back without it (the controller's saved state is the
+        # write-ahead), where waiting would have cost up to write_ahead_s.
+        assert time.monotonic() - started < rec.write_ahead_s / 2
+        disk.release.set()
+        async with asyncio.timeout(5):  # queued as urgent: written without a flush or a batch to gather
+            while len(command_ids(tmp_path / "runs" / "run-1")) < 10:
+                await asyncio.sleep(0.01)
         assert command_ids(tmp_path / "runs" / "run-1") == [f"e{i}" for i in range(10)]
         assert disk.command_writes == 1
