@@ -47,6 +47,7 @@ bench: deps
 	$(PY) -m bench.unit_bench
 	$(PY) -m bench.command_bench --fsync-delay-ms 50
 	$(PY) -m bench.control_latency_bench
+	$(PY) -m bench.control_latency_bench --phases aligned --seconds 30
 	$(PY) -m bench.recorder_bench
 	$(PY) -m bench.engine_bench
 	$(PY) -m bench.bridge_bench
