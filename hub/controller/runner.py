@@ -236,6 +236,7 @@ class ControllerRunner:
             log.warning("command %s to %s/%s failed in the plant: %s", effect.cmd, effect.unit, effect.module,
                         exc)
             outcome = Outcome("failed", {"kind": "execution", "message": f"{type(exc).__name__}: {exc}"})
+        self._record_sending()  # an answer that came at once (refused before the send) after its line
         self._record(effect, self.now(), outcome)
         await self._handle(self.engine.on_outcome(effect.effect_id, outcome, self.now()), answer=True)
 

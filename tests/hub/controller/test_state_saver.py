@@ -187,6 +187,40 @@ async def test_commands_whose_lines_a_kill_lost_are_re_sent_and_recorded_on_resu
     await second
 
 
+class OneLog(FakeSink):
+    """The recorder as one ordered log: lines of commands about to be sent and answers, as written."""
+
+    def commands_sending(self, items: list[tuple[Any, float]]) -> None:
+        for effect, ts in items:
+            self.effects.append((effect, ts, None))
+
+
+class RefusesAtOnce:
+    """A plant that answers without a round trip (a unit it has not seen: refused before any send)."""
+
+    async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
+                      command_id: str | None = None) -> Outcome:
+        return Outcome("rejected", {"kind": "state", "message": f"unit {unit} has not been seen yet"})
+
+
+async def test_a_command_answered_at_once_is_recorded_sent_before_its_answer(tmp_path: Path) -> None:
+    clock, sink = ManualClock(), OneLog()
+    runner = ControllerRunner.open(BURST, run_id="run-1", plant=RefusesAtOnce(), clock=clock, sink=sink,
+                                   store=RunStore(tmp_path / "controller"))
+    running = asyncio.create_task(runner.run())
+    await clock.advance(10)
+    await settle()
+    lines = [(e.effect_id, outcome) for e, _ts, outcome in sink.effects if isinstance(e, CommandEffect)]
+    answered = [cid for cid, outcome in lines if outcome is not None]
+    assert answered, "no command was answered"
+    for cid in answered:
+        sent_at = [i for i, (c, outcome) in enumerate(lines) if c == cid and outcome is None]
+        answered_at = [i for i, (c, outcome) in enumerate(lines) if c == cid and outcome is not None]
+        assert sent_at and sent_at[0] < answered_at[0], (cid, lines)
+    await runner.stop()
+    await running
+
+
 def test_an_older_state_never_replaces_a_newer_one_and_writes_never_overlap(tmp_path: Path) -> None:
     store = CountingStore(tmp_path / "controller")
     saver = StateSaver(store)
