@@ -64,6 +64,26 @@ class SavedAtSend:
         return Outcome("done")
 
 
+class AnswersAtOnce:
+    """The plant after a restart: notes every command id it is asked and answers `done`."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
+                      command_id: str | None = None) -> Outcome:
+        self.asked.append(command_id)
+        return Outcome("done")
+
+
+async def killed(running: asyncio.Task[None], store: RunStore) -> None:
+    """The runner gone as a SIGKILL leaves it: the state file as it was, nothing saved on the way out."""
+    snapshot = store.state_path.read_bytes()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    store.state_path.write_bytes(snapshot)
+
+
 def in_flight(store: RunStore) -> set[str]:
     snapshot: dict[str, Any] = json.loads(store.state_path.read_text())["snapshot"]
     return {str(r["command"]["effect_id"]) for r in snapshot["runs"] if r.get("command")}
@@ -116,24 +136,13 @@ async def test_an_answer_not_yet_saved_is_re_sent_with_its_id_after_a_crash(tmp_
     ids = in_flight(store)
     assert len(ids) == 10 and runner.engine.runs  # answered in memory, the file still has them in flight
     assert all(r.command is None for r in runner.engine.runs.values())
-    snapshot = store.state_path.read_bytes()  # the file as a SIGKILL would leave it
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
-    store.state_path.write_bytes(snapshot)
-
-    resent: list[str | None] = []
-
-    class Recording(SavedAtSend):
-        async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
-                          command_id: str | None = None) -> Outcome:
-            resent.append(command_id)
-            return Outcome("done")
-
-    again = ControllerRunner.open(BURST, run_id="run-1", plant=Recording(store), clock=clock, sink=FakeSink(),
+    await killed(running, store)
+    plant_after = AnswersAtOnce()
+    again = ControllerRunner.open(BURST, run_id="run-1", plant=plant_after, clock=clock, sink=FakeSink(),
                                   store=RunStore(tmp_path / "controller"))
     second = asyncio.create_task(again.run())
     await settle()
-    assert ids <= set(resent)  # asked again with the same ids (the units answer from their kept replies)
+    assert ids <= set(plant_after.asked)  # asked again with the same ids (answered from the kept replies)
     await again.stop()
     await second
 
@@ -160,25 +169,13 @@ async def test_commands_whose_lines_a_kill_lost_are_re_sent_and_recorded_on_resu
     await settle()
     assert plant.in_file_at_send == [True] * 10  # each command in the saved state before its send
     assert len(sink.queued) == 10 and not [e for e in sink.effects if isinstance(e[0], CommandEffect)]
-    snapshot = store.state_path.read_bytes()
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
-    store.state_path.write_bytes(snapshot)
-
-    resent: list[str | None] = []
-
-    class Answering(SavedAtSend):
-        async def command(self, unit: str, module: str | None, cmd: str, args: Mapping[str, Value],
-                          command_id: str | None = None) -> Outcome:
-            resent.append(command_id)
-            return Outcome("done")
-
-    after = FakeSink()
-    again = ControllerRunner.open(BURST, run_id="run-1", plant=Answering(store), clock=clock, sink=after,
+    await killed(running, store)
+    after, plant_after = FakeSink(), AnswersAtOnce()
+    again = ControllerRunner.open(BURST, run_id="run-1", plant=plant_after, clock=clock, sink=after,
                                   store=RunStore(tmp_path / "controller"))
     second = asyncio.create_task(again.run())
     await settle()
-    assert set(sink.queued) <= set(resent)  # the same ids again: each unit answers from its kept reply
+    assert set(sink.queued) <= set(plant_after.asked)  # the same ids again, answered from the kept replies
     commands = [(e, outcome) for e, _ts, outcome in after.effects if isinstance(e, CommandEffect)]
     recorded = {e.effect_id for e, outcome in commands if outcome is None}
     answered = {e.effect_id for e, outcome in commands if outcome is not None}
