@@ -132,6 +132,7 @@ def test_the_lab_wide_estop_stops_every_module(page: Any, lab: WebLab) -> None:
         f"(() => {{ const s = [...document.querySelectorAll(\"{card} .lecis\")].map(n => n.dataset.lecis);"
         " return s.length >= 6 && s.every(v => v === 'ESTOPPED'); })()", timeout=PATIENT)
     # The states arrive over the WebSocket, the confirmation with the POST's answer: either may be first.
-    page.wait_for_function("document.querySelector('#notice').textContent.includes('every unit confirmed')",
+    page.wait_for_function("document.querySelector('#notice').textContent.startsWith('ESTOP')",
                            timeout=PATIENT)
+    assert "every unit confirmed" in page.text_content("#notice"), page.text_content("#notice")
     page.screenshot(path=str(ARTIFACTS / "dashboard-estopped.png"), full_page=True)
