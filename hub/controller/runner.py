@@ -15,7 +15,8 @@ command in flight in the file, and the resume re-sends it with its id, which
 the unit answers from its kept reply instead of carrying it out again. A step
 whose only effects are derived signal values (and a PID's integral moving) is
 saved at most `persist_interval_s` later, to keep fsyncs off the path of every
-reading.
+reading. The saved state is the only write-ahead: the commands' lines for the
+recorder are handed over once the turn's commands are out, not waited for.
 """
 
 from __future__ import annotations
