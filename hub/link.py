@@ -27,6 +27,7 @@ import aiomqtt
 
 from hub.config import HubConfig
 from hub.mqtt_transport import PahoTransport
+from hub.next_turn import NextTurn
 from lecis.clock import Clock, SystemClock, iso_ts
 from lecis.errors import WireFormatError
 from lecis.mqtt_options import NO_DELAY_SOCKET_OPTIONS
@@ -83,12 +84,10 @@ class QuickSession(MqttSession):
     def __init__(self, config: SessionConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self._inbox: deque[tuple[str, bytes]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._draining = False
+        self._handover = NextTurn(self._drain)
 
     def _make_client(self) -> aiomqtt.Client:
         config = self.config
-        self._loop = asyncio.get_running_loop()
         transport = PahoTransport(
             config.host, config.port, on_message=self._arrived, client_id=config.client_id,
             clean_session=config.clean_session, username=config.username, password=config.password,
@@ -120,7 +119,7 @@ class QuickSession(MqttSession):
         # As with aiomqtt's queue, what arrived while connecting is handed over once the session
         # is up (after `on_connect`, with `connected` set), not in the middle of setting it up.
         self._serving = True
-        self._schedule()
+        self._handover.soon()
         try:
             await super()._serve(connection, session)
         finally:
@@ -131,15 +130,9 @@ class QuickSession(MqttSession):
     def _arrived(self, topic: str, payload: bytes) -> None:
         self._inbox.append((topic, payload))
         if self._serving:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        if not self._draining and self._loop is not None:
-            self._draining = True
-            self._loop.call_soon(self._drain)
+            self._handover.soon()
 
     def _drain(self) -> None:
-        self._draining = False
         inbox, deliver = self._inbox, self._deliver
         while inbox and self._serving:
             topic, payload = inbox.popleft()

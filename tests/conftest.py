@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioning.broker import MosquittoProcess, find_mosquitto
+from provisioning.broker import MosquittoProcess
+from tests.brokers import own_mosquitto
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -37,16 +38,12 @@ def _working_folder_kept() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def mosquitto() -> Iterator[MosquittoProcess]:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
-    with MosquittoProcess() as broker:
+    with own_mosquitto() as broker:
         yield broker
 
 
 @pytest.fixture
 def outage_broker() -> Iterator[MosquittoProcess]:
     """A broker of the test's own, which the test may stop and start again (sessions persist)."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
-    with MosquittoProcess(persistence=True) as broker:
+    with own_mosquitto(persistence=True) as broker:
         yield broker

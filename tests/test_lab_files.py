@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from hub.config import load_hub_config
 from labedge.lab_files import SCRIPT, write_lab_files
 from lecis.config_loader import load_unit_config
-from provisioning.broker import find_mosquitto, free_port, wait_listening
+from provisioning.broker import free_port, wait_listening
+from tests.brokers import require_mosquitto
 from tests.rig import probe
 from tests.system.processes import LABEDGE, stop
 
@@ -55,8 +54,7 @@ def test_lab_files_make_a_valid_unit_and_supervisor_config(tmp_path: Path) -> No
 
 
 async def test_a_second_lab_on_the_same_folder_changes_nothing_and_names_the_first(tmp_path: Path) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
+    require_mosquitto()
     lab_dir, port = tmp_path / "lab", free_port()
     first = start_lab(lab_dir, port, tmp_path / "first.log")
     try:

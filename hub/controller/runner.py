@@ -29,6 +29,7 @@ from typing import Any
 from hub.controller.effects import CommandEffect, DerivedEffect, Effect, Outcome, Plant, Reading, Sink
 from hub.controller.engine import Engine
 from hub.controller.run_store import RunStateInUse, RunStore, StateSaver
+from hub.next_turn import NextTurn
 from hub.script.model import Script
 from lecis.clock import Clock
 
@@ -60,6 +61,13 @@ class ControllerRunner:
         self._saved_generation = 0  # of the last state known written
         self._loop: asyncio.AbstractEventLoop | None = None
         self._save_due: asyncio.Handle | asyncio.Task[None] | None = None  # an answer's save to come
+        # The commands' lines for the recorder, once the commands of a loop turn are out (the other
+        # command tasks are queued ahead of this callback): woken earlier, the recorder's writer thread
+        # (the burst's readings to write) would hold the GIL between one send and the next.
+        self._lines = NextTurn(self._record_sending)
+        # The status, once per loop turn: a burst of fifty readings costs one status (all tasks, loops
+        # and timers) instead of fifty, and it is published after the turn's commands are out.
+        self._status = NextTurn(self._check_status)
 
     @classmethod
     def open(cls, script: Script, *, run_id: str, plant: Plant, clock: Clock, sink: Sink, store: RunStore,
@@ -227,7 +235,7 @@ class ControllerRunner:
         save, self._save_before_send = self._save_before_send, False
         if save:
             self._persist()  # write-ahead: the state holds this command (and those of the same steps)
-        self._record_soon()
+        self._lines.soon()
         try:
             outcome = await self.plant.command(effect.unit, effect.module, effect.cmd, effect.args,
                                                command_id=effect.effect_id)
@@ -322,23 +330,12 @@ class ControllerRunner:
         self.persist_error = None
         self._dirty_since = None
 
-    def _record_soon(self) -> None:
-        """`_record_sending` once the commands of this loop turn are out: the other command tasks are
-        queued ahead of this callback. Woken earlier, the recorder's writer thread (the burst's
-        readings to write) would hold the GIL between one send and the next."""
-        if not self._records_due:
-            self._records_due = True
-            asyncio.get_running_loop().call_soon(self._record_sending)
-
-    _records_due = False
-
     def _record_sending(self) -> None:
         """The lines of every command not yet recorded, handed to the recorder's writer at once (one
         wake for a burst) and not waited for: the saved state is the write-ahead. A hub killed before
         the writer has written them finds those commands in flight in its state, re-sends them on
         resume under the same ids (each unit answers from the reply it kept) and records them then.
         Waiting for the writer too would put its work (the burst's readings first) ahead of the send."""
-        self._records_due = False
         ahead, self._ahead = self._ahead, []
         if not ahead:
             return
@@ -365,21 +362,11 @@ class ControllerRunner:
             log.exception("recording script version %d failed", version)
 
     def _publish_status(self) -> None:
-        """Tell `on_status` of a changed status, checked once per loop turn: a burst of fifty readings
-        costs one status (all tasks, loops and timers) instead of fifty, and it is built after the
-        commands of that turn are queued, never ahead of them."""
-        if self.on_status is None or self._status_due:
-            return
-        self._status_due = True
-        try:
-            asyncio.get_running_loop().call_soon(self._check_status)
-        except RuntimeError:  # no loop (a step taken outside one): at once
-            self._check_status()
-
-    _status_due = False
+        if self.on_status is not None:
+            self._status.soon()
 
     def _check_status(self) -> None:
-        self._status_due = False
+        """Tell `on_status` of a changed status."""
         if self.on_status is None:
             return
         status = self.engine.status(self.now())

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provisioning.broker import MosquittoProcess, find_mosquitto
+from tests.brokers import own_mosquitto
 from tests.browser.rig import CHROMIUM_ARGS, WebLab, chromium_or_skip, web_lab
 
 
@@ -16,9 +16,7 @@ from tests.browser.rig import CHROMIUM_ARGS, WebLab, chromium_or_skip, web_lab
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebLab]:
     # A broker of its own: the session's broker keeps the retained units of every test before this
     # one in the worker, and the lab-wide ESTOP waits for each unit the hub has seen.
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
-    with MosquittoProcess() as broker, web_lab(tmp_path_factory.mktemp("weblab"), broker.port) as running:
+    with own_mosquitto() as broker, web_lab(tmp_path_factory.mktemp("weblab"), broker.port) as running:
         yield running
 
 

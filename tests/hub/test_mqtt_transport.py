@@ -13,15 +13,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.mqtt_transport import READ_CHUNK, BufferedPaho, PahoTransport
-from provisioning.broker import MosquittoProcess, find_mosquitto, free_port
+from provisioning.broker import MosquittoProcess, free_port
+from tests.brokers import own_mosquitto
 
 
 @pytest.fixture
 def own_broker() -> Iterator[MosquittoProcess]:
     """A broker this test may stop and start again on the same port."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
-    with MosquittoProcess(persistence=True) as broker:
+    with own_mosquitto(persistence=True) as broker:
         yield broker
 
 

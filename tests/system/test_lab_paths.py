@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.broker import find_mosquitto, free_port, wait_listening
+from provisioning.broker import free_port, wait_listening
+from tests.brokers import require_mosquitto
 from tests.provisioning.broker_clients import Client
 
 
 def test_the_lab_runs_in_a_folder_with_spaces_percent_and_hash(tmp_path: Path,
                                                                request: pytest.FixtureRequest) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
+    require_mosquitto()
     # Under a short folder of its own: the units' socket paths must stay under 108 bytes, and pytest's
     # tmp_path can be deep (a worker's folder under xdist).
     short = Path(tempfile.mkdtemp(prefix="lab-", dir="/tmp"))

@@ -18,9 +18,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from provisioning.broker import find_mosquitto, free_port, wait_listening
+from provisioning.broker import free_port, wait_listening
+from tests.brokers import require_mosquitto
 from tests.provisioning.broker_clients import Client
 
 EQUIPMENT = ("base_pump", "aeration", "heater", "feed_pump")
@@ -45,8 +44,7 @@ def _tails(log: Path, logs: Path, lines: int = 15) -> str:
 
 
 def test_the_whole_lab_runs_the_experiment_and_stops_with_every_output_off(tmp_path: Path) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed; run `make test`, which installs it")
+    require_mosquitto()
     port, web, bucket = free_port(), free_port(), free_port()
     lab_dir = tmp_path / "lab"
     log = tmp_path / "lab.log"
