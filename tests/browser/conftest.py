@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.brokers import own_mosquitto
-from tests.browser.rig import CHROMIUM_ARGS, WebLab, chromium_or_skip, web_lab
+from tests.browser.rig import CHROMIUM_ARGS, WebLab, checked_page, chromium_or_skip, web_lab
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +35,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, lab: WebLab) -> Iterator[Any]:
-    # bypass_csp: the page forbids eval, which Playwright needs for wait_for_function
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert not errors, f"the page raised: {errors}"
+    with checked_page(browser) as opened:
+        yield opened
 
 
 def artifacts_dir() -> Path:

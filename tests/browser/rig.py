@@ -124,6 +124,21 @@ def web_lab(tmp: Path, broker_port: int, script: bool = True, unit: str = UNIT) 
             stop(hub)
 
 
+@contextlib.contextmanager
+def checked_page(browser: Any) -> Iterator[Any]:
+    """A page in a context of its own; the test fails if a script on it raised."""
+    # bypass_csp: the page forbids eval, which Playwright needs for wait_for_function
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"the page raised: {errors}"
+
+
 def save_artifact(name: str, source: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, ARTIFACTS / name)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from provisioning.broker import MosquittoProcess, free_port
-from tests.browser.rig import PASSWORD, USER, users_yaml, wait_http
+from tests.browser.rig import PASSWORD, USER, checked_page, users_yaml, wait_http
 from tests.browser.test_dashboard import PATIENT, sign_in
 from tests.hub.web.supervised import ctl, supervisord
 from tests.system.hub_rig import write_hub
@@ -59,15 +59,8 @@ def supervised(mosquitto: MosquittoProcess, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 def sup_page(browser: Any, supervised: Supervised) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert not errors, f"the page raised: {errors}"
+    with checked_page(browser) as opened:
+        yield opened
 
 
 def test_the_processes_panel_shows_supervisord_s_states_and_uptimes(sup_page: Any,

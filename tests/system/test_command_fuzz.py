@@ -855,15 +855,16 @@ def test_an_id_from_an_earlier_batch_gets_its_earlier_answer(unit: FuzzedUnit) -
     # An earlier batch of its own, one case per outcome, so the test stands alone (another worker
     # may run the fuzz); ids the fuzz answered in this process are checked as well.
     tag = uuid.uuid4().hex[:8]
-    own = [Case("$cmd", dumps({"id": f"e-status-{tag}", "cmd": "STATUS"}), f"e-status-{tag}",
-                frozenset({DONE}), note="STATUS"),
-           Case("$cmd", dumps({"id": f"e-unknown-{tag}", "cmd": "NOPE"}), f"e-unknown-{tag}",
-                frozenset({UNKNOWN}), note="unknown command"),
-           Case("pump1", dumps({"id": f"e-denied-{tag}", "cmd": "on"}), f"e-denied-{tag}",
-                frozenset({DENIED}), note="on without the lease"),
-           Case("$cmd", dumps({"id": f"e-ttl-{tag}", "cmd": "lease.acquire",
-                               "args": {"holder": "o", "ttl_s": "long"}}), f"e-ttl-{tag}",
-                frozenset({VALIDATION}), note="ttl_s not a number")]
+
+    def case(name: str, target: str, body: dict[str, Any], outcome: Outcome) -> Case:
+        cid = f"e-{name}-{tag}"
+        return Case(target, dumps({"id": cid, **body}), cid, frozenset({outcome}), note=name)
+
+    own = [case("status", "$cmd", {"cmd": "STATUS"}, DONE),
+           case("unknown-command", "$cmd", {"cmd": "NOPE"}, UNKNOWN),
+           case("on-without-the-lease", "pump1", {"cmd": "on"}, DENIED),
+           case("ttl-not-a-number", "$cmd",
+                {"cmd": "lease.acquire", "args": {"holder": "o", "ttl_s": "long"}}, VALIDATION)]
     send_and_check(unit, own)
     earlier = [(cid, reply) for cid, reply in fuzzer.answered.items() if is_plain_id(cid)]
     assert {c.cid for c in own} <= {cid for cid, _ in earlier}, "the unit did not answer the earlier batch"
